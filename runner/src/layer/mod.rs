@@ -1,0 +1,162 @@
+//! Layers: a [`ChangeSet`] in, a deterministic OCI layer blob out.
+//!
+//! [`write_layer`] makes one streaming pass: tar entries in path order ->
+//! sha256 of the tar (the diff_id) -> gzip/zstd -> sha256 of the blob -> a
+//! temp file in the store, renamed to its digest. File contents given as
+//! readers are copied into the store's content area in the same pass, so a
+//! COPY reads each source file exactly once.
+//!
+//! What makes two builds give the same bytes: entries sorted by path, uid/gid
+//! and modes from the change (never from the host), mtimes clamped to
+//! `SOURCE_DATE_EPOCH` when set, no user/group names, GNU headers with no
+//! access/change times, and fixed compressor settings (gzip level 6 with
+//! zlib-rs and a zero header mtime; zstd level 3, single-threaded).
+//!
+//! Read `writer.rs` for the pass itself and `index.rs` for the saved index.
+
+pub mod index;
+mod writer;
+
+use std::fmt;
+use std::io::{self, Read};
+
+pub use writer::{WrittenLayer, write_layer};
+
+use crate::snapshot::{self, FileRef};
+use crate::store::StoreError;
+
+/// The media type of an uncompressed OCI layer.
+pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// The media type of a gzip OCI layer.
+pub const MEDIA_TYPE_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The media type of a zstd OCI layer.
+pub const MEDIA_TYPE_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// gzip level: zlib's default, what `gzip` and Docker use.
+pub const GZIP_LEVEL: u32 = 6;
+/// zstd level: the zstd CLI's and BuildKit's default.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// How layer blobs are compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (the default; every runtime reads it).
+    #[default]
+    Gzip,
+    /// zstd (smaller and faster; needs a recent runtime).
+    Zstd,
+    /// None: the blob is the tar.
+    Uncompressed,
+}
+
+impl Compression {
+    /// Parses `gzip`, `zstd` or `uncompressed`.
+    pub fn parse(s: &str) -> Option<Compression> {
+        match s {
+            "gzip" => Some(Compression::Gzip),
+            "zstd" => Some(Compression::Zstd),
+            "uncompressed" => Some(Compression::Uncompressed),
+            _ => None,
+        }
+    }
+
+    /// The layer media type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => MEDIA_TYPE_GZIP,
+            Compression::Zstd => MEDIA_TYPE_ZSTD,
+            Compression::Uncompressed => MEDIA_TYPE_TAR,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Uncompressed => "uncompressed",
+        })
+    }
+}
+
+/// Opens a file's contents for one read.
+pub type Opener = Box<dyn FnOnce() -> io::Result<Box<dyn Read + Send>> + Send>;
+
+/// The contents of a file in a change set being written.
+pub enum Content {
+    /// Already in the store.
+    Stored(FileRef),
+    /// Small contents held in memory (here-documents).
+    Bytes(Vec<u8>),
+    /// Contents read once from a source of known size (a context file).
+    Reader {
+        /// The size; the source must yield exactly this many bytes.
+        size: u64,
+        /// Where to read from, and a name for errors.
+        open: Opener,
+        /// Shown in errors: where the bytes come from.
+        origin: String,
+    },
+}
+
+impl Content {
+    /// The size in bytes.
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Stored(f) => f.size,
+            Content::Bytes(b) => b.len() as u64,
+            Content::Reader { size, .. } => *size,
+        }
+    }
+}
+
+impl fmt::Debug for Content {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Content::Stored(r) => write!(f, "Stored({})", r.digest),
+            Content::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Content::Reader { size, origin, .. } => write!(f, "Reader({origin}, {size} bytes)"),
+        }
+    }
+}
+
+/// A change set ready to be written.
+pub type PendingChanges = snapshot::ChangeSet<Content>;
+
+/// Options for writing a layer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerOptions {
+    /// Blob compression.
+    pub compression: Compression,
+    /// Clamp every mtime to at most this (`SOURCE_DATE_EPOCH`).
+    pub clamp_mtime: Option<i64>,
+}
+
+/// Errors while writing a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading a source failed.
+    #[error("reading {origin}: {source}")]
+    Read {
+        /// The source.
+        origin: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the blob failed.
+    #[error("writing a layer: {0}")]
+    Write(#[source] io::Error),
+    /// A hard link to a path that is not in the layer.
+    #[error("hard link {link} points to {target}, which is not part of the same layer")]
+    DanglingHardlink {
+        /// The link.
+        link: snapshot::ImagePath,
+        /// Its target.
+        target: snapshot::ImagePath,
+    },
+}

@@ -1,0 +1,305 @@
+//! The single streaming pass that turns changes into a layer blob.
+
+use std::io::{self, Read, Write};
+
+use flate2::GzBuilder;
+use tar::{EntryType, Header};
+
+use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
+use crate::digest::{Digest, HashingWriter};
+use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node};
+use crate::store::{AtomicWriter, Descriptor, Store};
+
+/// A layer written to the store.
+#[derive(Debug, Clone)]
+pub struct WrittenLayer {
+    /// The blob's descriptor (media type, digest, size).
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar.
+    pub tar_size: u64,
+    /// The changes with every file's contents in the store.
+    pub changes: ChangeSet,
+}
+
+/// The compressor stage of the pipeline.
+enum Encoder<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Plain(W),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(compression: Compression, w: W) -> io::Result<Encoder<W>> {
+        Ok(match compression {
+            Compression::Gzip => Encoder::Gzip(
+                GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(w, flate2::Compression::new(super::GZIP_LEVEL)),
+            ),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, super::ZSTD_LEVEL)?;
+                e.include_checksum(true)?;
+                e.include_contentsize(false)?;
+                Encoder::Zstd(e)
+            }
+            Compression::Uncompressed => Encoder::Plain(w),
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Plain(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Plain(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Plain(w) => w.flush(),
+        }
+    }
+}
+
+type TarSink = HashingWriter<Encoder<AtomicWriter>>;
+
+/// Writes `changes` as one layer into `store`. See the module docs of
+/// [`crate::layer`] for what makes the output deterministic.
+pub fn write_layer(store: &Store, changes: PendingChanges, opts: &LayerOptions) -> Result<WrittenLayer, LayerError> {
+    let changes = order_hardlinks(changes)?;
+    let blob = store.blob_writer()?;
+    let sink: TarSink = HashingWriter::new(Encoder::new(opts.compression, blob).map_err(LayerError::Write)?);
+    let mut tar = tar::Builder::new(sink);
+    let mut index = ChangeSet::new();
+    let clamp = |m: &Meta| -> u64 {
+        let t = opts.clamp_mtime.map_or(m.mtime, |epoch| m.mtime.min(epoch));
+        u64::try_from(t).unwrap_or(0)
+    };
+    let marker_mtime = u64::try_from(opts.clamp_mtime.unwrap_or(0)).unwrap_or(0);
+
+    for (path, change) in changes {
+        match change {
+            Change::Put(Node::Dir(meta)) => {
+                append_dir(&mut tar, &path, &meta, clamp(&meta))?;
+                index.insert(path, Change::Put(Node::Dir(meta)));
+            }
+            Change::Opaque(meta) => {
+                append_dir(&mut tar, &path, &meta, clamp(&meta))?;
+                append_marker(&mut tar, &path.join(".wh..wh..opq"), marker_mtime)?;
+                index.insert(path, Change::Opaque(meta));
+            }
+            Change::Whiteout => {
+                let marker = path.parent().join(&format!(".wh.{}", path.name()));
+                append_marker(&mut tar, &marker, marker_mtime)?;
+                index.insert(path, Change::Whiteout);
+            }
+            Change::Put(Node::Symlink(meta, target)) => {
+                let mut h = header(EntryType::Symlink, &meta, clamp(&meta), 0);
+                tar.append_link(&mut h, path.as_str(), &target)
+                    .map_err(LayerError::Write)?;
+                index.insert(path, Change::Put(Node::Symlink(meta, target)));
+            }
+            Change::Hardlink(target) => {
+                let mut h = header(EntryType::Link, &Meta::root(0, 0), marker_mtime, 0);
+                tar.append_link(&mut h, path.as_str(), target.as_str())
+                    .map_err(LayerError::Write)?;
+                index.insert(path, Change::Hardlink(target));
+            }
+            Change::Put(Node::File(meta, content)) => {
+                let file = append_file(store, &mut tar, &path, &meta, clamp(&meta), content)?;
+                index.insert(path, Change::Put(Node::File(meta, file)));
+            }
+        }
+    }
+
+    let sink = tar.into_inner().map_err(LayerError::Write)?;
+    let (encoder, diff_id, tar_size) = sink.finish();
+    let blob = encoder.finish().map_err(LayerError::Write)?;
+    let (digest, size) = blob.commit()?;
+    Ok(WrittenLayer {
+        descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
+        diff_id,
+        tar_size,
+        changes: index,
+    })
+}
+
+fn header(kind: EntryType, meta: &Meta, mtime: u64, size: u64) -> Header {
+    let mut h = Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode & 0o7777);
+    h.set_uid(u64::from(meta.uid));
+    h.set_gid(u64::from(meta.gid));
+    h.set_mtime(mtime);
+    h.set_size(size);
+    h
+}
+
+fn append_dir(tar: &mut tar::Builder<TarSink>, path: &ImagePath, meta: &Meta, mtime: u64) -> Result<(), LayerError> {
+    if path.is_root() {
+        return Ok(());
+    }
+    let mut h = header(EntryType::Directory, meta, mtime, 0);
+    tar.append_data(&mut h, format!("{}/", path.as_str()), io::empty())
+        .map_err(LayerError::Write)
+}
+
+fn append_marker(tar: &mut tar::Builder<TarSink>, path: &ImagePath, mtime: u64) -> Result<(), LayerError> {
+    let mut h = header(EntryType::Regular, &Meta::root(0, 0), mtime, 0);
+    tar.append_data(&mut h, path.as_str(), io::empty())
+        .map_err(LayerError::Write)
+}
+
+fn append_file(
+    store: &Store,
+    tar: &mut tar::Builder<TarSink>,
+    path: &ImagePath,
+    meta: &Meta,
+    mtime: u64,
+    content: Content,
+) -> Result<FileRef, LayerError> {
+    let size = content.size();
+    let mut h = header(EntryType::Regular, meta, mtime, size);
+    match content {
+        Content::Stored(file) => {
+            let reader = store.open_content(&file)?;
+            let origin = format!("stored contents of {path}");
+            append_exact(tar, &mut h, path, reader, size, &origin)?;
+            Ok(file)
+        }
+        Content::Bytes(bytes) => {
+            let digest = Digest::of(&bytes);
+            if !store.has_content(&digest) {
+                let mut w = store.content_writer()?;
+                w.write_bytes(&bytes)?;
+                w.commit()?;
+            }
+            tar.append_data(&mut h, path.as_str(), bytes.as_slice())
+                .map_err(LayerError::Write)?;
+            Ok(FileRef { digest, size })
+        }
+        Content::Reader { open, origin, .. } => {
+            let source = open().map_err(|source| LayerError::Read {
+                origin: origin.clone(),
+                source,
+            })?;
+            let mut copy = store.content_writer()?;
+            let tee = Tee {
+                source,
+                copy: &mut copy,
+            };
+            append_exact(tar, &mut h, path, tee, size, &origin)?;
+            let (digest, written) = copy.commit()?;
+            debug_assert_eq!(written, size);
+            Ok(FileRef { digest, size })
+        }
+    }
+}
+
+/// Appends exactly `size` bytes from `reader`; a source that ends early
+/// (a file truncated while the build read it) is an error, not a torn tar.
+fn append_exact(
+    tar: &mut tar::Builder<TarSink>,
+    h: &mut Header,
+    path: &ImagePath,
+    reader: impl Read,
+    size: u64,
+    origin: &str,
+) -> Result<(), LayerError> {
+    let mut exact = Exact {
+        inner: reader.take(size),
+        remaining: size,
+    };
+    tar.append_data(h, path.as_str(), &mut exact).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::InvalidData {
+            LayerError::Read {
+                origin: origin.to_string(),
+                source: e,
+            }
+        } else {
+            LayerError::Write(e)
+        }
+    })
+}
+
+struct Exact<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.remaining > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("it ended {} bytes early (did it change during the build?)", self.remaining),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Copies what is read into the store's content area.
+struct Tee<'a, R> {
+    source: R,
+    copy: &'a mut AtomicWriter,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.source.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Makes every hard link point to a path written before it: within a group
+/// of names for one file, the first in tar order holds the contents.
+fn order_hardlinks(mut changes: PendingChanges) -> Result<PendingChanges, LayerError> {
+    let mut groups: std::collections::BTreeMap<ImagePath, Vec<ImagePath>> = Default::default();
+    for (path, change) in &changes {
+        if let Change::Hardlink(target) = change {
+            if !matches!(changes.get(target), Some(Change::Put(Node::File(..)))) {
+                return Err(LayerError::DanglingHardlink {
+                    link: path.clone(),
+                    target: target.clone(),
+                });
+            }
+            groups.entry(target.clone()).or_default().push(path.clone());
+        }
+    }
+    for (file, links) in groups {
+        let primary = links.iter().min().expect("groups are never empty");
+        if *primary > file {
+            continue;
+        }
+        let primary = primary.clone();
+        let contents = changes.remove(&file).expect("checked above");
+        changes.insert(primary.clone(), contents);
+        changes.insert(file, Change::Hardlink(primary.clone()));
+        for link in links.into_iter().filter(|l| *l != primary) {
+            changes.insert(link, Change::Hardlink(primary.clone()));
+        }
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! Layer writer tests: order, headers, whiteouts, hardlinks, determinism.
+
+use std::io::Read;
+
+use super::*;
+use crate::layer::{Compression, Content, LayerOptions, PendingChanges};
+use crate::snapshot::{Change, ImagePath, Meta, Node};
+use crate::store::Store;
+
+fn p(s: &str) -> ImagePath {
+    ImagePath::parse(s).unwrap()
+}
+
+fn meta(mode: u32, mtime: i64) -> Meta {
+    Meta {
+        mode,
+        uid: 1000,
+        gid: 100,
+        mtime,
+    }
+}
+
+fn sample() -> PendingChanges {
+    let mut c = PendingChanges::new();
+    c.insert(p("app"), Change::Put(Node::Dir(meta(0o755, 10))));
+    c.insert(p("app/z.txt"), Change::Put(Node::File(meta(0o644, 5_000_000_000), Content::Bytes(b"zzz".to_vec()))));
+    c.insert(
+        p("app/a.txt"),
+        Change::Put(Node::File(
+            meta(0o600, 20),
+            Content::Reader {
+                size: 5,
+                open: Box::new(|| Ok(Box::new(&b"hello"[..]))),
+                origin: "test".into(),
+            },
+        )),
+    );
+    c.insert(p("app/link"), Change::Put(Node::Symlink(meta(0o777, 0), "a.txt".into())));
+    c.insert(p("old"), Change::Whiteout);
+    c.insert(p("cache"), Change::Opaque(meta(0o700, 0)));
+    c.insert(p(&format!("deep/{}", "n".repeat(120))), Change::Put(Node::File(meta(0o644, 0), Content::Bytes(vec![]))));
+    c
+}
+
+fn untar(store: &Store, layer: &WrittenLayer) -> (Vec<u8>, Vec<(String, char, u32, u64, u64, u64, String)>) {
+    let mut blob = Vec::new();
+    store.open_blob(&layer.descriptor.digest).unwrap().read_to_end(&mut blob).unwrap();
+    let tar_bytes = match layer.descriptor.media_type.as_str() {
+        crate::layer::MEDIA_TYPE_GZIP => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut out).unwrap();
+            out
+        }
+        crate::layer::MEDIA_TYPE_ZSTD => zstd::decode_all(&blob[..]).unwrap(),
+        _ => blob,
+    };
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut body = String::new();
+        e.read_to_string(&mut body).unwrap();
+        let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()).unwrap_or(body);
+        entries.push((
+            e.path().unwrap().to_string_lossy().into_owned(),
+            match h.entry_type() {
+                tar::EntryType::Directory => 'd',
+                tar::EntryType::Symlink => 'l',
+                tar::EntryType::Link => 'h',
+                _ => 'f',
+            },
+            h.mode().unwrap(),
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.mtime().unwrap(),
+            link,
+        ));
+    }
+    (tar_bytes, entries)
+}
+
+#[test]
+fn writes_sorted_entries_with_metadata_from_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let layer = write_layer(&store, sample(), &LayerOptions::default()).unwrap();
+    let (tar_bytes, entries) = untar(&store, &layer);
+    assert_eq!(layer.diff_id, crate::digest::Digest::of(&tar_bytes));
+    assert_eq!(layer.tar_size, tar_bytes.len() as u64);
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    let long = format!("deep/{}", "n".repeat(120));
+    assert_eq!(
+        names,
+        vec!["app/", "app/a.txt", "app/link", "app/z.txt", "cache/", "cache/.wh..wh..opq", &long, ".wh.old"]
+    );
+    assert_eq!(entries[1], ("app/a.txt".into(), 'f', 0o600, 1000, 100, 20, "hello".into()));
+    assert_eq!(entries[2].1, 'l');
+    assert_eq!(entries[2].6, "a.txt");
+    assert_eq!(entries[4].2, 0o700);
+    // Reader contents were copied into the store on the way.
+    let f = match layer.changes.get(&p("app/a.txt")).unwrap() {
+        Change::Put(Node::File(_, f)) => *f,
+        other => panic!("{other:?}"),
+    };
+    let mut s = String::new();
+    store.open_content(&f).unwrap().read_to_string(&mut s).unwrap();
+    assert_eq!(s, "hello");
+}
+
+#[test]
+fn clamps_mtimes_to_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let opts = LayerOptions {
+        clamp_mtime: Some(1_000),
+        ..Default::default()
+    };
+    let (_, entries) = untar(&store, &write_layer(&store, sample(), &opts).unwrap());
+    let z = entries.iter().find(|e| e.0 == "app/z.txt").unwrap();
+    assert_eq!(z.5, 1_000);
+    let a = entries.iter().find(|e| e.0 == "app/a.txt").unwrap();
+    assert_eq!(a.5, 20, "earlier mtimes are kept");
+}
+
+#[test]
+fn output_is_identical_across_stores_and_codecs_are_stable() {
+    for compression in [Compression::Gzip, Compression::Zstd, Compression::Uncompressed] {
+        let opts = LayerOptions {
+            compression,
+            clamp_mtime: None,
+        };
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let l1 = write_layer(&Store::open(d1.path()).unwrap(), sample(), &opts).unwrap();
+        let l2 = write_layer(&Store::open(d2.path()).unwrap(), sample(), &opts).unwrap();
+        assert_eq!(l1.descriptor, l2.descriptor, "{compression}");
+        assert_eq!(l1.diff_id, l2.diff_id);
+        assert_eq!(l1.descriptor.media_type, compression.media_type());
+        if compression == Compression::Uncompressed {
+            assert_eq!(l1.descriptor.digest, l1.diff_id);
+        }
+        let (_, entries) = untar(&Store::open(d1.path()).unwrap(), &l1);
+        assert_eq!(entries.len(), 8);
+    }
+}
+
+#[test]
+fn hardlinks_point_backwards_in_tar_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut c = PendingChanges::new();
+    c.insert(p("z/file"), Change::Put(Node::File(meta(0o644, 0), Content::Bytes(b"x".to_vec()))));
+    c.insert(p("a/link"), Change::Hardlink(p("z/file")));
+    c.insert(p("m/link"), Change::Hardlink(p("z/file")));
+    let layer = write_layer(&store, c, &LayerOptions::default()).unwrap();
+    let (_, entries) = untar(&store, &layer);
+    let files: Vec<(&str, char, &str)> = entries.iter().map(|e| (e.0.as_str(), e.1, e.6.as_str())).collect();
+    assert_eq!(files, vec![("a/link", 'f', "x"), ("m/link", 'h', "a/link"), ("z/file", 'h', "a/link")]);
+}
+
+#[test]
+fn dangling_hardlinks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut c = PendingChanges::new();
+    c.insert(p("a"), Change::Hardlink(p("nowhere")));
+    let err = write_layer(&store, c, &LayerOptions::default()).unwrap_err();
+    assert!(matches!(err, LayerError::DanglingHardlink { .. }), "{err}");
+}
+
+#[test]
+fn a_source_that_shrinks_is_an_error_not_a_torn_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut c = PendingChanges::new();
+    c.insert(
+        p("f"),
+        Change::Put(Node::File(
+            meta(0o644, 0),
+            Content::Reader {
+                size: 10,
+                open: Box::new(|| Ok(Box::new(&b"short"[..]))),
+                origin: "context file f".into(),
+            },
+        )),
+    );
+    let err = write_layer(&store, c, &LayerOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("context file f") && err.contains("5 bytes early"), "{err}");
+    // Nothing partial was published.
+    assert_eq!(std::fs::read_dir(dir.path().join("blobs/sha256")).unwrap().count(), 0);
+}

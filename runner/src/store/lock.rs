@@ -1,0 +1,34 @@
+//! Advisory file locks between kiln processes sharing a store.
+//!
+//! Uses the standard library's `File::lock`/`lock_shared` (flock on Unix,
+//! LockFileEx on Windows), so the same code runs on every host. The lock is
+//! released when the [`StoreLock`] is dropped or the process dies.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use super::{Result, io_err};
+
+/// A held lock on a store lock file.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl StoreLock {
+    pub(super) fn acquire(path: &Path, exclusive: bool) -> Result<StoreLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err("opening lock file", path))?;
+        if exclusive {
+            file.lock().map_err(io_err("locking", path))?;
+        } else {
+            file.lock_shared().map_err(io_err("locking", path))?;
+        }
+        Ok(StoreLock { _file: file })
+    }
+}

@@ -1,0 +1,330 @@
+//! The content-addressed store: the one part of kiln that owns a directory.
+//!
+//! Layout (the root is a valid OCI image layout, so `skopeo inspect
+//! oci:STORE:NAME` works on it directly):
+//!
+//! ```text
+//! STORE/oci-layout                      {"imageLayoutVersion": "1.0.0"}
+//! STORE/index.json                      tagged images (org.opencontainers.image.ref.name)
+//! STORE/blobs/sha256/<hex>              manifests, configs, layers
+//! STORE/kiln/version                    kiln's own format version
+//! STORE/kiln/files/sha256/<hex>         file contents, for snapshots (never extracted to trees)
+//! STORE/kiln/layers/sha256/<hex>.json   per-layer index of changes, by diff_id
+//! STORE/kiln/tmp/                       temp files; everything is written here first
+//! STORE/kiln/lock                       builds hold it shared, prune exclusive
+//! STORE/kiln/index.lock                 serializes index.json updates
+//! ```
+//!
+//! Every write goes to a temp file in `kiln/tmp`, is hashed while written and
+//! renamed into place: a crash leaves at worst an orphan temp file, never a
+//! partial blob under a real name. Every read of a blob or file content is
+//! verified against its digest. Read `blob.rs` for the writers, `index.rs`
+//! for tags.
+
+mod blob;
+mod index;
+mod lock;
+mod prune;
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub use blob::{AtomicWriter, BlobReader};
+pub use index::{Descriptor, INDEX_MEDIA_TYPE, ImageRef, MANIFEST_MEDIA_TYPE, REF_NAME, RefError, TaggedImage, normalize_name};
+pub use lock::StoreLock;
+pub use prune::PruneReport;
+
+use crate::digest::Digest;
+use crate::snapshot::FileRef;
+
+/// Version of kiln's private part of the store (`kiln/`).
+const FORMAT_VERSION: &str = "1";
+
+/// JSON documents (manifests, configs, indexes) larger than this are refused
+/// when read: real ones are kilobytes, and reading is into memory.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Errors from the store, each naming the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O error on a store path.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What kiln was doing.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A blob or file the store should have is missing.
+    #[error("{what} {digest} is missing from the store at {root}")]
+    Missing {
+        /// What kind of object.
+        what: &'static str,
+        /// Its digest.
+        digest: Digest,
+        /// The store root.
+        root: PathBuf,
+    },
+    /// A stored document that does not parse.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A store made by an incompatible kiln.
+    #[error("{path} has store format {found:?}; this kiln reads format {FORMAT_VERSION}")]
+    Version {
+        /// The version file.
+        path: PathBuf,
+        /// What it says.
+        found: String,
+    },
+    /// An image name that is not in the store.
+    #[error(transparent)]
+    Ref(#[from] RefError),
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StoreError + 'p {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An open store. Cheap to share by reference across a build.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating an empty one if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        let store = Store { root };
+        for dir in [
+            store.root.join("blobs/sha256"),
+            store.kiln_dir().join("files/sha256"),
+            store.kiln_dir().join("layers/sha256"),
+            store.tmp_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        let version = store.kiln_dir().join("version");
+        match fs::read_to_string(&version) {
+            Ok(v) if v.trim() == FORMAT_VERSION => {}
+            Ok(v) => {
+                return Err(StoreError::Version {
+                    path: version,
+                    found: v.trim().to_string(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                store.write_file_atomic(&version, format!("{FORMAT_VERSION}\n").as_bytes())?;
+            }
+            Err(e) => return Err(io_err("reading", &version)(e)),
+        }
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            store.write_file_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        if !store.index_path().exists() {
+            let _guard = store.lock_index()?;
+            if !store.index_path().exists() {
+                store.write_index(&index::Index::default())?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn kiln_dir(&self) -> PathBuf {
+        self.root.join("kiln")
+    }
+
+    /// Where temp files go before they are renamed into place.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.kiln_dir().join("tmp")
+    }
+
+    /// Path of a blob (which may not exist).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Path of a file's contents (which may not exist).
+    pub fn content_path(&self, digest: &Digest) -> PathBuf {
+        self.kiln_dir().join("files/sha256").join(digest.hex())
+    }
+
+    fn layer_index_path(&self, diff_id: &Digest) -> PathBuf {
+        self.kiln_dir()
+            .join("layers/sha256")
+            .join(format!("{}.json", diff_id.hex()))
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// Whether the blob exists.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// A writer for a new blob; `commit` names it by its digest.
+    pub fn blob_writer(&self) -> Result<AtomicWriter> {
+        AtomicWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"))
+    }
+
+    /// A writer for new file contents; `commit` names them by their digest.
+    pub fn content_writer(&self) -> Result<AtomicWriter> {
+        AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"))
+    }
+
+    /// Stores `bytes` as a blob and returns its digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if !self.has_blob(&digest) {
+            let mut w = self.blob_writer()?;
+            w.write_bytes(bytes)?;
+            w.commit()?;
+        }
+        Ok(digest)
+    }
+
+    /// Opens a blob for reading; the reader fails at the end if the bytes do
+    /// not match the digest.
+    pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
+        BlobReader::open(self.blob_path(digest), *digest, None, || StoreError::Missing {
+            what: "blob",
+            digest: *digest,
+            root: self.root.clone(),
+        })
+    }
+
+    /// Reads a whole blob (a JSON document) into memory, verified.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let mut out = Vec::new();
+        self.open_blob(digest)?
+            .take(MAX_JSON_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(io_err("reading", &path))?;
+        if out.len() as u64 > MAX_JSON_BYTES {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("larger than {MAX_JSON_BYTES} bytes"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads and parses a JSON blob.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &Digest) -> Result<T> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: self.blob_path(digest),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Opens a file's contents, verified against the digest and size.
+    pub fn open_content(&self, file: &FileRef) -> Result<BlobReader> {
+        BlobReader::open(self.content_path(&file.digest), file.digest, Some(file.size), || {
+            StoreError::Missing {
+                what: "file content",
+                digest: file.digest,
+                root: self.root.clone(),
+            }
+        })
+    }
+
+    /// Whether file contents with this digest are stored.
+    pub fn has_content(&self, digest: &Digest) -> bool {
+        self.content_path(digest).is_file()
+    }
+
+    /// Saves the change index of a layer, by its diff_id.
+    pub fn put_layer_index(&self, diff_id: &Digest, changes: &crate::snapshot::ChangeSet) -> Result<()> {
+        let path = self.layer_index_path(diff_id);
+        if path.exists() {
+            return Ok(());
+        }
+        let json = crate::layer::index::to_json(changes);
+        self.write_file_atomic(&path, &json)
+    }
+
+    /// Loads the change index of a layer, if kiln has one.
+    pub fn layer_index(&self, diff_id: &Digest) -> Result<Option<crate::snapshot::ChangeSet>> {
+        let path = self.layer_index_path(diff_id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("reading", &path)(e)),
+        };
+        crate::layer::index::from_json(&bytes)
+            .map(Some)
+            .map_err(|reason| StoreError::Corrupt { path, reason })
+    }
+
+    /// Writes `bytes` to `path` through a temp file and a rename.
+    pub(crate) fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(self.tmp_dir())
+            .map_err(io_err("creating a temp file in", &self.tmp_dir()))?;
+        io::Write::write_all(&mut tmp, bytes).map_err(io_err("writing", tmp.path()))?;
+        tmp.as_file().sync_data().map_err(io_err("syncing", path))?;
+        tmp.persist(path)
+            .map_err(|e| io_err("renaming into", path)(e.error))?;
+        Ok(())
+    }
+
+    /// Takes the store lock shared: builds hold it so that `prune` (which
+    /// takes it exclusively) never deletes what a running build is writing.
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&self.kiln_dir().join("lock"), false)
+    }
+
+    /// Takes the store lock exclusively (prune).
+    pub fn lock_exclusive(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&self.kiln_dir().join("lock"), true)
+    }
+
+    fn lock_index(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&self.kiln_dir().join("index.lock"), true)
+    }
+
+    /// Size of a blob on disk.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest);
+        Ok(fs::metadata(&path).map_err(io_err("reading", &path))?.len())
+    }
+}
+
+/// Opens `path` for reading, mapping "not found" to `missing()`.
+fn open_or(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<File> {
+    match File::open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing()),
+        Err(e) => Err(io_err("opening", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
