@@ -73,7 +73,9 @@ impl FromStr for Digest {
 
     fn from_str(s: &str) -> Result<Digest, DigestParseError> {
         match s.strip_prefix("sha256:") {
-            Some(hex_digits) => Digest::from_hex(hex_digits).map_err(|_| DigestParseError(s.into())),
+            Some(hex_digits) => {
+                Digest::from_hex(hex_digits).map_err(|_| DigestParseError(s.into()))
+            }
             None => Err(DigestParseError(s.to_string())),
         }
     }
@@ -293,6 +295,9 @@ mod tests {
         w.write_all(b"hel").unwrap();
         w.write_all(b"lo").unwrap();
         let (inner, d, n) = w.finish();
-        assert_eq!((inner.as_slice(), d, n), (&b"hello"[..], Digest::of(b"hello"), 5));
+        assert_eq!(
+            (inner.as_slice(), d, n),
+            (&b"hello"[..], Digest::of(b"hello"), 5)
+        );
     }
 }

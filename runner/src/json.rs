@@ -53,7 +53,10 @@ mod tests {
     fn sorts_keys_at_every_level() {
         let mut m = HashMap::new();
         for k in ["zeta", "alpha", "mid"] {
-            m.insert(k, serde_json::json!({"b": 1, "a": [ {"y": 1, "x": "é\""} ]}));
+            m.insert(
+                k,
+                serde_json::json!({"b": 1, "a": [ {"y": 1, "x": "é\""} ]}),
+            );
         }
         let s = String::from_utf8(canonical(&m)).unwrap();
         assert_eq!(

@@ -13,9 +13,15 @@
 //! - [`export`]: OCI layout/archive, filesystem tar and local directory outputs.
 //! - [`cli`]: the commands and the one printer that owns terminal output.
 
+pub mod build;
+pub mod cli;
+pub mod context;
 pub mod digest;
+pub mod export;
 pub mod frontend;
+pub mod image;
 pub mod json;
 pub mod layer;
+pub mod secrets;
 pub mod snapshot;
 pub mod store;

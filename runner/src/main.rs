@@ -1,1 +1,5 @@
-fn main() {}
+//! The `kiln` binary: a thin shell over [`kiln::cli`].
+
+fn main() -> std::process::ExitCode {
+    kiln::cli::main()
+}

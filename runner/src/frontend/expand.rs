@@ -119,7 +119,9 @@ impl Lexer<'_, '_> {
             match self.next() {
                 Some('\'') => return Ok(out),
                 Some(c) => out.push(c),
-                None => return Err(self.err(start, "unterminated single quote: expected a closing '")),
+                None => {
+                    return Err(self.err(start, "unterminated single quote: expected a closing '"));
+                }
             }
         }
     }
@@ -130,7 +132,9 @@ impl Lexer<'_, '_> {
         let mut out = String::new();
         loop {
             match self.peek() {
-                None => return Err(self.err(start, "unterminated double quote: expected a closing \"")),
+                None => {
+                    return Err(self.err(start, "unterminated double quote: expected a closing \""));
+                }
                 Some('"') => {
                     self.next();
                     return Ok(out);
@@ -185,7 +189,10 @@ impl Lexer<'_, '_> {
         let name_at = self.offset();
         let name = self.name();
         if name.is_empty() {
-            return Err(self.err(name_at, "bad substitution: expected a variable name after '${'"));
+            return Err(self.err(
+                name_at,
+                "bad substitution: expected a variable name after '${'",
+            ));
         }
         let value = self.value(&name);
         let colon = self.peek() == Some(':');
@@ -263,7 +270,10 @@ mod tests {
         assert_eq!(x("${NOPE:-$A/x}").unwrap(), "alpha/x");
         assert_eq!(x("${NOPE:-${A:+nested}}").unwrap(), "nested");
         assert_eq!(x("${A:?must be set}").unwrap(), "alpha");
-        assert_eq!(x("${NOPE:?must be set}").unwrap_err().message, "NOPE: must be set");
+        assert_eq!(
+            x("${NOPE:?must be set}").unwrap_err().message,
+            "NOPE: must be set"
+        );
         assert_eq!(
             x("${NOPE?}").unwrap_err().message,
             "NOPE: is not allowed to be unset"
@@ -279,7 +289,10 @@ mod tests {
         assert_eq!(x("\"a\\nb\"").unwrap(), "a\\nb");
         assert_eq!(x("\"q\\\"q\"").unwrap(), "q\"q");
         assert_eq!(x("a\\ b").unwrap(), "a b");
-        assert_eq!(x("it's").unwrap_err().message, "unterminated single quote: expected a closing '");
+        assert_eq!(
+            x("it's").unwrap_err().message,
+            "unterminated single quote: expected a closing '"
+        );
         assert_eq!(x("trailing\\").unwrap(), "trailing");
     }
 

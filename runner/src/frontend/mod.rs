@@ -70,7 +70,9 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
                     && stages.iter().any(|s| s.name.as_deref() == Some(name))
                 {
                     return Err(source.error(
-                        from.as_.as_ref().map_or(from.from.span.clone(), |(_, n)| n.span.clone()),
+                        from.as_
+                            .as_ref()
+                            .map_or(from.from.span.clone(), |(_, n)| n.span.clone()),
                         format!("duplicate stage name {name:?}: each AS name must be unique"),
                     ));
                 }
@@ -123,7 +125,11 @@ fn syntax_error(source: &Source, e: &pd::Error) -> Diagnostic {
             "ADD" | "HEALTHCHECK" | "SHELL" | "ONBUILD" => String::new(),
             _ => format!("; expected one of {SUPPORTED}"),
         };
-        let mut d = source.error_at(line, first_word_col, format!("unknown instruction {word:?}{hint}"));
+        let mut d = source.error_at(
+            line,
+            first_word_col,
+            format!("unknown instruction {word:?}{hint}"),
+        );
         d.width = word.chars().count().max(1);
         return d;
     }
@@ -182,7 +188,11 @@ impl Cx<'_> {
                 } else {
                     format!(
                         "expected {}",
-                        allowed.iter().map(|a| format!("--{a}")).collect::<Vec<_>>().join(", ")
+                        allowed
+                            .iter()
+                            .map(|a| format!("--{a}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 };
                 return Err(self.err(
@@ -196,7 +206,10 @@ impl Cx<'_> {
             if !repeatable.contains(&name) && out.iter().any(|(n, _)| *n == name) {
                 return Err(self.err(f.span(), format!("--{name} is given twice")));
             }
-            out.push((allowed[allowed.iter().position(|a| *a == name).expect("checked")], word(value)));
+            out.push((
+                allowed[allowed.iter().position(|a| *a == name).expect("checked")],
+                word(value),
+            ));
         }
         Ok(out)
     }
@@ -244,7 +257,11 @@ impl Cx<'_> {
         let (start, kind, end) = match inst {
             I::Arg(a) => {
                 let decls = self.arg(&a.arguments)?;
-                (a.arg.span.start, InstructionKind::Arg(decls), a.arguments.span.end)
+                (
+                    a.arg.span.start,
+                    InstructionKind::Arg(decls),
+                    a.arguments.span.end,
+                )
             }
             I::Env(e) => {
                 let pairs = self.pairs(&e.arguments, true)?;
@@ -258,18 +275,30 @@ impl Cx<'_> {
                     }
                     env.push((k.raw, v));
                 }
-                (e.env.span.start, InstructionKind::Env(env), e.arguments.span.end)
+                (
+                    e.env.span.start,
+                    InstructionKind::Env(env),
+                    e.arguments.span.end,
+                )
             }
             I::Label(l) => {
                 let pairs = self.pairs(&l.arguments, true)?;
-                (l.label.span.start, InstructionKind::Label(pairs), l.arguments.span.end)
+                (
+                    l.label.span.start,
+                    InstructionKind::Label(pairs),
+                    l.arguments.span.end,
+                )
             }
             I::Workdir(w) => (
                 w.workdir.span.start,
                 InstructionKind::Workdir(word(&w.arguments)),
                 w.arguments.span.end,
             ),
-            I::User(u) => (u.user.span.start, InstructionKind::User(word(&u.arguments)), u.arguments.span.end),
+            I::User(u) => (
+                u.user.span.start,
+                InstructionKind::User(word(&u.arguments)),
+                u.arguments.span.end,
+            ),
             I::Stopsignal(s) => (
                 s.stopsignal.span.start,
                 InstructionKind::StopSignal(word(&s.arguments)),
@@ -287,7 +316,9 @@ impl Cx<'_> {
             }
             I::Volume(v) => {
                 let (paths, end): (Vec<Word>, usize) = match &v.arguments {
-                    pd::JsonOrStringArray::Json(arr) => (arr.value.iter().map(word).collect(), arr.span.end),
+                    pd::JsonOrStringArray::Json(arr) => {
+                        (arr.value.iter().map(word).collect(), arr.span.end)
+                    }
                     pd::JsonOrStringArray::String(list) => {
                         let paths: Vec<Word> = list.iter().map(word).collect();
                         let end = paths.last().map_or(v.volume.span.end, |w| w.span.end);
@@ -302,7 +333,11 @@ impl Cx<'_> {
             }
             I::Entrypoint(e) => {
                 let (cl, end) = self.command(&e.arguments);
-                (e.entrypoint.span.start, InstructionKind::Entrypoint(cl), end)
+                (
+                    e.entrypoint.span.start,
+                    InstructionKind::Entrypoint(cl),
+                    end,
+                )
             }
             I::Copy(c) => {
                 let copy = self.copy(c)?;
@@ -353,7 +388,11 @@ impl Cx<'_> {
             }
             I::From(_) => unreachable!("FROM is handled by the caller"),
             _ => {
-                return Err(self.source.error_at(1, 1, format!("unknown instruction; expected one of {SUPPORTED}")));
+                return Err(self.source.error_at(
+                    1,
+                    1,
+                    format!("unknown instruction; expected one of {SUPPORTED}"),
+                ));
             }
         };
         Ok(Instruction {
@@ -364,9 +403,10 @@ impl Cx<'_> {
 
     fn arg(&self, args: &pd::UnescapedString<'_>) -> Result<Vec<ArgDecl>, Diagnostic> {
         let base = args.span.start;
-        let pairs = words::key_values(&args.value, self.escape, false, true).map_err(|(r, m)| {
-            self.err(base + r.start..base + r.end, format!("invalid ARG: {m}"))
-        })?;
+        let pairs =
+            words::key_values(&args.value, self.escape, false, true).map_err(|(r, m)| {
+                self.err(base + r.start..base + r.end, format!("invalid ARG: {m}"))
+            })?;
         pairs
             .into_iter()
             .map(|kv| {
@@ -394,7 +434,11 @@ impl Cx<'_> {
             .collect()
     }
 
-    fn pairs(&self, args: &pd::UnescapedString<'_>, legacy: bool) -> Result<Vec<(Word, Word)>, Diagnostic> {
+    fn pairs(
+        &self,
+        args: &pd::UnescapedString<'_>,
+        legacy: bool,
+    ) -> Result<Vec<(Word, Word)>, Diagnostic> {
         let base = args.span.start;
         // Offsets map 1:1 to the source only when no line continuation was
         // removed; otherwise errors point at the start of the arguments.
@@ -428,7 +472,10 @@ impl Cx<'_> {
 
     fn command(&self, cmd: &pd::Command<'_>) -> (CommandLine, usize) {
         match cmd {
-            pd::Command::Exec(list) => (CommandLine::Exec(list.value.iter().map(word).collect()), list.span.end),
+            pd::Command::Exec(list) => (
+                CommandLine::Exec(list.value.iter().map(word).collect()),
+                list.span.end,
+            ),
             pd::Command::Shell(s) => (
                 CommandLine::Shell(Word {
                     raw: s.value.to_string(),
@@ -448,7 +495,8 @@ impl Cx<'_> {
         {
             parse_chmod(&chmod.raw).map_err(|m| self.err(chmod.span.clone(), m))?;
         }
-        let heredoc_names = heredoc_names(self.source.slice(&(c.copy.span.start..c.dest.span.start)));
+        let heredoc_names =
+            heredoc_names(self.source.slice(&(c.copy.span.start..c.dest.span.start)));
         let mut names = heredoc_names.into_iter();
         let mut sources = Vec::new();
         for s in &c.src {
@@ -499,7 +547,10 @@ impl Cx<'_> {
                     self.err(span, msg)
                 })?)
             };
-            mounts.push(MountFlag { spec: value, parsed });
+            mounts.push(MountFlag {
+                spec: value,
+                parsed,
+            });
         }
         let (command, _) = self.command(&r.arguments);
         Ok(Run {
@@ -525,7 +576,9 @@ pub fn check_network(value: &str) -> Result<(), String> {
         "default" | "host" => Err(format!(
             "--network={value} is not available: kiln steps have no network access (only --network=none)"
         )),
-        other => Err(format!("unknown network mode {other:?}: expected none, default or host")),
+        other => Err(format!(
+            "unknown network mode {other:?}: expected none, default or host"
+        )),
     }
 }
 
@@ -534,7 +587,9 @@ pub fn parse_chmod(value: &str) -> Result<u32, String> {
     u32::from_str_radix(value, 8)
         .ok()
         .filter(|m| !value.is_empty() && *m <= 0o7777)
-        .ok_or_else(|| format!("--chmod={value:?} is not an octal mode: expected digits 0-7 like 755 or 0644"))
+        .ok_or_else(|| {
+            format!("--chmod={value:?} is not an octal mode: expected digits 0-7 like 755 or 0644")
+        })
 }
 
 /// The delimiters of `<<NAME` / `<<-NAME` / `<<"NAME"` here-documents in a line.

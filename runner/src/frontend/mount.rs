@@ -170,7 +170,9 @@ impl Mount {
                     if !is_env_name(&name) {
                         return Err((
                             f.range.clone(),
-                            format!("env={name:?} is not a valid variable name: expected letters, digits and _"),
+                            format!(
+                                "env={name:?} is not a valid variable name: expected letters, digits and _"
+                            ),
                         ));
                     }
                     m.env = Some(name);
@@ -189,7 +191,9 @@ impl Mount {
                             .ok_or_else(|| {
                                 (
                                     f.range.clone(),
-                                    format!("mode={v:?} is not an octal file mode like 0400 or 0644"),
+                                    format!(
+                                        "mode={v:?} is not an octal file mode like 0400 or 0644"
+                                    ),
                                 )
                             })?,
                     );
@@ -200,7 +204,10 @@ impl Mount {
                     let n = v.parse::<u32>().map_err(|_| {
                         (
                             f.range.clone(),
-                            format!("{}={v:?} is not a number: expected a numeric id like 1000", f.key),
+                            format!(
+                                "{}={v:?} is not a number: expected a numeric id like 1000",
+                                f.key
+                            ),
                         )
                     })?;
                     if f.key == "uid" {
@@ -287,7 +294,8 @@ impl Mount {
 
     /// Whether the mount is read-only once defaults apply (bind: ro, cache: rw).
     pub fn is_readonly(&self) -> bool {
-        self.readonly.unwrap_or(matches!(self.kind, MountType::Bind))
+        self.readonly
+            .unwrap_or(matches!(self.kind, MountType::Bind))
     }
 }
 
@@ -331,7 +339,10 @@ impl Field {
             Some("false") | Some("0") => Ok(false),
             Some(v) => Err((
                 self.range.clone(),
-                format!("{}={v:?} is not a boolean: expected true or false", self.key),
+                format!(
+                    "{}={v:?} is not a boolean: expected true or false",
+                    self.key
+                ),
             )),
         }
     }
@@ -378,7 +389,12 @@ fn csv_fields(spec: &str) -> Result<Vec<Field>, MountError> {
                 Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
                 None => (text.to_ascii_lowercase(), None),
             };
-            if value.is_none() && !matches!(key.as_str(), "ro" | "readonly" | "rw" | "readwrite" | "required") {
+            if value.is_none()
+                && !matches!(
+                    key.as_str(),
+                    "ro" | "readonly" | "rw" | "readwrite" | "required"
+                )
+            {
                 return Err((range, format!("expected {key}=VALUE in --mount")));
             }
             if fields.iter().any(|f: &Field| f.key == key) {
@@ -405,11 +421,16 @@ mod tests {
         assert_eq!(m.id.as_deref(), Some("api.key"));
         let m = Mount::parse("type=secret,id=tok,env=TOKEN").unwrap();
         assert_eq!((m.target, m.env.as_deref()), (None, Some("TOKEN")));
-        let m = Mount::parse("type=secret,id=tok,env=TOKEN,dst=/t,required,mode=0440,uid=1,gid=2").unwrap();
+        let m = Mount::parse("type=secret,id=tok,env=TOKEN,dst=/t,required,mode=0440,uid=1,gid=2")
+            .unwrap();
         assert_eq!(m.target.as_deref(), Some("/t"));
         assert!(m.required);
         assert_eq!((m.mode, m.uid, m.gid), (Some(0o440), Some(1), Some(2)));
-        assert!(!Mount::parse("type=secret,id=x,required=false").unwrap().required);
+        assert!(
+            !Mount::parse("type=secret,id=x,required=false")
+                .unwrap()
+                .required
+        );
     }
 
     #[test]
@@ -418,9 +439,15 @@ mod tests {
         assert_eq!(m.kind, MountType::Bind);
         assert!(m.is_readonly());
         let m = Mount::parse("type=bind,source=sub,from=tools,destination=/t,rw").unwrap();
-        assert_eq!((m.source.as_deref(), m.from.as_deref()), (Some("sub"), Some("tools")));
+        assert_eq!(
+            (m.source.as_deref(), m.from.as_deref()),
+            (Some("sub"), Some("tools"))
+        );
         assert!(!m.is_readonly());
-        let m = Mount::parse("type=cache,id=cargo,target=/cache,sharing=locked,mode=0755,uid=0,ro=true").unwrap();
+        let m = Mount::parse(
+            "type=cache,id=cargo,target=/cache,sharing=locked,mode=0755,uid=0,ro=true",
+        )
+        .unwrap();
         assert_eq!(m.sharing, Some(Sharing::Locked));
         assert!(m.is_readonly());
         assert!(!Mount::parse("type=cache,target=/c").unwrap().is_readonly());
@@ -443,17 +470,72 @@ mod tests {
         assert!(msg.contains("does not apply to type=secret"), "{msg}");
         let (_, msg) = Mount::parse("type=volume,target=/x").unwrap_err();
         assert!(msg.contains("unknown mount type"), "{msg}");
-        assert!(Mount::parse("type=bind").unwrap_err().1.contains("needs target"));
-        assert!(Mount::parse("type=secret").unwrap_err().1.contains("needs id"));
-        assert!(Mount::parse("type=secret,id=x,mode=999").unwrap_err().1.contains("octal"));
-        assert!(Mount::parse("type=secret,id=x,uid=me").unwrap_err().1.contains("not a number"));
-        assert!(Mount::parse("type=secret,id=x,required=maybe").unwrap_err().1.contains("boolean"));
-        assert!(Mount::parse("type=secret,id=x,env=1BAD").unwrap_err().1.contains("variable name"));
-        assert!(Mount::parse("type=cache,target=/c,sharing=all").unwrap_err().1.contains("sharing"));
-        assert!(Mount::parse("type=tmpfs,target=/t,size=lots").unwrap_err().1.contains("size"));
-        assert!(Mount::parse("type=secret,id=a,id=b").unwrap_err().1.contains("twice"));
-        assert!(Mount::parse("type=secret,,id=a").unwrap_err().1.contains("empty field"));
-        assert!(Mount::parse("type=secret,id").unwrap_err().1.contains("id=VALUE"));
+        assert!(
+            Mount::parse("type=bind")
+                .unwrap_err()
+                .1
+                .contains("needs target")
+        );
+        assert!(
+            Mount::parse("type=secret")
+                .unwrap_err()
+                .1
+                .contains("needs id")
+        );
+        assert!(
+            Mount::parse("type=secret,id=x,mode=999")
+                .unwrap_err()
+                .1
+                .contains("octal")
+        );
+        assert!(
+            Mount::parse("type=secret,id=x,uid=me")
+                .unwrap_err()
+                .1
+                .contains("not a number")
+        );
+        assert!(
+            Mount::parse("type=secret,id=x,required=maybe")
+                .unwrap_err()
+                .1
+                .contains("boolean")
+        );
+        assert!(
+            Mount::parse("type=secret,id=x,env=1BAD")
+                .unwrap_err()
+                .1
+                .contains("variable name")
+        );
+        assert!(
+            Mount::parse("type=cache,target=/c,sharing=all")
+                .unwrap_err()
+                .1
+                .contains("sharing")
+        );
+        assert!(
+            Mount::parse("type=tmpfs,target=/t,size=lots")
+                .unwrap_err()
+                .1
+                .contains("size")
+        );
+        assert!(
+            Mount::parse("type=secret,id=a,id=b")
+                .unwrap_err()
+                .1
+                .contains("twice")
+        );
+        assert!(
+            Mount::parse("type=secret,,id=a")
+                .unwrap_err()
+                .1
+                .contains("empty field")
+        );
+        assert!(
+            Mount::parse("type=secret,id")
+                .unwrap_err()
+                .1
+                .contains("id=VALUE")
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ fn err(text: &str) -> Diagnostic {
 }
 
 fn kinds(k: &Kilnfile) -> Vec<&'static str> {
-    k.stages[0].instructions.iter().map(|i| i.kind.keyword()).collect()
+    k.stages[0]
+        .instructions
+        .iter()
+        .map(|i| i.kind.keyword())
+        .collect()
 }
 
 #[test]
@@ -47,29 +51,70 @@ MAINTAINER someone
     assert_eq!(
         kinds(&k),
         vec![
-            "ARG", "ENV", "ENV", "WORKDIR", "LABEL", "USER", "COPY", "RUN", "RUN", "CMD", "ENTRYPOINT", "EXPOSE",
-            "VOLUME", "STOPSIGNAL", "MAINTAINER"
+            "ARG",
+            "ENV",
+            "ENV",
+            "WORKDIR",
+            "LABEL",
+            "USER",
+            "COPY",
+            "RUN",
+            "RUN",
+            "CMD",
+            "ENTRYPOINT",
+            "EXPOSE",
+            "VOLUME",
+            "STOPSIGNAL",
+            "MAINTAINER"
         ]
     );
-    let InstructionKind::Arg(args) = &stage.instructions[0].kind else { panic!() };
-    assert_eq!((args[0].name.as_str(), args[0].default.as_ref().unwrap().raw.as_str()), ("VERSION", "1.0"));
+    let InstructionKind::Arg(args) = &stage.instructions[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            args[0].name.as_str(),
+            args[0].default.as_ref().unwrap().raw.as_str()
+        ),
+        ("VERSION", "1.0")
+    );
     assert!(args[1].default.is_none());
-    let InstructionKind::Env(env) = &stage.instructions[1].kind else { panic!() };
+    let InstructionKind::Env(env) = &stage.instructions[1].kind else {
+        panic!()
+    };
     assert_eq!(env[1].0, "B");
     assert_eq!(env[1].1.raw, "\"two words\"");
-    let InstructionKind::Env(env) = &stage.instructions[2].kind else { panic!() };
-    assert_eq!((env[0].0.as_str(), env[0].1.raw.as_str()), ("LEGACY", "value with spaces"));
-    let InstructionKind::Copy(copy) = &stage.instructions[6].kind else { panic!() };
+    let InstructionKind::Env(env) = &stage.instructions[2].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (env[0].0.as_str(), env[0].1.raw.as_str()),
+        ("LEGACY", "value with spaces")
+    );
+    let InstructionKind::Copy(copy) = &stage.instructions[6].kind else {
+        panic!()
+    };
     assert_eq!(copy.sources.len(), 2);
     assert_eq!(copy.dest.raw, "/dst/");
     assert_eq!(copy.chmod.as_ref().unwrap().raw, "0644");
-    let InstructionKind::Run(run) = &stage.instructions[7].kind else { panic!() };
-    assert_eq!(run.mounts[0].parsed.as_ref().unwrap().id.as_deref(), Some("npm_token"));
+    let InstructionKind::Run(run) = &stage.instructions[7].kind else {
+        panic!()
+    };
+    assert_eq!(
+        run.mounts[0].parsed.as_ref().unwrap().id.as_deref(),
+        Some("npm_token")
+    );
     assert_eq!(run.network.as_ref().unwrap().raw, "none");
-    let CommandLine::Shell(cmd) = &run.command else { panic!() };
+    let CommandLine::Shell(cmd) = &run.command else {
+        panic!()
+    };
     assert_eq!(cmd.raw, "npm-install --flag");
-    let InstructionKind::Run(run) = &stage.instructions[8].kind else { panic!() };
-    let CommandLine::Exec(words) = &run.command else { panic!() };
+    let InstructionKind::Run(run) = &stage.instructions[8].kind else {
+        panic!()
+    };
+    let CommandLine::Exec(words) = &run.command else {
+        panic!()
+    };
     assert_eq!(words[1].raw, "a b");
 }
 
@@ -77,7 +122,11 @@ MAINTAINER someone
 fn spans_cover_the_instruction_text() {
     let k = ok("FROM scratch\nENV A=1 \\\n    B=2\nCOPY x /y\n");
     let src = &k.source;
-    let texts: Vec<&str> = k.stages[0].instructions.iter().map(|i| src.slice(&i.span)).collect();
+    let texts: Vec<&str> = k.stages[0]
+        .instructions
+        .iter()
+        .map(|i| src.slice(&i.span))
+        .collect();
     assert_eq!(texts, vec!["ENV A=1 \\\n    B=2", "COPY x /y"]);
 }
 
@@ -86,24 +135,40 @@ fn handles_continuations_comments_and_escape_directive() {
     let k = ok("# escape=`\nFROM scratch\n# a comment\nCOPY a `\n     /b/\nWORKDIR C:\\app\n");
     assert_eq!(k.escape, '`');
     assert_eq!(kinds(&k), vec!["COPY", "WORKDIR"]);
-    let InstructionKind::Workdir(w) = &k.stages[0].instructions[1].kind else { panic!() };
+    let InstructionKind::Workdir(w) = &k.stages[0].instructions[1].kind else {
+        panic!()
+    };
     assert_eq!(k.expand(w, &|_| None).unwrap(), "C:\\app");
 }
 
 #[test]
 fn copy_heredocs_keep_their_names() {
-    let k = ok("FROM scratch\nCOPY <<EOF /etc/motd\nhello $NAME\nEOF\nCOPY <<\"RAW\" /raw/\nno $expansion\nRAW\n");
-    let InstructionKind::Copy(c) = &k.stages[0].instructions[0].kind else { panic!() };
-    let CopySource::HereDoc { name, body, expand } = &c.sources[0] else { panic!() };
-    assert_eq!((name.as_str(), body.raw.as_str(), *expand), ("EOF", "hello $NAME\n", true));
-    let InstructionKind::Copy(c) = &k.stages[0].instructions[1].kind else { panic!() };
-    let CopySource::HereDoc { name, expand, .. } = &c.sources[0] else { panic!() };
+    let k = ok(
+        "FROM scratch\nCOPY <<EOF /etc/motd\nhello $NAME\nEOF\nCOPY <<\"RAW\" /raw/\nno $expansion\nRAW\n",
+    );
+    let InstructionKind::Copy(c) = &k.stages[0].instructions[0].kind else {
+        panic!()
+    };
+    let CopySource::HereDoc { name, body, expand } = &c.sources[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (name.as_str(), body.raw.as_str(), *expand),
+        ("EOF", "hello $NAME\n", true)
+    );
+    let InstructionKind::Copy(c) = &k.stages[0].instructions[1].kind else {
+        panic!()
+    };
+    let CopySource::HereDoc { name, expand, .. } = &c.sources[0] else {
+        panic!()
+    };
     assert_eq!((name.as_str(), *expand), ("RAW", false));
 }
 
 #[test]
 fn multiple_stages_and_names() {
-    let k = ok("FROM scratch AS tools\nFROM tools AS build\nCOPY --from=tools /a /b\nFROM scratch\n");
+    let k =
+        ok("FROM scratch AS tools\nFROM tools AS build\nCOPY --from=tools /a /b\nFROM scratch\n");
     assert_eq!(k.stages.len(), 3);
     assert_eq!(k.stage("TOOLS").unwrap().index, 0);
     assert_eq!(k.stage("1").unwrap().name.as_deref(), Some("build"));
@@ -114,7 +179,11 @@ fn multiple_stages_and_names() {
 fn unknown_instruction_points_at_it() {
     let e = err("FROM scratch\n  FROB x\n");
     assert_eq!((e.line, e.column), (2, 3));
-    assert!(e.message.contains("unknown instruction \"FROB\""), "{}", e.message);
+    assert!(
+        e.message.contains("unknown instruction \"FROB\""),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains("expected one of FROM"), "{}", e.message);
     assert!(e.to_string().starts_with("Kilnfile:2:3: "), "{e}");
 }
@@ -123,7 +192,10 @@ fn unknown_instruction_points_at_it() {
 fn unsupported_docker_instructions_say_why() {
     for (text, what) in [
         ("FROM scratch\nADD x /y\n", "ADD is not supported"),
-        ("FROM scratch\nSHELL [\"/bin/sh\"]\n", "SHELL is not supported"),
+        (
+            "FROM scratch\nSHELL [\"/bin/sh\"]\n",
+            "SHELL is not supported",
+        ),
         ("FROM scratch\nHEALTHCHECK NONE\n", "HEALTHCHECK"),
         ("FROM scratch\nONBUILD RUN x\n", "ONBUILD"),
     ] {
@@ -149,7 +221,9 @@ fn mount_errors_cover_types_and_values() {
     assert!(e.message.contains("octal"), "{e}");
     // A spec with variables is checked after expansion, not here.
     let k = ok("FROM scratch\nARG ID\nRUN --mount=type=secret,id=$ID tool\n");
-    let InstructionKind::Run(run) = &k.stages[0].instructions[1].kind else { panic!() };
+    let InstructionKind::Run(run) = &k.stages[0].instructions[1].kind else {
+        panic!()
+    };
     assert!(run.mounts[0].parsed.is_none());
 }
 
@@ -158,7 +232,10 @@ fn unknown_flags_are_errors() {
     let e = err("FROM scratch\nCOPY --frm=x a /b\n");
     assert_eq!((e.line, e.column), (2, 6));
     assert!(e.message.contains("unknown flag --frm for COPY"), "{e}");
-    assert!(e.message.contains("expected --from, --chown, --chmod"), "{e}");
+    assert!(
+        e.message.contains("expected --from, --chown, --chmod"),
+        "{e}"
+    );
     let e = err("FROM scratch\nRUN --security=insecure x\n");
     assert!(e.message.contains("always sandboxed"), "{e}");
     let e = err("FROM --plat=x scratch\n");
@@ -210,7 +287,9 @@ fn structural_errors() {
     assert_eq!((e.line, e.column), (2, 1));
     // Like Docker, text that is not valid JSON is the plain form.
     let k = ok("FROM scratch\nRUN [\"unterminated\n");
-    let InstructionKind::Run(run) = &k.stages[0].instructions[0].kind else { panic!() };
+    let InstructionKind::Run(run) = &k.stages[0].instructions[0].kind else {
+        panic!()
+    };
     assert!(matches!(run.command, CommandLine::Shell(_)));
     let e = err("FROM scratch\nCOPY <<EOF /x\nno end\n");
     assert!(e.message.contains("here-document"), "{e}");
@@ -219,7 +298,9 @@ fn structural_errors() {
 #[test]
 fn expansion_errors_point_into_the_word() {
     let k = ok("FROM scratch\nWORKDIR /a/${X%y}\n");
-    let InstructionKind::Workdir(w) = &k.stages[0].instructions[0].kind else { panic!() };
+    let InstructionKind::Workdir(w) = &k.stages[0].instructions[0].kind else {
+        panic!()
+    };
     let e = k.expand(w, &|_| None).unwrap_err();
     assert_eq!((e.line, e.column), (2, 15));
     assert!(e.message.contains("unsupported modifier"), "{e}");

@@ -220,7 +220,10 @@ mod tests {
     fn parses_key_value_pairs() {
         let kv = key_values(r#"A=1 B="two words" C="#, '\\', true, false).unwrap();
         assert_eq!(kv.len(), 3);
-        assert_eq!((kv[1].key.text, kv[1].value.as_ref().unwrap().text), ("B", "\"two words\""));
+        assert_eq!(
+            (kv[1].key.text, kv[1].value.as_ref().unwrap().text),
+            ("B", "\"two words\"")
+        );
         assert_eq!(kv[2].value.as_ref().unwrap().text, "");
         assert_eq!(kv[1].value.as_ref().unwrap().range, 6..17);
     }
@@ -238,7 +241,10 @@ mod tests {
         let (range, msg) = key_values("A=1 B", '\\', false, false).unwrap_err();
         assert_eq!(range, 4..5);
         assert!(msg.contains("no '='"), "{msg}");
-        assert_eq!(key_values("A=1 B", '\\', false, true).unwrap()[1].value, None);
+        assert_eq!(
+            key_values("A=1 B", '\\', false, true).unwrap()[1].value,
+            None
+        );
     }
 
     #[test]
@@ -250,8 +256,14 @@ mod tests {
         assert_eq!(shell_syntax("a | b").unwrap().1, "a pipe |");
         assert_eq!(shell_syntax("a > out").unwrap().1, "a redirect");
         assert_eq!(shell_syntax("a; b").unwrap().1, "the ; separator");
-        assert_eq!(shell_syntax("echo \"$(date)\"").unwrap().1, "command substitution $(...)");
-        assert_eq!(shell_syntax("echo `date`").unwrap().1, "command substitution `...`");
+        assert_eq!(
+            shell_syntax("echo \"$(date)\"").unwrap().1,
+            "command substitution $(...)"
+        );
+        assert_eq!(
+            shell_syntax("echo `date`").unwrap().1,
+            "command substitution `...`"
+        );
         assert_eq!(shell_syntax("a # note").unwrap().1, "a # comment");
     }
 }

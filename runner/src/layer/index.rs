@@ -58,12 +58,15 @@ pub fn to_json(changes: &ChangeSet) -> Vec<u8> {
             match change {
                 Change::Put(Node::Dir(m)) => (r.kind, r.meta) = (Kind::Dir, Some(*m)),
                 Change::Put(Node::File(m, f)) => {
-                    (r.kind, r.meta, r.digest, r.size) = (Kind::File, Some(*m), Some(f.digest), Some(f.size));
+                    (r.kind, r.meta, r.digest, r.size) =
+                        (Kind::File, Some(*m), Some(f.digest), Some(f.size));
                 }
                 Change::Put(Node::Symlink(m, t)) => {
                     (r.kind, r.meta, r.target) = (Kind::Symlink, Some(*m), Some(t.clone()));
                 }
-                Change::Hardlink(t) => (r.kind, r.target) = (Kind::Hardlink, Some(t.as_str().to_string())),
+                Change::Hardlink(t) => {
+                    (r.kind, r.target) = (Kind::Hardlink, Some(t.as_str().to_string()))
+                }
                 Change::Whiteout => {}
                 Change::Opaque(m) => (r.kind, r.meta) = (Kind::Opaque, Some(*m)),
             }
@@ -85,23 +88,34 @@ pub fn from_json(bytes: &[u8]) -> Result<ChangeSet, String> {
     }
     let mut out = ChangeSet::new();
     for r in doc.changes {
-        let meta = || r.meta.ok_or_else(|| format!("{}: missing metadata", r.path));
+        let meta = || {
+            r.meta
+                .ok_or_else(|| format!("{}: missing metadata", r.path))
+        };
         let change = match r.kind {
             Kind::Dir => Change::Put(Node::Dir(meta()?)),
             Kind::File => Change::Put(Node::File(
                 meta()?,
                 FileRef {
-                    digest: r.digest.ok_or_else(|| format!("{}: missing digest", r.path))?,
+                    digest: r
+                        .digest
+                        .ok_or_else(|| format!("{}: missing digest", r.path))?,
                     size: r.size.ok_or_else(|| format!("{}: missing size", r.path))?,
                 },
             )),
             Kind::Symlink => Change::Put(Node::Symlink(
                 meta()?,
-                r.target.clone().ok_or_else(|| format!("{}: missing target", r.path))?,
+                r.target
+                    .clone()
+                    .ok_or_else(|| format!("{}: missing target", r.path))?,
             )),
             Kind::Hardlink => Change::Hardlink(
-                ImagePath::parse(r.target.as_deref().ok_or_else(|| format!("{}: missing target", r.path))?)
-                    .map_err(|e| e.to_string())?,
+                ImagePath::parse(
+                    r.target
+                        .as_deref()
+                        .ok_or_else(|| format!("{}: missing target", r.path))?,
+                )
+                .map_err(|e| e.to_string())?,
             ),
             Kind::Whiteout => Change::Whiteout,
             Kind::Opaque => Change::Opaque(meta()?),
@@ -142,6 +156,8 @@ mod tests {
         c.insert(p("o"), Change::Opaque(m));
         assert_eq!(from_json(&to_json(&c)).unwrap(), c);
         assert!(from_json(br#"{"version":2,"changes":[]}"#).is_err());
-        assert!(from_json(br#"{"version":1,"changes":[{"path":"../x","type":"whiteout"}]}"#).is_err());
+        assert!(
+            from_json(br#"{"version":1,"changes":[{"path":"../x","type":"whiteout"}]}"#).is_err()
+        );
     }
 }

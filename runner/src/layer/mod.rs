@@ -15,11 +15,14 @@
 //! Read `writer.rs` for the pass itself and `index.rs` for the saved index.
 
 pub mod index;
+mod reader;
+pub(crate) mod tarfmt;
 mod writer;
 
 use std::fmt;
 use std::io::{self, Read};
 
+pub use reader::read_layer;
 pub use writer::{WrittenLayer, write_layer};
 
 use crate::snapshot::{self, FileRef};

@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use flate2::GzBuilder;
 use tar::{EntryType, Header};
 
+use super::tarfmt::{append_dir, append_marker, header};
 use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
 use crate::digest::{Digest, HashingWriter};
 use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node};
@@ -80,10 +81,15 @@ type TarSink = HashingWriter<Encoder<AtomicWriter>>;
 
 /// Writes `changes` as one layer into `store`. See the module docs of
 /// [`crate::layer`] for what makes the output deterministic.
-pub fn write_layer(store: &Store, changes: PendingChanges, opts: &LayerOptions) -> Result<WrittenLayer, LayerError> {
+pub fn write_layer(
+    store: &Store,
+    changes: PendingChanges,
+    opts: &LayerOptions,
+) -> Result<WrittenLayer, LayerError> {
     let changes = order_hardlinks(changes)?;
     let blob = store.blob_writer()?;
-    let sink: TarSink = HashingWriter::new(Encoder::new(opts.compression, blob).map_err(LayerError::Write)?);
+    let sink: TarSink =
+        HashingWriter::new(Encoder::new(opts.compression, blob).map_err(LayerError::Write)?);
     let mut tar = tar::Builder::new(sink);
     let mut index = ChangeSet::new();
     let clamp = |m: &Meta| -> u64 {
@@ -95,17 +101,18 @@ pub fn write_layer(store: &Store, changes: PendingChanges, opts: &LayerOptions) 
     for (path, change) in changes {
         match change {
             Change::Put(Node::Dir(meta)) => {
-                append_dir(&mut tar, &path, &meta, clamp(&meta))?;
+                append_dir(&mut tar, &path, &meta, clamp(&meta)).map_err(LayerError::Write)?;
                 index.insert(path, Change::Put(Node::Dir(meta)));
             }
             Change::Opaque(meta) => {
-                append_dir(&mut tar, &path, &meta, clamp(&meta))?;
-                append_marker(&mut tar, &path.join(".wh..wh..opq"), marker_mtime)?;
+                append_dir(&mut tar, &path, &meta, clamp(&meta)).map_err(LayerError::Write)?;
+                append_marker(&mut tar, &path.join(".wh..wh..opq"), marker_mtime)
+                    .map_err(LayerError::Write)?;
                 index.insert(path, Change::Opaque(meta));
             }
             Change::Whiteout => {
                 let marker = path.parent().join(&format!(".wh.{}", path.name()));
-                append_marker(&mut tar, &marker, marker_mtime)?;
+                append_marker(&mut tar, &marker, marker_mtime).map_err(LayerError::Write)?;
                 index.insert(path, Change::Whiteout);
             }
             Change::Put(Node::Symlink(meta, target)) => {
@@ -137,32 +144,6 @@ pub fn write_layer(store: &Store, changes: PendingChanges, opts: &LayerOptions) 
         tar_size,
         changes: index,
     })
-}
-
-fn header(kind: EntryType, meta: &Meta, mtime: u64, size: u64) -> Header {
-    let mut h = Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(meta.mode & 0o7777);
-    h.set_uid(u64::from(meta.uid));
-    h.set_gid(u64::from(meta.gid));
-    h.set_mtime(mtime);
-    h.set_size(size);
-    h
-}
-
-fn append_dir(tar: &mut tar::Builder<TarSink>, path: &ImagePath, meta: &Meta, mtime: u64) -> Result<(), LayerError> {
-    if path.is_root() {
-        return Ok(());
-    }
-    let mut h = header(EntryType::Directory, meta, mtime, 0);
-    tar.append_data(&mut h, format!("{}/", path.as_str()), io::empty())
-        .map_err(LayerError::Write)
-}
-
-fn append_marker(tar: &mut tar::Builder<TarSink>, path: &ImagePath, mtime: u64) -> Result<(), LayerError> {
-    let mut h = header(EntryType::Regular, &Meta::root(0, 0), mtime, 0);
-    tar.append_data(&mut h, path.as_str(), io::empty())
-        .map_err(LayerError::Write)
 }
 
 fn append_file(
@@ -248,7 +229,10 @@ impl<R: Read> Read for Exact<R> {
         if n == 0 && self.remaining > 0 && !buf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("it ended {} bytes early (did it change during the build?)", self.remaining),
+                format!(
+                    "it ended {} bytes early (did it change during the build?)",
+                    self.remaining
+                ),
             ));
         }
         self.remaining -= n as u64;

@@ -158,16 +158,23 @@ impl Snapshot {
     }
 
     /// Everything strictly inside `dir`, in order.
-    pub fn descendants<'a>(&'a self, dir: &'a ImagePath) -> impl Iterator<Item = (&'a ImagePath, &'a Node)> + 'a {
+    pub fn descendants<'a>(
+        &'a self,
+        dir: &'a ImagePath,
+    ) -> impl Iterator<Item = (&'a ImagePath, &'a Node)> + 'a {
         self.nodes
             .range((Bound::Excluded(dir), Bound::Unbounded))
             .take_while(move |(p, _)| p.starts_with(dir))
     }
 
     /// The direct children of `dir`, in order.
-    pub fn children<'a>(&'a self, dir: &'a ImagePath) -> impl Iterator<Item = (&'a ImagePath, &'a Node)> + 'a {
+    pub fn children<'a>(
+        &'a self,
+        dir: &'a ImagePath,
+    ) -> impl Iterator<Item = (&'a ImagePath, &'a Node)> + 'a {
         let depth = dir.components().count() + 1;
-        self.descendants(dir).filter(move |(p, _)| p.components().count() == depth)
+        self.descendants(dir)
+            .filter(move |(p, _)| p.components().count() == depth)
     }
 
     /// Resolves symlinks in `path` inside the image (an absolute target means
@@ -250,7 +257,8 @@ impl Snapshot {
                 _ => {
                     self.remove_tree(&ancestor);
                     let mtime = node.meta().mtime;
-                    self.nodes.insert(ancestor, Node::Dir(Meta::root(0o755, mtime)));
+                    self.nodes
+                        .insert(ancestor, Node::Dir(Meta::root(0o755, mtime)));
                 }
             }
         }
@@ -323,7 +331,10 @@ mod tests {
         c.insert(p("e"), Change::Opaque(Meta::root(0o700, 0)));
         c.insert(p("e/new"), Change::Put(file(9)));
         s.apply(&c);
-        assert_eq!(paths(&s), vec!["", "d", "d/2", "d/sub", "d/sub/3", "e", "e/new"]);
+        assert_eq!(
+            paths(&s),
+            vec!["", "d", "d/2", "d/sub", "d/sub/3", "e", "e/new"]
+        );
         assert_eq!(s.get(&p("e")).unwrap().meta().mode, 0o700);
     }
 
@@ -368,15 +379,33 @@ mod tests {
         let mut s = Snapshot::empty();
         let mut c = ChangeSet::new();
         c.insert(p("usr/local/bin"), Change::Put(dir()));
-        c.insert(p("bin"), Change::Put(Node::Symlink(Meta::root(0o777, 0), "usr/local/bin".into())));
-        c.insert(p("abs"), Change::Put(Node::Symlink(Meta::root(0o777, 0), "/../../usr".into())));
-        c.insert(p("loop"), Change::Put(Node::Symlink(Meta::root(0o777, 0), "loop".into())));
+        c.insert(
+            p("bin"),
+            Change::Put(Node::Symlink(Meta::root(0o777, 0), "usr/local/bin".into())),
+        );
+        c.insert(
+            p("abs"),
+            Change::Put(Node::Symlink(Meta::root(0o777, 0), "/../../usr".into())),
+        );
+        c.insert(
+            p("loop"),
+            Change::Put(Node::Symlink(Meta::root(0o777, 0), "loop".into())),
+        );
         c.insert(p("f"), Change::Put(file(1)));
         s.apply(&c);
-        assert_eq!(s.resolve(&p("bin/tool"), true).unwrap(), p("usr/local/bin/tool"));
+        assert_eq!(
+            s.resolve(&p("bin/tool"), true).unwrap(),
+            p("usr/local/bin/tool")
+        );
         assert_eq!(s.resolve(&p("abs/local"), true).unwrap(), p("usr/local"));
         assert_eq!(s.resolve(&p("bin"), false).unwrap(), p("bin"));
-        assert!(matches!(s.resolve(&p("loop/x"), true), Err(LookupError::Loop(_))));
-        assert!(matches!(s.resolve(&p("f/x"), true), Err(LookupError::NotDir(_))));
+        assert!(matches!(
+            s.resolve(&p("loop/x"), true),
+            Err(LookupError::Loop(_))
+        ));
+        assert!(matches!(
+            s.resolve(&p("f/x"), true),
+            Err(LookupError::NotDir(_))
+        ));
     }
 }

@@ -144,7 +144,11 @@ impl Ord for ImagePath {
         // Compare as if '/' were the smallest byte: component-wise order,
         // so "a", "a/b", "a-b" sort in that order.
         let key = |b: &u8| if *b == b'/' { 0 } else { u16::from(*b) + 1 };
-        self.0.as_bytes().iter().map(key).cmp(other.0.as_bytes().iter().map(key))
+        self.0
+            .as_bytes()
+            .iter()
+            .map(key)
+            .cmp(other.0.as_bytes().iter().map(key))
     }
 }
 
@@ -177,7 +181,9 @@ impl<'de> serde::Deserialize<'de> for ImagePath {
         let s = String::deserialize(d)?;
         let p = ImagePath::parse(&s).map_err(serde::de::Error::custom)?;
         if p.0 != s {
-            return Err(serde::de::Error::custom(format!("path {s:?} is not normalized")));
+            return Err(serde::de::Error::custom(format!(
+                "path {s:?} is not normalized"
+            )));
         }
         Ok(p)
     }
@@ -196,22 +202,36 @@ mod tests {
         assert_eq!(p("/a/./b//c/").as_str(), "a/b/c");
         assert_eq!(p("/../../etc/passwd").as_str(), "etc/passwd");
         assert_eq!(p("a/b/../../..").as_str(), "");
-        assert_eq!(ImagePath::resolve(&p("/app"), "src/../bin").unwrap().as_str(), "app/bin");
-        assert_eq!(ImagePath::resolve(&p("/app"), "/abs").unwrap().as_str(), "abs");
+        assert_eq!(
+            ImagePath::resolve(&p("/app"), "src/../bin")
+                .unwrap()
+                .as_str(),
+            "app/bin"
+        );
+        assert_eq!(
+            ImagePath::resolve(&p("/app"), "/abs").unwrap().as_str(),
+            "abs"
+        );
         assert!(p("/").is_root());
     }
 
     #[test]
     fn rejects_what_no_image_can_hold() {
         assert!(matches!(ImagePath::parse("a\0b"), Err(PathError::Nul(_))));
-        assert!(matches!(ImagePath::parse(&"x".repeat(256)), Err(PathError::NameTooLong(_))));
+        assert!(matches!(
+            ImagePath::parse(&"x".repeat(256)),
+            Err(PathError::NameTooLong(_))
+        ));
         let deep = "abcdefgh/".repeat(600);
-        assert!(matches!(ImagePath::parse(&deep), Err(PathError::TooLong(_))));
+        assert!(matches!(
+            ImagePath::parse(&deep),
+            Err(PathError::TooLong(_))
+        ));
     }
 
     #[test]
     fn sorts_directories_before_their_contents() {
-        let mut v = vec![p("a-b"), p("a/b"), p("a"), p("a/b/c"), p("a.txt"), p("B")];
+        let mut v = [p("a-b"), p("a/b"), p("a"), p("a/b/c"), p("a.txt"), p("B")];
         v.sort();
         let s: Vec<&str> = v.iter().map(|x| x.as_str()).collect();
         assert_eq!(s, vec!["B", "a", "a/b", "a/b/c", "a-b", "a.txt"]);

@@ -60,17 +60,14 @@ impl AtomicWriter {
     /// exists, the new copy is discarded (they are identical).
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (digest, len) = self.hasher.finish();
-        let tmp = self
-            .file
-            .into_inner()
-            .map_err(|e| {
-                let (source, writer) = e.into_parts();
-                StoreError::Io {
-                    action: "writing",
-                    path: writer.get_ref().path().to_path_buf(),
-                    source,
-                }
-            })?;
+        let tmp = self.file.into_inner().map_err(|e| {
+            let (source, writer) = e.into_parts();
+            StoreError::Io {
+                action: "writing",
+                path: writer.get_ref().path().to_path_buf(),
+                source,
+            }
+        })?;
         let dest = self.dest_dir.join(digest.hex());
         if dest.is_file() {
             return Ok((digest, len));

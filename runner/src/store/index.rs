@@ -137,7 +137,11 @@ impl ImageRef {
                 why: "expected sha256: followed by hex digits".into(),
             });
         }
-        if s.len() >= 4 && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() >= 4
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             // Could also be a repository name made of hex letters; names win
             // when they exist (checked by the store), as in docker.
             return Ok(ImageRef::Id(s.to_string()));
@@ -162,7 +166,9 @@ pub fn normalize_name(s: &str) -> Result<String, RefError> {
         why: why.into(),
     };
     if s.contains('@') {
-        return Err(bad("digest references (name@sha256:...) are not supported; use the name or the image id"));
+        return Err(bad(
+            "digest references (name@sha256:...) are not supported; use the name or the image id",
+        ));
     }
     let last_slash = s.rfind('/').map_or(0, |i| i + 1);
     let (repo, tag) = match s[last_slash..].rfind(':') {
@@ -175,21 +181,29 @@ pub fn normalize_name(s: &str) -> Result<String, RefError> {
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !tag_ok {
-        return Err(bad("a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"));
+        return Err(bad(
+            "a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+        ));
     }
     let components: Vec<&str> = repo.split('/').collect();
     for (i, c) in components.iter().enumerate() {
-        let is_host = i == 0 && components.len() > 1 && (c.contains(['.', ':']) || *c == "localhost");
+        let is_host =
+            i == 0 && components.len() > 1 && (c.contains(['.', ':']) || *c == "localhost");
         let ok = if is_host {
-            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ".-:".contains(ch))
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ".-:".contains(ch))
         } else {
             let bytes = c.as_bytes();
             !c.is_empty()
                 && bytes[0].is_ascii_alphanumeric()
                 && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                && c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
         };
         if !ok {
             return Err(bad(
@@ -370,18 +384,41 @@ mod tests {
     fn normalizes_names_like_docker() {
         assert_eq!(normalize_name("hello").unwrap(), "hello:latest");
         assert_eq!(normalize_name("team/app:1.0").unwrap(), "team/app:1.0");
-        assert_eq!(normalize_name("localhost:5000/app").unwrap(), "localhost:5000/app:latest");
-        assert_eq!(normalize_name("registry.example.com/a/b:v2").unwrap(), "registry.example.com/a/b:v2");
-        for bad in ["Hello", "app:", ":tag", "app:-x", "a//b", "app@sha256:00", "-app"] {
+        assert_eq!(
+            normalize_name("localhost:5000/app").unwrap(),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_name("registry.example.com/a/b:v2").unwrap(),
+            "registry.example.com/a/b:v2"
+        );
+        for bad in [
+            "Hello",
+            "app:",
+            ":tag",
+            "app:-x",
+            "a//b",
+            "app@sha256:00",
+            "-app",
+        ] {
             assert!(normalize_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn parses_ids_and_names() {
-        assert_eq!(ImageRef::parse("sha256:abcd").unwrap(), ImageRef::Id("abcd".into()));
-        assert_eq!(ImageRef::parse("abcdef12").unwrap(), ImageRef::Id("abcdef12".into()));
-        assert_eq!(ImageRef::parse("app").unwrap(), ImageRef::Name("app:latest".into()));
+        assert_eq!(
+            ImageRef::parse("sha256:abcd").unwrap(),
+            ImageRef::Id("abcd".into())
+        );
+        assert_eq!(
+            ImageRef::parse("abcdef12").unwrap(),
+            ImageRef::Id("abcdef12".into())
+        );
+        assert_eq!(
+            ImageRef::parse("app").unwrap(),
+            ImageRef::Name("app:latest".into())
+        );
         assert!(ImageRef::parse("sha256:xyz").is_err());
     }
 }

@@ -31,7 +31,10 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use blob::{AtomicWriter, BlobReader};
-pub use index::{Descriptor, INDEX_MEDIA_TYPE, ImageRef, MANIFEST_MEDIA_TYPE, REF_NAME, RefError, TaggedImage, normalize_name};
+pub use index::{
+    Descriptor, INDEX_MEDIA_TYPE, ImageRef, MANIFEST_MEDIA_TYPE, REF_NAME, RefError, TaggedImage,
+    normalize_name,
+};
 pub use lock::StoreLock;
 pub use prune::PruneReport;
 
@@ -93,7 +96,10 @@ pub enum StoreError {
 /// `Result` with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-pub(crate) fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StoreError + 'p {
+pub(crate) fn io_err<'p>(
+    action: &'static str,
+    path: &'p Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'p {
     move |source| StoreError::Io {
         action,
         path: path.to_path_buf(),
@@ -210,10 +216,12 @@ impl Store {
     /// Opens a blob for reading; the reader fails at the end if the bytes do
     /// not match the digest.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
-        BlobReader::open(self.blob_path(digest), *digest, None, || StoreError::Missing {
-            what: "blob",
-            digest: *digest,
-            root: self.root.clone(),
+        BlobReader::open(self.blob_path(digest), *digest, None, || {
+            StoreError::Missing {
+                what: "blob",
+                digest: *digest,
+                root: self.root.clone(),
+            }
         })
     }
 
@@ -245,13 +253,16 @@ impl Store {
 
     /// Opens a file's contents, verified against the digest and size.
     pub fn open_content(&self, file: &FileRef) -> Result<BlobReader> {
-        BlobReader::open(self.content_path(&file.digest), file.digest, Some(file.size), || {
-            StoreError::Missing {
+        BlobReader::open(
+            self.content_path(&file.digest),
+            file.digest,
+            Some(file.size),
+            || StoreError::Missing {
                 what: "file content",
                 digest: file.digest,
                 root: self.root.clone(),
-            }
-        })
+            },
+        )
     }
 
     /// Whether file contents with this digest are stored.
@@ -260,7 +271,11 @@ impl Store {
     }
 
     /// Saves the change index of a layer, by its diff_id.
-    pub fn put_layer_index(&self, diff_id: &Digest, changes: &crate::snapshot::ChangeSet) -> Result<()> {
+    pub fn put_layer_index(
+        &self,
+        diff_id: &Digest,
+        changes: &crate::snapshot::ChangeSet,
+    ) -> Result<()> {
         let path = self.layer_index_path(diff_id);
         if path.exists() {
             return Ok(());

@@ -50,7 +50,12 @@ impl Store {
         let mut blobs = HashSet::new();
         let mut diff_ids = HashSet::new();
         for image in self.images()? {
-            self.mark_manifest(&image.manifest.digest, &mut blobs, &mut diff_ids, &mut report);
+            self.mark_manifest(
+                &image.manifest.digest,
+                &mut blobs,
+                &mut diff_ids,
+                &mut report,
+            );
         }
         let mut contents = HashSet::new();
         for diff_id in &diff_ids {
@@ -68,14 +73,22 @@ impl Store {
         }
 
         let root = self.root().to_path_buf();
-        sweep(&root.join("blobs/sha256"), |name| keep(name, &blobs), |n, b| {
-            report.blobs += n;
-            report.bytes += b;
-        })?;
-        sweep(&self.kiln_dir().join("files/sha256"), |name| keep(name, &contents), |n, b| {
-            report.files += n;
-            report.bytes += b;
-        })?;
+        sweep(
+            &root.join("blobs/sha256"),
+            |name| keep(name, &blobs),
+            |n, b| {
+                report.blobs += n;
+                report.bytes += b;
+            },
+        )?;
+        sweep(
+            &self.kiln_dir().join("files/sha256"),
+            |name| keep(name, &contents),
+            |n, b| {
+                report.files += n;
+                report.bytes += b;
+            },
+        )?;
         sweep(
             &self.kiln_dir().join("layers/sha256"),
             |name| keep(name.trim_end_matches(".json"), &diff_ids),
@@ -84,10 +97,14 @@ impl Store {
                 report.bytes += b;
             },
         )?;
-        sweep(&self.tmp_dir(), |_| false, |n, b| {
-            report.other += n;
-            report.bytes += b;
-        })?;
+        sweep(
+            &self.tmp_dir(),
+            |_| false,
+            |n, b| {
+                report.other += n;
+                report.bytes += b;
+            },
+        )?;
         Ok(report)
     }
 
@@ -108,7 +125,11 @@ impl Store {
                 return;
             }
         };
-        let digest_of = |v: &serde_json::Value| v.get("digest").and_then(|d| d.as_str()).and_then(|d| d.parse::<Digest>().ok());
+        let digest_of = |v: &serde_json::Value| {
+            v.get("digest")
+                .and_then(|d| d.as_str())
+                .and_then(|d| d.parse::<Digest>().ok())
+        };
         // An index: recurse into its manifests.
         if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
             for child in children.iter().filter_map(digest_of) {
@@ -116,7 +137,12 @@ impl Store {
             }
             return;
         }
-        for layer in doc.get("layers").and_then(|l| l.as_array()).into_iter().flatten() {
+        for layer in doc
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+        {
             if let Some(d) = digest_of(layer) {
                 blobs.insert(d);
             }

@@ -45,7 +45,10 @@ fn blobs_are_content_addressed_and_verified_on_read() {
     let err = s.read_blob(&d).unwrap_err().to_string();
     assert!(err.contains("does not match its digest"), "{err}");
     let missing = Digest::of(b"nope");
-    assert!(matches!(s.read_blob(&missing), Err(StoreError::Missing { .. })));
+    assert!(matches!(
+        s.read_blob(&missing),
+        Err(StoreError::Missing { .. })
+    ));
 }
 
 #[test]
@@ -56,7 +59,12 @@ fn uncommitted_writes_leave_nothing_behind() {
         w.write_bytes(b"partial").unwrap();
         // dropped without commit, as when a build fails or is interrupted
     }
-    assert_eq!(std::fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.root().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
     assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
 }
 
@@ -68,10 +76,16 @@ fn content_reads_check_size_and_digest() {
     let (digest, size) = w.commit().unwrap();
     let f = FileRef { digest, size };
     let mut out = String::new();
-    s.open_content(&f).unwrap().read_to_string(&mut out).unwrap();
+    s.open_content(&f)
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert_eq!(out, "abc");
     std::fs::write(s.content_path(&digest), b"abcd").unwrap();
-    assert!(matches!(s.open_content(&f), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(
+        s.open_content(&f),
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 fn manifest(s: &Store, n: u8) -> Descriptor {
@@ -84,21 +98,38 @@ fn tags_move_and_leave_untagged_images() {
     let (_d, s) = store();
     let m1 = manifest(&s, 1);
     let m2 = manifest(&s, 2);
-    s.add_image(&m1, &["app:1".into(), "app:latest".into()]).unwrap();
+    s.add_image(&m1, &["app:1".into(), "app:latest".into()])
+        .unwrap();
     s.add_image(&m2, &["app:latest".into()]).unwrap();
-    let names: Vec<_> = s.images().unwrap().into_iter().map(|i| (i.name, i.manifest.digest)).collect();
+    let names: Vec<_> = s
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.name, i.manifest.digest))
+        .collect();
     assert_eq!(
         names,
-        vec![(Some("app:1".into()), m1.digest), (Some("app:latest".into()), m2.digest)]
+        vec![
+            (Some("app:1".into()), m1.digest),
+            (Some("app:latest".into()), m2.digest)
+        ]
     );
     assert_eq!(s.resolve("app").unwrap().digest, m2.digest);
     assert_eq!(s.resolve("app:1").unwrap().digest, m1.digest);
     assert_eq!(s.resolve(&m1.digest.hex()[..8]).unwrap().digest, m1.digest);
     assert_eq!(s.resolve(&m2.digest.to_string()).unwrap().digest, m2.digest);
-    assert!(matches!(s.resolve("other"), Err(StoreError::Ref(RefError::NotFound(_)))));
+    assert!(matches!(
+        s.resolve("other"),
+        Err(StoreError::Ref(RefError::NotFound(_)))
+    ));
     // Moving the last tag off m1 keeps it as an untagged image.
     s.add_image(&m2, &["app:1".into()]).unwrap();
-    let untagged: Vec<_> = s.images().unwrap().into_iter().filter(|i| i.name.is_none()).collect();
+    let untagged: Vec<_> = s
+        .images()
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.name.is_none())
+        .collect();
     assert_eq!(untagged.len(), 1);
     assert_eq!(untagged[0].manifest.digest, m1.digest);
     // Building the same image untagged again adds no duplicate.
@@ -114,7 +145,10 @@ fn rmi_by_name_and_by_id() {
     let (names, _, gone) = s.remove_image("a:1").unwrap();
     assert_eq!((names, gone), (vec!["a:1".to_string()], false));
     let (names, digest, gone) = s.remove_image(&m.digest.hex()[..12]).unwrap();
-    assert_eq!((names, digest, gone), (vec!["b:1".to_string()], m.digest, true));
+    assert_eq!(
+        (names, digest, gone),
+        (vec!["b:1".to_string()], m.digest, true)
+    );
     assert!(s.images().unwrap().is_empty());
     assert!(s.remove_image("a:1").is_err());
 }
@@ -145,18 +179,28 @@ fn prune_keeps_what_tagged_images_use() {
     let mut changes = PendingChanges::new();
     changes.insert(
         ImagePath::parse("f").unwrap(),
-        Change::Put(Node::File(Meta::root(0o644, 0), Content::Bytes(b"kept".to_vec()))),
+        Change::Put(Node::File(
+            Meta::root(0o644, 0),
+            Content::Bytes(b"kept".to_vec()),
+        )),
     );
     let layer = write_layer(&s, changes, &LayerOptions::default()).unwrap();
     s.put_layer_index(&layer.diff_id, &layer.changes).unwrap();
-    let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#, layer.diff_id);
+    let config = format!(
+        r#"{{"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        layer.diff_id
+    );
     let config = s.put_blob(config.as_bytes()).unwrap();
     let manifest_json = format!(
         r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{config}","size":1}},"layers":[{{"mediaType":"x","digest":"{}","size":1}}]}}"#,
         layer.descriptor.digest
     );
     let m = s.put_blob(manifest_json.as_bytes()).unwrap();
-    s.add_image(&Descriptor::new(MANIFEST_MEDIA_TYPE, m, 1), &["keep:me".into()]).unwrap();
+    s.add_image(
+        &Descriptor::new(MANIFEST_MEDIA_TYPE, m, 1),
+        &["keep:me".into()],
+    )
+    .unwrap();
     let garbage = s.put_blob(b"garbage").unwrap();
     let mut w = s.content_writer().unwrap();
     w.write_bytes(b"orphan content").unwrap();
@@ -164,7 +208,11 @@ fn prune_keeps_what_tagged_images_use() {
     std::fs::write(s.tmp_dir().join(".tmp-stale"), b"left by a killed build").unwrap();
 
     let report = s.prune(false).unwrap();
-    assert_eq!((report.blobs, report.files, report.other), (1, 1, 1), "{report:?}");
+    assert_eq!(
+        (report.blobs, report.files, report.other),
+        (1, 1, 1),
+        "{report:?}"
+    );
     assert!(report.problems.is_empty(), "{report:?}");
     assert!(!s.has_blob(&garbage));
     assert!(!s.has_content(&orphan));
@@ -175,5 +223,9 @@ fn prune_keeps_what_tagged_images_use() {
     // Untagging then pruning removes the rest.
     s.remove_image("keep:me").unwrap();
     let report = s.prune(false).unwrap();
-    assert_eq!((report.blobs, report.files, report.other), (3, 1, 1), "{report:?}");
+    assert_eq!(
+        (report.blobs, report.files, report.other),
+        (3, 1, 1),
+        "{report:?}"
+    );
 }

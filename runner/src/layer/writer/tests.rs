@@ -23,7 +23,13 @@ fn meta(mode: u32, mtime: i64) -> Meta {
 fn sample() -> PendingChanges {
     let mut c = PendingChanges::new();
     c.insert(p("app"), Change::Put(Node::Dir(meta(0o755, 10))));
-    c.insert(p("app/z.txt"), Change::Put(Node::File(meta(0o644, 5_000_000_000), Content::Bytes(b"zzz".to_vec()))));
+    c.insert(
+        p("app/z.txt"),
+        Change::Put(Node::File(
+            meta(0o644, 5_000_000_000),
+            Content::Bytes(b"zzz".to_vec()),
+        )),
+    );
     c.insert(
         p("app/a.txt"),
         Change::Put(Node::File(
@@ -35,20 +41,35 @@ fn sample() -> PendingChanges {
             },
         )),
     );
-    c.insert(p("app/link"), Change::Put(Node::Symlink(meta(0o777, 0), "a.txt".into())));
+    c.insert(
+        p("app/link"),
+        Change::Put(Node::Symlink(meta(0o777, 0), "a.txt".into())),
+    );
     c.insert(p("old"), Change::Whiteout);
     c.insert(p("cache"), Change::Opaque(meta(0o700, 0)));
-    c.insert(p(&format!("deep/{}", "n".repeat(120))), Change::Put(Node::File(meta(0o644, 0), Content::Bytes(vec![]))));
+    c.insert(
+        p(&format!("deep/{}", "n".repeat(120))),
+        Change::Put(Node::File(meta(0o644, 0), Content::Bytes(vec![]))),
+    );
     c
 }
 
-fn untar(store: &Store, layer: &WrittenLayer) -> (Vec<u8>, Vec<(String, char, u32, u64, u64, u64, String)>) {
+/// (path, type, mode, uid, gid, mtime, contents or link target)
+type TarEntry = (String, char, u32, u64, u64, u64, String);
+
+fn untar(store: &Store, layer: &WrittenLayer) -> (Vec<u8>, Vec<TarEntry>) {
     let mut blob = Vec::new();
-    store.open_blob(&layer.descriptor.digest).unwrap().read_to_end(&mut blob).unwrap();
+    store
+        .open_blob(&layer.descriptor.digest)
+        .unwrap()
+        .read_to_end(&mut blob)
+        .unwrap();
     let tar_bytes = match layer.descriptor.media_type.as_str() {
         crate::layer::MEDIA_TYPE_GZIP => {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut out).unwrap();
+            flate2::read::GzDecoder::new(&blob[..])
+                .read_to_end(&mut out)
+                .unwrap();
             out
         }
         crate::layer::MEDIA_TYPE_ZSTD => zstd::decode_all(&blob[..]).unwrap(),
@@ -61,7 +82,11 @@ fn untar(store: &Store, layer: &WrittenLayer) -> (Vec<u8>, Vec<(String, char, u3
         let h = e.header().clone();
         let mut body = String::new();
         e.read_to_string(&mut body).unwrap();
-        let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()).unwrap_or(body);
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or(body);
         entries.push((
             e.path().unwrap().to_string_lossy().into_owned(),
             match h.entry_type() {
@@ -92,9 +117,29 @@ fn writes_sorted_entries_with_metadata_from_the_changes() {
     let long = format!("deep/{}", "n".repeat(120));
     assert_eq!(
         names,
-        vec!["app/", "app/a.txt", "app/link", "app/z.txt", "cache/", "cache/.wh..wh..opq", &long, ".wh.old"]
+        vec![
+            "app/",
+            "app/a.txt",
+            "app/link",
+            "app/z.txt",
+            "cache/",
+            "cache/.wh..wh..opq",
+            &long,
+            ".wh.old"
+        ]
     );
-    assert_eq!(entries[1], ("app/a.txt".into(), 'f', 0o600, 1000, 100, 20, "hello".into()));
+    assert_eq!(
+        entries[1],
+        (
+            "app/a.txt".into(),
+            'f',
+            0o600,
+            1000,
+            100,
+            20,
+            "hello".into()
+        )
+    );
     assert_eq!(entries[2].1, 'l');
     assert_eq!(entries[2].6, "a.txt");
     assert_eq!(entries[4].2, 0o700);
@@ -104,7 +149,11 @@ fn writes_sorted_entries_with_metadata_from_the_changes() {
         other => panic!("{other:?}"),
     };
     let mut s = String::new();
-    store.open_content(&f).unwrap().read_to_string(&mut s).unwrap();
+    store
+        .open_content(&f)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, "hello");
 }
 
@@ -125,7 +174,11 @@ fn clamps_mtimes_to_source_date_epoch() {
 
 #[test]
 fn output_is_identical_across_stores_and_codecs_are_stable() {
-    for compression in [Compression::Gzip, Compression::Zstd, Compression::Uncompressed] {
+    for compression in [
+        Compression::Gzip,
+        Compression::Zstd,
+        Compression::Uncompressed,
+    ] {
         let opts = LayerOptions {
             compression,
             clamp_mtime: None,
@@ -149,13 +202,26 @@ fn hardlinks_point_backwards_in_tar_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut c = PendingChanges::new();
-    c.insert(p("z/file"), Change::Put(Node::File(meta(0o644, 0), Content::Bytes(b"x".to_vec()))));
+    c.insert(
+        p("z/file"),
+        Change::Put(Node::File(meta(0o644, 0), Content::Bytes(b"x".to_vec()))),
+    );
     c.insert(p("a/link"), Change::Hardlink(p("z/file")));
     c.insert(p("m/link"), Change::Hardlink(p("z/file")));
     let layer = write_layer(&store, c, &LayerOptions::default()).unwrap();
     let (_, entries) = untar(&store, &layer);
-    let files: Vec<(&str, char, &str)> = entries.iter().map(|e| (e.0.as_str(), e.1, e.6.as_str())).collect();
-    assert_eq!(files, vec![("a/link", 'f', "x"), ("m/link", 'h', "a/link"), ("z/file", 'h', "a/link")]);
+    let files: Vec<(&str, char, &str)> = entries
+        .iter()
+        .map(|e| (e.0.as_str(), e.1, e.6.as_str()))
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            ("a/link", 'f', "x"),
+            ("m/link", 'h', "a/link"),
+            ("z/file", 'h', "a/link")
+        ]
+    );
 }
 
 #[test]
@@ -184,8 +250,18 @@ fn a_source_that_shrinks_is_an_error_not_a_torn_layer() {
             },
         )),
     );
-    let err = write_layer(&store, c, &LayerOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("context file f") && err.contains("5 bytes early"), "{err}");
+    let err = write_layer(&store, c, &LayerOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("context file f") && err.contains("5 bytes early"),
+        "{err}"
+    );
     // Nothing partial was published.
-    assert_eq!(std::fs::read_dir(dir.path().join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -1,0 +1,407 @@
+//! The builder: runs a Kilnfile's stages against snapshots and writes the
+//! resulting image into the store.
+//!
+//! [`build`] reads and parses the Kilnfile, picks the target stage and the
+//! stages it needs (`FROM <stage>`), and dispatches each stage's
+//! instructions in order (`dispatch.rs`): metadata instructions change the
+//! image config, COPY (`copy.rs`) and WORKDIR produce layers through
+//! [`crate::layer`]. Each instruction that shows in `docker history` gets a
+//! history entry with a BuildKit-like `created_by`.
+//!
+//! All output goes through the [`Progress`] trait: the library never prints.
+//! Timestamps come from `SOURCE_DATE_EPOCH` (build arg or environment) or
+//! are 0, so the same inputs give the same image digest on every host.
+
+mod copy;
+mod dispatch;
+mod users;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::context::{Context, ContextError};
+use crate::frontend::{self, Diagnostic, Kilnfile};
+use crate::image::{Image, ImageError, Platform};
+use crate::layer::{Compression, LayerError};
+use crate::snapshot::Snapshot;
+use crate::store::{Descriptor, Store, StoreError};
+
+/// What to build and how.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// The Kilnfile to read.
+    pub kilnfile: PathBuf,
+    /// How the Kilnfile is named in messages.
+    pub kilnfile_name: String,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// `--build-arg` values, in order (a later one wins).
+    pub build_args: Vec<(String, String)>,
+    /// `--target`: the stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--platform`: the image platform (default: the base image's, or
+    /// `wasi/wasm` for `FROM scratch`).
+    pub platform: Option<Platform>,
+    /// Names to tag the image with, normalized (`name:tag`).
+    pub tags: Vec<String>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH` from the environment (a build arg overrides it).
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A finished build.
+#[derive(Debug)]
+pub struct BuildOutput {
+    /// The image, as stored.
+    pub image: Image,
+    /// Its filesystem.
+    pub snapshot: Snapshot,
+    /// The names it was tagged with.
+    pub tags: Vec<String>,
+    /// The epoch used for timestamps.
+    pub epoch: i64,
+}
+
+/// One progress event. Steps are numbered like BuildKit's plain output.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Step `id` started; `name` is what it does (`[2/4] COPY a /b`).
+    Start {
+        /// Step number.
+        id: usize,
+        /// What it does.
+        name: &'a str,
+    },
+    /// A line of detail for step `id`.
+    Log {
+        /// Step number.
+        id: usize,
+        /// The line.
+        text: &'a str,
+    },
+    /// Step `id` finished.
+    Done {
+        /// Step number.
+        id: usize,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// Step `id` failed.
+    Failed {
+        /// Step number.
+        id: usize,
+        /// How long it ran.
+        elapsed: Duration,
+    },
+    /// Something the user should know that does not stop the build.
+    Warning(&'a str),
+}
+
+/// Where the builder reports progress. The CLI's printer implements it.
+pub trait Progress: Sync {
+    /// Reports one event.
+    fn event(&self, event: Event<'_>);
+}
+
+/// A [`Progress`] that discards everything.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A problem at a place in the Kilnfile.
+    #[error("{0}")]
+    Kilnfile(Box<Diagnostic>),
+    /// Options that do not fit the Kilnfile (an unknown `--target`...).
+    #[error("{0}")]
+    Usage(String),
+    /// The Kilnfile could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadKilnfile {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The context failed.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An image could not be loaded or written.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// A layer could not be written.
+    #[error("{step}: {source}")]
+    Layer {
+        /// The instruction, as shown in progress.
+        step: String,
+        /// The cause.
+        #[source]
+        source: LayerError,
+    },
+}
+
+impl From<Diagnostic> for BuildError {
+    fn from(d: Diagnostic) -> Self {
+        BuildError::Kilnfile(Box::new(d))
+    }
+}
+
+impl BuildError {
+    /// Whether the user's invocation (not the build) was wrong.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, BuildError::Usage(_))
+    }
+}
+
+/// Step numbering and timing shared by all stages.
+struct Steps<'p> {
+    progress: &'p dyn Progress,
+    next_id: std::cell::Cell<usize>,
+}
+
+impl Steps<'_> {
+    /// Runs `f` as a numbered step, reporting start, end and failure.
+    fn run<T, E>(&self, name: &str, f: impl FnOnce(usize) -> Result<T, E>) -> Result<T, E> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.progress.event(Event::Start { id, name });
+        let start = Instant::now();
+        let out = f(id);
+        let elapsed = start.elapsed();
+        match &out {
+            Ok(_) => self.progress.event(Event::Done { id, elapsed }),
+            Err(_) => self.progress.event(Event::Failed { id, elapsed }),
+        }
+        out
+    }
+
+    fn log(&self, id: usize, text: &str) {
+        self.progress.event(Event::Log { id, text });
+    }
+
+    fn warn(&self, text: &str) {
+        self.progress.event(Event::Warning(text));
+    }
+}
+
+/// Everything a stage needs from the build as a whole.
+struct Build<'a> {
+    store: &'a Store,
+    kilnfile: &'a Kilnfile,
+    context: &'a Context,
+    opts: &'a BuildOptions,
+    steps: Steps<'a>,
+    /// Build args given on the command line (last one wins).
+    build_args: BTreeMap<String, String>,
+    /// Which build args some ARG declared.
+    consumed: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// Global ARG values (after build-arg overrides), for FROM and redeclaration.
+    global_args: Vec<(String, Option<String>)>,
+    /// Timestamps of everything written.
+    epoch: i64,
+    /// Stages built so far, by index.
+    stages: std::cell::RefCell<BTreeMap<usize, StageResult>>,
+}
+
+/// Largest Kilnfile read from disk (see [`frontend::MAX_KILNFILE_BYTES`]).
+const MAX_READ: u64 = frontend::MAX_KILNFILE_BYTES as u64 + 1;
+
+/// Runs a build.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<BuildOutput, BuildError> {
+    let steps = Steps {
+        progress,
+        next_id: std::cell::Cell::new(1),
+    };
+    let kilnfile = steps.run(
+        &format!(
+            "[internal] load build definition from {}",
+            opts.kilnfile_name
+        ),
+        |id| {
+            let text = read_kilnfile(opts)?;
+            steps.log(
+                id,
+                &format!("transferring kilnfile: {}", human_bytes(text.len() as u64)),
+            );
+            frontend::parse(&opts.kilnfile_name, &text).map_err(BuildError::from)
+        },
+    )?;
+    let context = steps.run("[internal] load build context", |id| {
+        let ctx = Context::open(&opts.context)?;
+        if let Some(file) = ctx.ignore_file() {
+            steps.log(id, &format!("using {file}"));
+        }
+        Ok::<_, BuildError>(ctx)
+    })?;
+
+    let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
+    let epoch = match build_args.get("SOURCE_DATE_EPOCH") {
+        Some(v) => parse_epoch(v)
+            .map_err(|e| BuildError::Usage(format!("--build-arg SOURCE_DATE_EPOCH={v}: {e}")))?,
+        None => opts.source_date_epoch.unwrap_or(0),
+    };
+    let mut b = Build {
+        store,
+        kilnfile: &kilnfile,
+        context: &context,
+        opts,
+        steps,
+        build_args,
+        consumed: Default::default(),
+        global_args: Vec::new(),
+        epoch,
+        stages: Default::default(),
+    };
+    b.global_args = b.resolve_global_args()?;
+
+    let target = match &opts.target {
+        Some(name) => {
+            kilnfile
+                .stage(name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = kilnfile
+                        .stages
+                        .iter()
+                        .filter_map(|s| s.name.as_deref())
+                        .collect();
+                    BuildError::Usage(format!(
+                        "--target {name:?}: no such stage in {}; the stages are {}",
+                        opts.kilnfile_name,
+                        if names.is_empty() {
+                            "unnamed (use FROM ... AS name)".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ))
+                })?
+                .index
+        }
+        None => kilnfile.stages.len() - 1,
+    };
+    let result = b.stage_result(target)?;
+
+    let unused: Vec<&String> = b
+        .build_args
+        .keys()
+        .filter(|k| !b.consumed.borrow().contains(*k) && !dispatch::is_predefined_arg(k))
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        b.steps.warn(&format!(
+            "build-arg {} not consumed: no ARG in the built stages declares {}",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        ));
+    }
+
+    let output = b.steps.run("exporting to image", |id| {
+        let manifest = crate::image::write_image(store, &result.config, &result.layers)?;
+        b.steps
+            .log(id, &format!("writing image {} done", manifest.digest));
+        store.add_image(&manifest, &opts.tags)?;
+        for tag in &opts.tags {
+            b.steps.log(id, &format!("naming to {tag} done"));
+        }
+        let image = Image::load(store, &manifest, None)?;
+        Ok::<_, BuildError>(BuildOutput {
+            image,
+            snapshot: result.snapshot,
+            tags: opts.tags.clone(),
+            epoch,
+        })
+    })?;
+    Ok(output)
+}
+
+fn read_kilnfile(opts: &BuildOptions) -> Result<String, BuildError> {
+    use std::io::Read;
+    let err = |source| BuildError::ReadKilnfile {
+        path: opts.kilnfile.clone(),
+        source,
+    };
+    let file = std::fs::File::open(&opts.kilnfile).map_err(err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ).read_to_end(&mut bytes).map_err(err)?;
+    String::from_utf8(bytes).map_err(|_| {
+        err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text: is this a Kilnfile?",
+        ))
+    })
+}
+
+/// Parses a `SOURCE_DATE_EPOCH` value: whole seconds since 1970, >= 0.
+pub fn parse_epoch(value: &str) -> Result<i64, String> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0 && *v < 253_402_300_800)
+        .ok_or_else(|| "expected whole seconds since 1970-01-01 (like 1700000000)".to_string())
+}
+
+/// Formats a byte count the way docker does (`1.5kB`, `12MB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else if value >= 100.0 {
+        format!("{value:.0}{}", UNITS[unit])
+    } else {
+        format!("{:.3}", value)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
+    }
+}
+
+/// The image being built by one stage.
+#[derive(Clone, Debug)]
+struct StageResult {
+    snapshot: Snapshot,
+    config: oci_spec::image::ImageConfiguration,
+    layers: Vec<Descriptor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_sizes_like_docker() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(999), "999B");
+        assert_eq!(human_bytes(1500), "1.5kB");
+        assert_eq!(human_bytes(12_340_000), "12.34MB");
+        assert_eq!(human_bytes(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn epochs_are_whole_non_negative_seconds() {
+        assert_eq!(parse_epoch("1700000000").unwrap(), 1_700_000_000);
+        assert!(parse_epoch("-1").is_err());
+        assert!(parse_epoch("1.5").is_err());
+        assert!(parse_epoch("soon").is_err());
+    }
+}

@@ -1,0 +1,439 @@
+//! One function per command: turn validated flags into library calls and
+//! print the results.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+use super::printer::Printer;
+use super::{BuildArgs, Cli, Command, ExportArgs, HistoryArgs, PruneArgs, RmiArgs, UsageError};
+use crate::build::{self, BuildOptions, human_bytes};
+use crate::export::{self, Dest, OutputKind, OutputSpec};
+use crate::image::{Image, Platform};
+use crate::secrets::SecretSpec;
+use crate::snapshot::{Change, Node};
+use crate::store::{Store, normalize_name};
+
+/// Runs a parsed command line.
+pub(super) fn run(cli: Cli, printer: &Printer) -> Result<ExitCode> {
+    let store_dir = match cli.store {
+        Some(dir) => dir,
+        None => default_store()?,
+    };
+    let store = || {
+        Store::open(&store_dir)
+            .with_context(|| format!("opening the store at {}", store_dir.display()))
+    };
+    match cli.command {
+        Command::Build(args) => build(&store()?, args, printer),
+        Command::Images => images(&store()?, printer),
+        Command::History(args) => history(&store()?, args, printer),
+        Command::Inspect(args) => inspect(&store()?, &args.image, printer),
+        Command::Export(args) => export_image(&store()?, args, printer),
+        Command::Rmi(args) => rmi(&store()?, args, printer),
+        Command::Prune(args) => prune(&store()?, args, printer),
+    }
+}
+
+/// `kiln` in the user's data directory.
+fn default_store() -> Result<PathBuf> {
+    let base = dirs::data_dir().ok_or_else(|| {
+        UsageError(format!(
+            "cannot find a data directory for the default store; pass --store DIR or set {}",
+            super::STORE_ENV
+        ))
+    })?;
+    Ok(base.join("kiln"))
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn build(store: &Store, args: BuildArgs, printer: &Printer) -> Result<ExitCode> {
+    if !args.context.is_dir() {
+        return Err(usage(format!(
+            "the build context {} is not a directory",
+            args.context.display()
+        )));
+    }
+    let kilnfile = match &args.file {
+        Some(f) => f.clone(),
+        None => ["Kilnfile", "Dockerfile"]
+            .iter()
+            .map(|n| args.context.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                usage(format!(
+                    "no Kilnfile (or Dockerfile) in {}; pass one with -f FILE",
+                    args.context.display()
+                ))
+            })?,
+    };
+    let mut build_args = Vec::new();
+    for raw in &args.build_args {
+        let (k, v) = match raw.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            // `--build-arg NAME` takes the value from the environment, as docker does.
+            None => match std::env::var(raw) {
+                Ok(v) => (raw.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        if k.is_empty() {
+            return Err(usage(format!("--build-arg {raw:?}: expected KEY=VALUE")));
+        }
+        build_args.push((k, v));
+    }
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        tags.push(normalize_name(t).map_err(|e| usage(format!("-t {t}: {e}")))?);
+    }
+    for spec in &args.secrets {
+        SecretSpec::parse(spec, &|name| std::env::var_os(name).is_some())
+            .map_err(|e| usage(format!("--secret {spec}: {e}")))?;
+    }
+    if !args.secrets.is_empty() {
+        printer.warn("--secret: no step can use a secret yet (this kiln cannot run RUN steps)");
+    }
+    if args.no_cache {
+        // Nothing to do: every build runs every step.
+    }
+    let platform = match &args.platform {
+        Some(p) => Some(Platform::parse(p).map_err(|e| usage(format!("--platform: {e}")))?),
+        None => None,
+    };
+    let output = match &args.output {
+        Some(spec) => {
+            OutputSpec::parse(spec).map_err(|e| usage(format!("--output {spec}: {e}")))?
+        }
+        None => OutputSpec::default(),
+    };
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(
+            build::parse_epoch(&v)
+                .map_err(|e| usage(format!("SOURCE_DATE_EPOCH={v} in the environment: {e}")))?,
+        ),
+        _ => None,
+    };
+    let opts = BuildOptions {
+        kilnfile_name: display_path(&kilnfile),
+        kilnfile,
+        context: args.context.clone(),
+        build_args,
+        target: args.target.clone(),
+        platform,
+        tags,
+        compression: output.compression,
+        source_date_epoch,
+    };
+
+    let _lock = store.lock_shared()?;
+    let out = build::build(store, &opts, printer)?;
+    let id = out.image.descriptor.digest;
+    match &output.kind {
+        OutputKind::Image => {}
+        OutputKind::Oci { dest, tar } => {
+            export::write_oci(store, &out.image, &out.tags, dest, *tar, out.epoch)?;
+            status(
+                printer,
+                &format!(
+                    "wrote OCI {} to {}",
+                    if *tar { "archive" } else { "layout" },
+                    dest_text(dest)
+                ),
+            );
+        }
+        OutputKind::Tar { dest } => {
+            export::write_fs_tar(store, &out.snapshot, dest)?;
+            status(
+                printer,
+                &format!("wrote the filesystem tar to {}", dest_text(dest)),
+            );
+        }
+        OutputKind::Local { dest } => {
+            export::write_local(store, &out.snapshot, dest)?;
+            status(
+                printer,
+                &format!("wrote the filesystem to {}", dest.display()),
+            );
+        }
+    }
+    if printer.is_quiet() {
+        printer.out(&id.to_string());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(printer: &Printer, line: &str) {
+    if !printer.is_quiet() {
+        printer.status(line);
+    }
+}
+
+fn dest_text(dest: &Dest) -> String {
+    match dest {
+        Dest::Stdout => "standard output".into(),
+        Dest::Path(p) => p.display().to_string(),
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Formats the time since `created` like docker (`2 minutes ago`).
+fn ago(created: Option<&str>) -> String {
+    let Some(ts) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
+        return "N/A".into();
+    };
+    let secs = jiff::Timestamp::now().as_second() - ts.as_second();
+    if secs < 0 {
+        return "in the future".into();
+    }
+    let (m, h, d) = (60, 3600, 86_400);
+    let text = match secs {
+        s if s < 1 => "Less than a second".to_string(),
+        s if s < m => format!("{s} seconds"),
+        s if s < 2 * m => "About a minute".to_string(),
+        s if s < h => format!("{} minutes", s / m),
+        s if s < 2 * h => "About an hour".to_string(),
+        s if s < 2 * d => format!("{} hours", s / h),
+        s if s < 14 * d => format!("{} days", s / d),
+        s if s < 60 * d => format!("{} weeks", s / (7 * d)),
+        s if s < 730 * d => format!("{} months", s / (30 * d)),
+        s => format!("{} years", s / (365 * d)),
+    };
+    format!("{text} ago")
+}
+
+/// Lays out rows in columns separated by three spaces, like docker.
+fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == cols {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+fn images(store: &Store, printer: &Printer) -> Result<ExitCode> {
+    let mut rows = vec![vec![
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
+    for img in store.images()? {
+        let (repo, tag) = match &img.name {
+            Some(n) => match n.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                _ => (n.clone(), "<none>".into()),
+            },
+            None => ("<none>".into(), "<none>".into()),
+        };
+        let (created, size) = match Image::load(store, &img.manifest, None) {
+            Ok(image) => (
+                ago(image.config.created().as_deref()),
+                human_bytes(image.size()),
+            ),
+            Err(_) => ("N/A".into(), "N/A".into()),
+        };
+        rows.push(vec![repo, tag, img.manifest.digest.short(), created, size]);
+    }
+    for line in table(&rows) {
+        printer.out(&line);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history(store: &Store, args: HistoryArgs, printer: &Printer) -> Result<ExitCode> {
+    let descriptor = store.resolve(&args.image)?;
+    let image = Image::load(store, &descriptor, None)?;
+    let layers = image.layers()?;
+    let history = image.config.history().clone().unwrap_or_default();
+    // Sizes of non-empty history entries come from the layers, in order.
+    let mut layer_sizes = layers.iter().map(|(_, diff_id)| {
+        store
+            .layer_index(diff_id)
+            .ok()
+            .flatten()
+            .map(|changes| {
+                changes
+                    .values()
+                    .map(|c| match c {
+                        Change::Put(Node::File(_, f)) => f.size,
+                        _ => 0,
+                    })
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    });
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for h in &history {
+        let size = if h.empty_layer().unwrap_or(false) {
+            0
+        } else {
+            layer_sizes.next().unwrap_or(0)
+        };
+        let mut created_by = h.created_by().clone().unwrap_or_default();
+        if !args.no_trunc && created_by.chars().count() > 45 {
+            created_by = created_by.chars().take(44).collect::<String>() + "…";
+        }
+        rows.push(vec![
+            "<missing>".into(),
+            ago(h.created().as_deref()),
+            created_by,
+            human_bytes(size),
+            h.comment().clone().unwrap_or_default(),
+        ]);
+    }
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top[0] = if args.no_trunc {
+            descriptor.digest.to_string()
+        } else {
+            descriptor.digest.short()
+        };
+    }
+    rows.insert(
+        0,
+        vec![
+            "IMAGE".into(),
+            "CREATED".into(),
+            "CREATED BY".into(),
+            "SIZE".into(),
+            "COMMENT".into(),
+        ],
+    );
+    for line in table(&rows) {
+        printer.out(&line);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(store: &Store, reference: &str, printer: &Printer) -> Result<ExitCode> {
+    let descriptor = store.resolve(reference)?;
+    let image = Image::load(store, &descriptor, None)?;
+    let tags: Vec<String> = store
+        .images()?
+        .into_iter()
+        .filter(|i| i.manifest.digest == descriptor.digest)
+        .filter_map(|i| i.name)
+        .collect();
+    let doc = serde_json::json!([{
+        "Id": descriptor.digest,
+        "RepoTags": tags,
+        "Created": image.config.created(),
+        "Os": image.config.os().to_string(),
+        "Architecture": image.config.architecture().to_string(),
+        "Size": image.size(),
+        "Manifest": serde_json::to_value(&image.manifest)?,
+        "Config": serde_json::to_value(&image.config)?,
+    }]);
+    let mut text = serde_json::to_vec_pretty(&doc)?;
+    text.push(b'\n');
+    printer.out_raw(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_image(store: &Store, args: ExportArgs, printer: &Printer) -> Result<ExitCode> {
+    let descriptor = store.resolve(&args.image)?;
+    let image = Image::load(store, &descriptor, None)?;
+    let names: Vec<String> = match normalize_name(&args.image) {
+        Ok(n)
+            if store
+                .images()?
+                .iter()
+                .any(|i| i.name.as_deref() == Some(n.as_str())) =>
+        {
+            vec![n]
+        }
+        _ => store
+            .images()?
+            .into_iter()
+            .filter(|i| i.manifest.digest == descriptor.digest)
+            .filter_map(|i| i.name)
+            .collect(),
+    };
+    let epoch = image
+        .config
+        .created()
+        .as_deref()
+        .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+        .map_or(0, |t| t.as_second());
+    let dest = if args.output.as_os_str() == "-" {
+        Dest::Stdout
+    } else {
+        Dest::Path(args.output.clone())
+    };
+    export::write_oci(store, &image, &names, &dest, true, epoch)?;
+    if dest != Dest::Stdout {
+        printer.status(&format!(
+            "wrote {} to {}",
+            descriptor.digest,
+            args.output.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rmi(store: &Store, args: RmiArgs, printer: &Printer) -> Result<ExitCode> {
+    let _lock = store.lock_shared()?;
+    let mut failed = false;
+    for reference in &args.images {
+        match store.remove_image(reference) {
+            Ok((names, digest, gone)) => {
+                for n in names {
+                    printer.out(&format!("Untagged: {n}"));
+                }
+                if gone {
+                    printer.out(&format!("Deleted: {digest}"));
+                }
+            }
+            Err(e) => {
+                printer.error(&anyhow::Error::from(e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn prune(store: &Store, args: PruneArgs, printer: &Printer) -> Result<ExitCode> {
+    let report = store.prune(args.all)?;
+    for problem in &report.problems {
+        printer.warn(problem);
+    }
+    let mut parts = Vec::new();
+    if args.all {
+        parts.push(format!("{} untagged image(s)", report.images));
+    }
+    parts.push(format!("{} blob(s)", report.blobs));
+    parts.push(format!("{} file content(s)", report.files));
+    parts.push(format!("{} other file(s)", report.other));
+    printer.out(&format!("Deleted {}", parts.join(", ")));
+    printer.out(&format!(
+        "Total reclaimed space: {}",
+        human_bytes(report.bytes)
+    ));
+    Ok(ExitCode::SUCCESS)
+}

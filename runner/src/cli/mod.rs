@@ -1,0 +1,182 @@
+//! The `kiln` command line: clap definitions, and the one place that turns
+//! errors into messages and exit codes.
+//!
+//! Exit codes: 0 success, 1 the command ran and failed (a build error, a
+//! missing image), 2 the invocation was wrong (a bad flag or value). Every
+//! error prints as `error: ...` with its causes and, where one helps, a
+//! `hint:`. Each command lives in `commands.rs`; all output goes through
+//! [`printer::Printer`].
+
+mod commands;
+pub mod printer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use printer::{Printer, ProgressMode};
+
+/// Environment variable naming the store directory.
+pub const STORE_ENV: &str = "KILN_STORE";
+
+/// kiln builds OCI images whose RUN steps are WebAssembly programs.
+#[derive(Parser, Debug)]
+#[command(name = "kiln", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// The store: an OCI image layout plus kiln's caches [default: kiln in
+    /// the user's data directory]
+    #[arg(long, global = true, env = STORE_ENV, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build an image from a Kilnfile
+    Build(BuildArgs),
+    /// List images in the store
+    Images,
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Show an image's manifest and config as JSON
+    Inspect(ImageArg),
+    /// Write an image as an OCI archive
+    Export(ExportArgs),
+    /// Remove images (their data goes with the next prune)
+    Rmi(RmiArgs),
+    /// Delete data no image in the store uses
+    Prune(PruneArgs),
+}
+
+/// `kiln build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The build context: the directory COPY reads from
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+    /// The Kilnfile [default: CONTEXT/Kilnfile, or CONTEXT/Dockerfile]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name the image (NAME[:TAG]); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME:TAG")]
+    pub tags: Vec<String>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Expose a secret to RUN steps: [type=file|env,]id=ID[,src=PATH][,env=VAR]
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// Build this stage instead of the last
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Do not use the step cache (kiln has none yet: every build runs every step)
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The image platform, OS/ARCH [default: the base image's, or wasi/wasm]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Also write the result: type=oci,dest=FILE[,tar=false] | type=tar,dest=FILE |
+    /// type=local,dest=DIR | type=image; compression=gzip|zstd|uncompressed
+    #[arg(short = 'o', long, value_name = "SPEC")]
+    pub output: Option<String>,
+    /// How to show progress
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "MODE")]
+    pub progress: ProgressMode,
+    /// Print only the image id (same as --progress quiet)
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `kiln history`.
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Show full ids and commands
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// The image: NAME[:TAG], or an id (prefix)
+    pub image: String,
+}
+
+/// Commands that take one image.
+#[derive(Args, Debug)]
+pub struct ImageArg {
+    /// The image: NAME[:TAG], or an id (prefix)
+    pub image: String,
+}
+
+/// `kiln export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The image: NAME[:TAG], or an id (prefix)
+    pub image: String,
+    /// The archive to write (- for standard output)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `kiln rmi`.
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// The images: NAME[:TAG], or ids (prefixes)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `kiln prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Also remove untagged images
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// A mistake in how kiln was invoked: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs kiln with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let progress = match &cli.command {
+        Command::Build(b) if b.quiet => ProgressMode::Quiet,
+        Command::Build(b) => b.progress,
+        _ => ProgressMode::Plain,
+    };
+    let printer = Printer::new(progress);
+    match commands::run(cli, &printer) {
+        Ok(code) => code,
+        Err(err) => {
+            printer.error(&err);
+            if let Some(hint) = hint_for(&err) {
+                printer.hint(&hint);
+            }
+            let usage = err.downcast_ref::<UsageError>().is_some()
+                || err
+                    .downcast_ref::<crate::build::BuildError>()
+                    .is_some_and(|b| b.is_usage());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn hint_for(err: &anyhow::Error) -> Option<String> {
+    use crate::store::{RefError, StoreError};
+    for cause in err.chain() {
+        if let Some(StoreError::Ref(RefError::NotFound(_))) = cause.downcast_ref::<StoreError>() {
+            return Some("`kiln images` lists what the store holds; --store or KILN_STORE picks another store".into());
+        }
+    }
+    None
+}

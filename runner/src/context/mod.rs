@@ -1,0 +1,353 @@
+//! The build context: the host directory COPY reads from, seen through
+//! cap-std so nothing outside it is reachable.
+//!
+//! Every access goes through a `cap_std::fs::Dir` opened on the context root:
+//! `..`, absolute paths and symlinks that lead outside fail instead of
+//! reading the host. Paths inside the context are `/`-separated and relative
+//! ([`ContextPath`]); `.kilnignore` (or `.dockerignore` when there is no
+//! `.kilnignore`) excludes paths the way Docker does (see `ignore.rs`).
+//!
+//! Host metadata is reduced to what is portable before it can reach an
+//! image: a file is executable or not (never its full mode, which depends
+//! on the umask), and timestamps and owners are never read.
+
+mod ignore;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use globset::GlobBuilder;
+
+pub use ignore::{IgnoreError, IgnoreRules};
+
+/// The names of the ignore files, in order of preference.
+pub const IGNORE_FILES: [&str; 2] = [".kilnignore", ".dockerignore"];
+
+/// Largest ignore file read, a text of patterns written by people.
+const MAX_IGNORE_BYTES: u64 = 1 << 20;
+
+/// A path inside the context, relative to its root, `/`-separated,
+/// normalized (empty for the root itself).
+pub type ContextPath = String;
+
+/// Errors reading the context.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The context directory cannot be opened.
+    #[error("cannot open the build context {path}: {source}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// An ignore file with a bad pattern.
+    #[error("{file}: {source}")]
+    Ignore {
+        /// `.kilnignore` or `.dockerignore`.
+        file: &'static str,
+        /// The problem.
+        #[source]
+        source: IgnoreError,
+    },
+    /// An I/O error on a context path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path in the context.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a context path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A regular file of this size; `executable` if any x bit is set (always
+    /// false on hosts without modes).
+    File {
+        /// Size in bytes.
+        size: u64,
+        /// Whether the host marks it executable.
+        executable: bool,
+    },
+    /// A symlink and its target, as written.
+    Symlink(String),
+    /// A socket, fifo or device: never copied.
+    Special,
+}
+
+/// An open build context.
+#[derive(Debug)]
+pub struct Context {
+    dir: Dir,
+    root: PathBuf,
+    ignore: IgnoreRules,
+    ignore_file: Option<&'static str>,
+}
+
+impl Context {
+    /// Opens the context at `root` and reads its ignore file.
+    pub fn open(root: &Path) -> Result<Context, ContextError> {
+        let dir = Dir::open_ambient_dir(root, ambient_authority()).map_err(|source| {
+            ContextError::Open {
+                path: root.to_path_buf(),
+                source,
+            }
+        })?;
+        let mut ignore = IgnoreRules::default();
+        let mut ignore_file = None;
+        for name in IGNORE_FILES {
+            match dir.open(name) {
+                Ok(f) => {
+                    let mut text = String::new();
+                    f.take(MAX_IGNORE_BYTES)
+                        .read_to_string(&mut text)
+                        .map_err(|source| ContextError::Io {
+                            path: name.to_string(),
+                            source,
+                        })?;
+                    ignore = IgnoreRules::parse(&text)
+                        .map_err(|source| ContextError::Ignore { file: name, source })?;
+                    ignore_file = Some(name);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(ContextError::Io {
+                        path: name.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Context {
+            dir,
+            root: root.to_path_buf(),
+            ignore,
+            ignore_file,
+        })
+    }
+
+    /// The host directory (for messages only; never opened by path).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ignore file in use, if any.
+    pub fn ignore_file(&self) -> Option<&'static str> {
+        self.ignore_file
+    }
+
+    /// Whether the ignore file excludes `path`.
+    pub fn is_excluded(&self, path: &str) -> bool {
+        !path.is_empty() && self.ignore.is_excluded(path)
+    }
+
+    fn io(path: &str) -> impl FnOnce(io::Error) -> ContextError + '_ {
+        move |source| ContextError::Io {
+            path: display(path),
+            source,
+        }
+    }
+
+    /// What `path` is, without following a final symlink.
+    pub fn entry(&self, path: &str) -> Result<EntryKind, ContextError> {
+        let meta = self
+            .dir
+            .symlink_metadata(os_path(path))
+            .map_err(Self::io(path))?;
+        self.kind(path, &meta)
+    }
+
+    /// What `path` is, following symlinks (inside the context only).
+    pub fn entry_followed(&self, path: &str) -> Result<EntryKind, ContextError> {
+        let meta = self.dir.metadata(os_path(path)).map_err(Self::io(path))?;
+        self.kind(path, &meta)
+    }
+
+    fn kind(&self, path: &str, meta: &cap_std::fs::Metadata) -> Result<EntryKind, ContextError> {
+        let ft = meta.file_type();
+        Ok(if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_file() {
+            EntryKind::File {
+                size: meta.len(),
+                executable: is_executable(meta),
+            }
+        } else if ft.is_symlink() {
+            let target = self
+                .dir
+                .read_link_contents(os_path(path))
+                .map_err(Self::io(path))?;
+            EntryKind::Symlink(target.to_string_lossy().replace('\\', "/"))
+        } else {
+            EntryKind::Special
+        })
+    }
+
+    /// The names in directory `path`, sorted bytewise, ignored ones dropped.
+    pub fn list(&self, path: &str) -> Result<Vec<String>, ContextError> {
+        let entries = if path.is_empty() {
+            self.dir.entries()
+        } else {
+            self.dir.read_dir(os_path(path))
+        }
+        .map_err(Self::io(path))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Self::io(path))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(ContextError::Io {
+                    path: display(path),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("file name {name:?} is not valid UTF-8"),
+                    ),
+                });
+            };
+            let child = join(path, name);
+            if !self.is_excluded(&child) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Opens a regular file for reading (following symlinks inside the context).
+    pub fn open_file(&self, path: &str) -> Result<cap_std::fs::File, ContextError> {
+        self.dir.open(os_path(path)).map_err(Self::io(path))
+    }
+
+    /// A handle that can open files later, on another call stack (the layer
+    /// writer reads sources while streaming).
+    pub fn opener(&self) -> Result<ContextOpener, ContextError> {
+        Ok(ContextOpener {
+            dir: self.dir.try_clone().map_err(Self::io(""))?,
+        })
+    }
+
+    /// Every non-ignored path matching the glob `pattern` (relative, cleaned),
+    /// sorted. `*`, `?` and `[...]` do not cross `/`.
+    pub fn glob(&self, pattern: &str) -> Result<Vec<ContextPath>, ContextError> {
+        let matcher = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| ContextError::Io {
+                path: pattern.to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid pattern: {}", e.kind()),
+                ),
+            })?
+            .compile_matcher();
+        // Walk only as deep as the pattern has components.
+        let depth = pattern.split('/').count();
+        let mut out = Vec::new();
+        let mut stack = vec![(String::new(), 0usize)];
+        while let Some((dir, level)) = stack.pop() {
+            for name in self.list(&dir)? {
+                let child = join(&dir, &name);
+                if level + 1 == depth {
+                    if matcher.is_match(&child) {
+                        out.push(child);
+                    }
+                } else if matches!(self.entry_followed(&child), Ok(EntryKind::Dir)) {
+                    stack.push((child, level + 1));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Opens context files by path after the [`Context`] borrow has ended.
+#[derive(Debug)]
+pub struct ContextOpener {
+    dir: Dir,
+}
+
+impl ContextOpener {
+    /// Opens `path` for reading.
+    pub fn open(&self, path: &str) -> io::Result<Box<dyn Read + Send>> {
+        let f = self.dir.open(os_path(path))?;
+        Ok(Box::new(io::BufReader::with_capacity(
+            256 << 10,
+            f.into_std(),
+        )))
+    }
+
+    /// A second handle to the same directory.
+    pub fn try_clone(&self) -> io::Result<ContextOpener> {
+        Ok(ContextOpener {
+            dir: self.dir.try_clone()?,
+        })
+    }
+}
+
+/// Joins a context dir path and a name.
+pub fn join(dir: &str, name: &str) -> ContextPath {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Cleans a COPY source path to a context path: leading `/` and `.` dropped,
+/// `..` stops at the context root (as Docker does).
+pub fn clean(path: &str) -> ContextPath {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+fn display(path: &str) -> String {
+    if path.is_empty() {
+        ".".into()
+    } else {
+        path.to_string()
+    }
+}
+
+fn os_path(path: &str) -> PathBuf {
+    if path.is_empty() {
+        PathBuf::from(".")
+    } else {
+        path.split('/').collect()
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &cap_std::fs::Metadata) -> bool {
+    use cap_std::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &cap_std::fs::Metadata) -> bool {
+    // Windows has no execute bit: every file is copied as 0644 unless
+    // --chmod says otherwise, the same on every host.
+    false
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+//! Context tests: sandboxing, ignore files, listing, globs.
+
+use std::fs;
+
+use super::*;
+
+fn context() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ctx");
+    fs::create_dir_all(root.join("src/nested")).unwrap();
+    fs::write(root.join("src/b.rs"), "b").unwrap();
+    fs::write(root.join("src/a.rs"), "a").unwrap();
+    fs::write(root.join("src/nested/c.rs"), "c").unwrap();
+    fs::write(root.join("debug.log"), "log").unwrap();
+    fs::write(dir.path().join("outside.txt"), "secret").unwrap();
+    (dir, root)
+}
+
+#[test]
+fn lists_sorted_and_honours_kilnignore_over_dockerignore() {
+    let (_d, root) = context();
+    fs::write(root.join(".dockerignore"), "src\n").unwrap();
+    fs::write(root.join(".kilnignore"), "*.log\n").unwrap();
+    let ctx = Context::open(&root).unwrap();
+    assert_eq!(ctx.ignore_file(), Some(".kilnignore"));
+    assert_eq!(
+        ctx.list("").unwrap(),
+        vec![".dockerignore", ".kilnignore", "src"]
+    );
+    assert_eq!(ctx.list("src").unwrap(), vec!["a.rs", "b.rs", "nested"]);
+    fs::remove_file(root.join(".kilnignore")).unwrap();
+    let ctx = Context::open(&root).unwrap();
+    assert_eq!(ctx.ignore_file(), Some(".dockerignore"));
+    assert!(ctx.is_excluded("src/a.rs"));
+}
+
+#[test]
+fn nothing_outside_the_context_is_reachable() {
+    let (_d, root) = context();
+    let ctx = Context::open(&root).unwrap();
+    assert!(ctx.open_file("../outside.txt").is_err());
+    assert!(ctx.entry("../outside.txt").is_err());
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("../outside.txt", root.join("escape")).unwrap();
+        std::os::unix::fs::symlink(root.parent().unwrap().join("outside.txt"), root.join("abs"))
+            .unwrap();
+        // The link itself is visible (COPY copies it as a link)...
+        assert_eq!(
+            ctx.entry("escape").unwrap(),
+            EntryKind::Symlink("../outside.txt".into())
+        );
+        // ...but cannot be followed out of the context.
+        assert!(ctx.open_file("escape").is_err());
+        assert!(ctx.entry_followed("abs").is_err());
+        assert!(ctx.opener().unwrap().open("abs").is_err());
+    }
+}
+
+#[test]
+fn reports_portable_metadata() {
+    let (_d, root) = context();
+    let ctx = Context::open(&root).unwrap();
+    assert_eq!(
+        ctx.entry("src/a.rs").unwrap(),
+        EntryKind::File {
+            size: 1,
+            executable: false
+        }
+    );
+    assert_eq!(ctx.entry("src").unwrap(), EntryKind::Dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(root.join("src/a.rs"), fs::Permissions::from_mode(0o750)).unwrap();
+        assert!(matches!(
+            ctx.entry("src/a.rs").unwrap(),
+            EntryKind::File {
+                executable: true,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn globs_match_within_components() {
+    let (_d, root) = context();
+    let ctx = Context::open(&root).unwrap();
+    assert_eq!(ctx.glob("src/*.rs").unwrap(), vec!["src/a.rs", "src/b.rs"]);
+    assert_eq!(ctx.glob("*/nested/?.rs").unwrap(), vec!["src/nested/c.rs"]);
+    assert_eq!(ctx.glob("*.log").unwrap(), vec!["debug.log"]);
+    assert!(ctx.glob("*.none").unwrap().is_empty());
+}
+
+#[test]
+fn cleans_sources_like_docker() {
+    assert_eq!(clean("/a/./b/../c/"), "a/c");
+    assert_eq!(clean("../../x"), "x");
+    assert_eq!(clean("."), "");
+}
+
+#[test]
+fn bad_ignore_files_name_the_line() {
+    let (_d, root) = context();
+    fs::write(root.join(".kilnignore"), "ok\n[bad\n").unwrap();
+    let err = Context::open(&root).unwrap_err().to_string();
+    assert!(err.starts_with(".kilnignore: line 2"), "{err}");
+}
