@@ -1,0 +1,15 @@
+//! End-to-end tests of the kiln binary: builds, images, errors, determinism,
+//! and what outside tools (skopeo, umoci, oci-image-tool) make of kiln's output.
+//!
+//! Each test gets its own temp directory and store. Outside tools are
+//! required, not optional: `.ci/run` installs them.
+
+#![allow(missing_docs, unreachable_pub)]
+
+mod build;
+mod determinism;
+mod errors;
+mod examples;
+mod outside_tools;
+mod store;
+mod util;

@@ -1,0 +1,169 @@
+//! Helpers: a temp directory per test with its own store, running the kiln
+//! binary as a process, reading images back, and calling outside tools.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The kiln command line under test.
+pub fn kiln_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kiln-e2e"))
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Panics unless the command failed with `code`.
+    #[track_caller]
+    pub fn fails(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit code {code}:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A test's sandbox: a temp dir holding a store and contexts.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// Writes a file (creating parents).
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Runs kiln against this sandbox's store, with a clean environment.
+    pub fn kiln(&self, args: &[&str]) -> Run {
+        self.kiln_env(args, &[])
+    }
+
+    /// Runs kiln with extra environment variables.
+    pub fn kiln_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(kiln_bin());
+        cmd.args(args)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("KILN_STORE", self.store())
+            .current_dir(self.dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("running kiln");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Builds `context` quietly with extra args; returns the image id.
+    #[track_caller]
+    pub fn build(&self, context: &str, extra: &[&str]) -> String {
+        let mut args = vec!["build", "-q"];
+        args.extend_from_slice(extra);
+        args.push(context);
+        self.kiln(&args).ok().stdout.trim().to_string()
+    }
+
+    /// `kiln inspect` parsed.
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let out = self.kiln(&["inspect", image]).ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v[0].clone()
+    }
+}
+
+/// Runs an outside tool and returns its output; panics if it fails.
+#[track_caller]
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed by this test (.ci/run installs it): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{program} {args:?} failed:\n{stdout}\n{stderr}");
+    stdout + &stderr
+}
+
+/// Every entry of a tar (gzip/zstd-free), as (path, type char, mode, contents).
+pub fn tar_entries(bytes: &[u8]) -> Vec<(String, char, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut archive = tar::Archive::new(bytes);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let kind = match e.header().entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Link => 'h',
+            _ => 'f',
+        };
+        let mode = e.header().mode().unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut body = Vec::new();
+        e.read_to_end(&mut body).unwrap();
+        out.push((path, kind, mode, body));
+    }
+    out
+}
+
+/// The uncompressed tar of a layer blob in a store.
+pub fn layer_tar(store: &Path, digest: &str, media_type: &str) -> Vec<u8> {
+    let blob = fs::read(store.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    if media_type.ends_with("gzip") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut out).unwrap();
+        out
+    } else {
+        blob
+    }
+}
+
+/// Copies a directory tree (files and dirs only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
