@@ -16,10 +16,16 @@ fn fs_of(sb: &Sandbox, context: &str, extra: &[&str]) -> Vec<(String, char, u32,
 }
 
 fn names(entries: &[(String, char, u32, Vec<u8>)]) -> Vec<String> {
-    entries.iter().map(|e| e.0.trim_end_matches('/').to_string()).collect()
+    entries
+        .iter()
+        .map(|e| e.0.trim_end_matches('/').to_string())
+        .collect()
 }
 
-fn entry<'a>(entries: &'a [(String, char, u32, Vec<u8>)], name: &str) -> &'a (String, char, u32, Vec<u8>) {
+fn entry<'a>(
+    entries: &'a [(String, char, u32, Vec<u8>)],
+    name: &str,
+) -> &'a (String, char, u32, Vec<u8>) {
     entries
         .iter()
         .find(|e| e.0.trim_end_matches('/') == name)
@@ -58,11 +64,20 @@ CMD ["--serve"]
     assert_eq!(cfg["created"], "1970-01-01T00:00:00Z");
     let c = &cfg["config"];
     // Values on one ENV line see the environment from before the line.
-    assert_eq!(c["Env"], serde_json::json!(["PATH=/bin", "GREETING=hi", "OTHER=hello world"]));
-    assert_eq!(c["Labels"], serde_json::json!({"a.b": "c", "quoted key": "v w"}));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["PATH=/bin", "GREETING=hi", "OTHER=hello world"])
+    );
+    assert_eq!(
+        c["Labels"],
+        serde_json::json!({"a.b": "c", "quoted key": "v w"})
+    );
     assert_eq!(c["WorkingDir"], "/app/sub");
     assert_eq!(c["User"], "1000:100");
-    assert_eq!(c["ExposedPorts"], serde_json::json!({"53/udp": {}, "80/tcp": {}}));
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "80/tcp": {}})
+    );
     assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
     assert_eq!(c["StopSignal"], "SIGINT");
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/app.wasm"]));
@@ -84,16 +99,34 @@ fn history_reads_like_docker_history() {
     sb.build("ctx", &["-t", "hist"]);
     let out = sb.kiln(&["history", "--no-trunc", "hist"]).ok().stdout;
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY") && lines[0].ends_with("COMMENT"), "{out}");
+    assert!(
+        lines[0].starts_with("IMAGE")
+            && lines[0].contains("CREATED BY")
+            && lines[0].ends_with("COMMENT"),
+        "{out}"
+    );
     assert!(lines[1].starts_with("sha256:"), "{out}");
     assert!(lines[1].contains("CMD [\"x\"]"), "{out}");
-    assert!(lines[2].starts_with("<missing>") && lines[2].contains("COPY --chmod=0600 a.txt /dst/ # kiln"), "{out}");
-    assert!(lines[2].contains(" 1B "), "the COPY layer holds one byte: {out}");
-    assert!(lines[3].contains("ENV K=2") && lines[3].contains(" 0B "), "{out}");
+    assert!(
+        lines[2].starts_with("<missing>")
+            && lines[2].contains("COPY --chmod=0600 a.txt /dst/ # kiln"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains(" 1B "),
+        "the COPY layer holds one byte: {out}"
+    );
+    assert!(
+        lines[3].contains("ENV K=2") && lines[3].contains(" 0B "),
+        "{out}"
+    );
     assert!(lines[4].contains("ARG V=2"), "{out}");
     assert!(lines[1].contains("kiln.kilnfile.v0"), "{out}");
     // Truncated by default, like docker.
-    sb.write("ctx/Kilnfile", &format!("FROM scratch\nLABEL long={}\n", "x".repeat(80)));
+    sb.write(
+        "ctx/Kilnfile",
+        format!("FROM scratch\nLABEL long={}\n", "x".repeat(80)),
+    );
     sb.build("ctx", &["-t", "hist"]);
     let out = sb.kiln(&["history", "hist"]).ok().stdout;
     assert!(out.contains('…') && !out.contains(&"x".repeat(80)), "{out}");
@@ -108,7 +141,10 @@ fn copy_follows_dockers_rules() {
     sb.write("ctx/a.md", "a");
     sb.write("ctx/b.md", "b");
     sb.write("ctx/tool.sh", "#!");
-    sb.write("ctx/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/bin/sh\n");
+    sb.write(
+        "ctx/passwd",
+        "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/bin/sh\n",
+    );
     sb.write("ctx/group", "root:x:0:\nstaff:x:50:\n");
     #[cfg(unix)]
     {
@@ -164,12 +200,26 @@ COPY . /all/
         .map(|e| {
             let e = e.unwrap();
             let h = e.header();
-            (e.path().unwrap().to_string_lossy().into_owned(), h.uid().unwrap(), h.gid().unwrap())
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+            )
         })
         .collect();
-    assert!(owners.contains(&("owned/file.txt".into(), 1234, 50)), "{owners:?}");
-    assert!(owners.contains(&("owned-num/file.txt".into(), 42, 42)), "{owners:?}");
-    assert!(owners.contains(&("owned".into(), 1234, 50)) || owners.contains(&("owned/".into(), 1234, 50)), "{owners:?}");
+    assert!(
+        owners.contains(&("owned/file.txt".into(), 1234, 50)),
+        "{owners:?}"
+    );
+    assert!(
+        owners.contains(&("owned-num/file.txt".into(), 42, 42)),
+        "{owners:?}"
+    );
+    assert!(
+        owners.contains(&("owned".into(), 1234, 50))
+            || owners.contains(&("owned/".into(), 1234, 50)),
+        "{owners:?}"
+    );
     assert!(owners.contains(&("renamed.txt".into(), 0, 0)), "{owners:?}");
 }
 
@@ -184,15 +234,25 @@ fn kilnignore_and_dockerignore_exclude_files() {
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY . /c/\n");
     let n = names(&fs_of(&sb, "ctx", &[]));
     assert!(n.contains(&"c/keep.txt".into()), "{n:?}");
-    assert!(!n.iter().any(|p| p.contains("debug.log") || p.contains("secret")), "{n:?}");
+    assert!(
+        !n.iter()
+            .any(|p| p.contains("debug.log") || p.contains("secret")),
+        "{n:?}"
+    );
     // Without .kilnignore, .dockerignore applies.
     fs::remove_file(sb.path("ctx/.kilnignore")).unwrap();
     let n = names(&fs_of(&sb, "ctx", &[]));
-    assert!(!n.contains(&"c/keep.txt".into()) && n.contains(&"c/debug.log".into()), "{n:?}");
+    assert!(
+        !n.contains(&"c/keep.txt".into()) && n.contains(&"c/debug.log".into()),
+        "{n:?}"
+    );
     // Copying an excluded file by name says why it is missing.
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY keep.txt /k\n");
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
-    assert!(err.contains("excluded from the build context by .dockerignore"), "{err}");
+    assert!(
+        err.contains("excluded from the build context by .dockerignore"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -214,31 +274,74 @@ ARG TARGETARCH
 ENV ARCH=$TARGETARCH
 "#,
     );
-    sb.kiln(&["build", "-t", "args", "--build-arg", "LOCAL=cli", "--build-arg", "NOBODY=x", "ctx"]).ok();
+    sb.kiln(&[
+        "build",
+        "-t",
+        "args",
+        "--build-arg",
+        "LOCAL=cli",
+        "--build-arg",
+        "NOBODY=x",
+        "ctx",
+    ])
+    .ok();
     let env = sb.inspect("args")["Config"]["config"]["Env"].clone();
     assert_eq!(
         env,
-        serde_json::json!(["BEFORE=[]", "AFTER=[g]", "LOCAL_IS=cli", "LOCAL=from-env", "SHADOW=from-env", "ARCH=wasm"])
+        serde_json::json!([
+            "BEFORE=[]",
+            "AFTER=[g]",
+            "LOCAL_IS=cli",
+            "LOCAL=from-env",
+            "SHADOW=from-env",
+            "ARCH=wasm"
+        ])
     );
-    let run = sb.kiln(&["build", "--progress", "plain", "--build-arg", "NOBODY=x", "ctx"]).ok();
-    assert!(run.stderr.contains("warning: build-arg NOBODY not consumed"), "{}", run.stderr);
+    let run = sb
+        .kiln(&[
+            "build",
+            "--progress",
+            "plain",
+            "--build-arg",
+            "NOBODY=x",
+            "ctx",
+        ])
+        .ok();
+    assert!(
+        run.stderr
+            .contains("warning: build-arg NOBODY not consumed"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn from_an_image_in_the_store_and_entrypoint_resets_its_cmd() {
     let sb = Sandbox::new();
     sb.write("base/etc/os-release", "kiln");
-    sb.write("base/Kilnfile", "FROM scratch\nCOPY etc /etc/\nENV FROM_BASE=1\nCMD [\"base-cmd\"]\n");
+    sb.write(
+        "base/Kilnfile",
+        "FROM scratch\nCOPY etc /etc/\nENV FROM_BASE=1\nCMD [\"base-cmd\"]\n",
+    );
     sb.build("base", &["-t", "base:1"]);
     sb.write("app/app.txt", "app");
-    sb.write("app/Kilnfile", "FROM base:1\nCOPY app.txt /etc/\nENTRYPOINT [\"/bin/app\"]\n");
+    sb.write(
+        "app/Kilnfile",
+        "FROM base:1\nCOPY app.txt /etc/\nENTRYPOINT [\"/bin/app\"]\n",
+    );
     sb.build("app", &["-t", "app"]);
     let img = sb.inspect("app");
-    assert_eq!(img["Config"]["config"]["Env"], serde_json::json!(["FROM_BASE=1"]));
+    assert_eq!(
+        img["Config"]["config"]["Env"],
+        serde_json::json!(["FROM_BASE=1"])
+    );
     assert_eq!(img["Config"]["config"]["Cmd"], serde_json::Value::Null);
     assert_eq!(img["Manifest"]["layers"].as_array().unwrap().len(), 2);
     let out = sb.kiln(&["history", "app"]).ok().stdout;
-    assert!(out.contains("CMD [\"base-cmd\"]"), "history includes the base's: {out}");
+    assert!(
+        out.contains("CMD [\"base-cmd\"]"),
+        "history includes the base's: {out}"
+    );
     let fs = fs_of(&sb, "app", &[]);
     assert_eq!(entry(&fs, "etc/os-release").3, b"kiln");
     assert_eq!(entry(&fs, "etc/app.txt").3, b"app");
@@ -261,13 +364,24 @@ COPY --from=build /opt/tool.txt /bin/
 COPY --from=0 /opt /opt-copy
 "#,
     );
-    let run = sb.kiln(&["build", "--progress", "plain", "-t", "multi", "ctx"]).ok();
-    assert!(run.stderr.contains("[tools 1/2] FROM scratch"), "{}", run.stderr);
-    assert!(!run.stderr.contains("unused"), "the unused stage is not built: {}", run.stderr);
+    let run = sb
+        .kiln(&["build", "--progress", "plain", "-t", "multi", "ctx"])
+        .ok();
+    assert!(
+        run.stderr.contains("[tools 1/2] FROM scratch"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("unused"),
+        "the unused stage is not built: {}",
+        run.stderr
+    );
     let fs = fs_of(&sb, "ctx", &[]);
     assert_eq!(entry(&fs, "bin/tool.txt").3, b"tool");
     assert_eq!(entry(&fs, "opt-copy/tool.txt").3, b"tool");
-    sb.kiln(&["build", "--target", "build", "-t", "multi:build", "ctx"]).ok();
+    sb.kiln(&["build", "--target", "build", "-t", "multi:build", "ctx"])
+        .ok();
     let env = sb.inspect("multi:build")["Config"]["config"]["Env"].clone();
     assert_eq!(env, serde_json::json!(["STAGE=build"]));
 }
@@ -278,20 +392,47 @@ fn outputs_write_archives_trees_and_tars() {
     sb.write("ctx/a/b.txt", "b");
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY a /a\n");
     let archive = sb.path("img.tar");
-    sb.build("ctx", &["-t", "out:1", "--output", &format!("type=oci,dest={}", archive.display())]);
+    sb.build(
+        "ctx",
+        &[
+            "-t",
+            "out:1",
+            "--output",
+            &format!("type=oci,dest={}", archive.display()),
+        ],
+    );
     let entries = tar_entries(&fs::read(&archive).unwrap());
     let n = names(&entries);
-    assert!(n.contains(&"oci-layout".into()) && n.contains(&"index.json".into()), "{n:?}");
-    let index: serde_json::Value = serde_json::from_slice(&entry(&entries, "index.json").3).unwrap();
-    assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "out:1");
+    assert!(
+        n.contains(&"oci-layout".into()) && n.contains(&"index.json".into()),
+        "{n:?}"
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&entry(&entries, "index.json").3).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "out:1"
+    );
 
     let layout = sb.path("layout");
-    sb.build("ctx", &["--output", &format!("type=oci,dest={},tar=false", layout.display())]);
+    sb.build(
+        "ctx",
+        &[
+            "--output",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+        ],
+    );
     assert!(layout.join("oci-layout").is_file() && layout.join("index.json").is_file());
-    assert!(!layout.join("kiln").exists(), "a plain layout has no kiln/ directory");
+    assert!(
+        !layout.join("kiln").exists(),
+        "a plain layout has no kiln/ directory"
+    );
 
     let local = sb.path("local");
-    sb.build("ctx", &["--output", &format!("type=local,dest={}", local.display())]);
+    sb.build(
+        "ctx",
+        &["--output", &format!("type=local,dest={}", local.display())],
+    );
     assert_eq!(fs::read_to_string(local.join("a/b.txt")).unwrap(), "b");
 
     for (compression, media) in [
@@ -299,7 +440,15 @@ fn outputs_write_archives_trees_and_tars() {
         ("uncompressed", "application/vnd.oci.image.layer.v1.tar"),
         ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
     ] {
-        sb.build("ctx", &["-t", "c", "--output", &format!("type=image,compression={compression}")]);
+        sb.build(
+            "ctx",
+            &[
+                "-t",
+                "c",
+                "--output",
+                &format!("type=image,compression={compression}"),
+            ],
+        );
         assert_eq!(sb.inspect("c")["Manifest"]["layers"][0]["mediaType"], media);
     }
 }
@@ -310,20 +459,36 @@ fn platform_flags_set_the_image_platform() {
     sb.write("ctx/Kilnfile", "FROM scratch\n");
     sb.build("ctx", &["-t", "p", "--platform", "linux/arm64/v8"]);
     let cfg = sb.inspect("p")["Config"].clone();
-    assert_eq!((cfg["os"].as_str(), cfg["architecture"].as_str(), cfg["variant"].as_str()), (Some("linux"), Some("arm64"), Some("v8")));
+    assert_eq!(
+        (
+            cfg["os"].as_str(),
+            cfg["architecture"].as_str(),
+            cfg["variant"].as_str()
+        ),
+        (Some("linux"), Some("arm64"), Some("v8"))
+    );
     sb.write("ctx/Kilnfile", "FROM --platform=linux/amd64 scratch\n");
     sb.build("ctx", &["-t", "p"]);
     assert_eq!(sb.inspect("p")["Config"]["architecture"], "amd64");
     // A base image of another platform is refused, not silently mixed.
     sb.write("ctx/Kilnfile", "FROM p\n");
-    let err = sb.kiln(&["build", "--platform", "wasi/wasm", "ctx"]).fails(1).stderr;
-    assert!(err.contains("is linux/amd64, but the build is for wasi/wasm"), "{err}");
+    let err = sb
+        .kiln(&["build", "--platform", "wasi/wasm", "ctx"])
+        .fails(1)
+        .stderr;
+    assert!(
+        err.contains("is linux/amd64, but the build is for wasi/wasm"),
+        "{err}"
+    );
 }
 
 #[test]
 fn plain_form_commands_are_split_without_a_shell() {
     let sb = Sandbox::new();
-    sb.write("ctx/Kilnfile", "FROM scratch\nCMD /bin/app.wasm --name \"two words\" 'x y'\n");
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch\nCMD /bin/app.wasm --name \"two words\" 'x y'\n",
+    );
     sb.build("ctx", &["-t", "cmd"]);
     assert_eq!(
         sb.inspect("cmd")["Config"]["config"]["Cmd"],
@@ -331,7 +496,10 @@ fn plain_form_commands_are_split_without_a_shell() {
     );
     sb.write("ctx/Kilnfile", "FROM scratch\nCMD app && other\n");
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
-    assert!(err.contains("Kilnfile:2:9: the && operator needs a shell"), "{err}");
+    assert!(
+        err.contains("Kilnfile:2:9: the && operator needs a shell"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -339,7 +507,9 @@ fn progress_is_buildkit_plain_style() {
     let sb = Sandbox::new();
     sb.write("ctx/f", "x");
     sb.write("ctx/Kilnfile", "FROM scratch\nENV A=1\nCOPY f /f\n");
-    let run = sb.kiln(&["build", "--progress", "plain", "-t", "prog", "ctx"]).ok();
+    let run = sb
+        .kiln(&["build", "--progress", "plain", "-t", "prog", "ctx"])
+        .ok();
     let err = &run.stderr;
     for expected in [
         "#1 [internal] load build definition from ctx/Kilnfile",
@@ -352,8 +522,16 @@ fn progress_is_buildkit_plain_style() {
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(run.stdout.is_empty(), "progress goes to stderr: {}", run.stdout);
+    assert!(
+        run.stdout.is_empty(),
+        "progress goes to stderr: {}",
+        run.stdout
+    );
     let quiet = sb.kiln(&["build", "-q", "ctx"]).ok();
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
-    assert!(quiet.stdout.trim().starts_with("sha256:"), "{}", quiet.stdout);
+    assert!(
+        quiet.stdout.trim().starts_with("sha256:"),
+        "{}",
+        quiet.stdout
+    );
 }

@@ -17,7 +17,12 @@ fn make_context(root: &Path, order: &[&str], age: u64, mode: u32) {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, format!("contents of {name}")).unwrap();
         let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000 + age);
-        fs::File::options().write(true).open(&p).unwrap().set_modified(when).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -33,8 +38,18 @@ fn make_context(root: &Path, order: &[&str], age: u64, mode: u32) {
 fn same_inputs_give_the_same_digest_across_stores_and_context_copies() {
     let a = Sandbox::new();
     let b = Sandbox::new();
-    make_context(&a.path("ctx"), &["src/main.rs", "src/lib.rs", "README", "z/deep/file"], 0, 0o644);
-    make_context(&b.path("other/place"), &["z/deep/file", "README", "src/lib.rs", "src/main.rs"], 86_400 * 365, 0o664);
+    make_context(
+        &a.path("ctx"),
+        &["src/main.rs", "src/lib.rs", "README", "z/deep/file"],
+        0,
+        0o644,
+    );
+    make_context(
+        &b.path("other/place"),
+        &["z/deep/file", "README", "src/lib.rs", "src/main.rs"],
+        86_400 * 365,
+        0o664,
+    );
     let id_a = a.build("ctx", &["-t", "det"]);
     let id_b = b.build("other/place", &["-t", "det"]);
     assert_eq!(id_a, id_b);
@@ -50,11 +65,21 @@ fn source_date_epoch_sets_every_timestamp() {
     make_context(&sb.path("ctx"), &["f"], 0, 0o644);
     let epoch = "1700000000";
     let id1 = sb
-        .kiln_env(&["build", "-q", "-t", "sde", "ctx"], &[("SOURCE_DATE_EPOCH", epoch)])
+        .kiln_env(
+            &["build", "-q", "-t", "sde", "ctx"],
+            &[("SOURCE_DATE_EPOCH", epoch)],
+        )
         .ok()
         .stdout;
-    let id2 = sb.build("ctx", &["--build-arg", &format!("SOURCE_DATE_EPOCH={epoch}")]);
-    assert_eq!(id1.trim(), id2, "the build arg and the environment variable agree");
+    let id2 = sb.build(
+        "ctx",
+        &["--build-arg", &format!("SOURCE_DATE_EPOCH={epoch}")],
+    );
+    assert_eq!(
+        id1.trim(),
+        id2,
+        "the build arg and the environment variable agree"
+    );
     assert_ne!(sb.build("ctx", &[]), id2, "without it, timestamps are 0");
     let img = sb.inspect("sde");
     assert_eq!(img["Config"]["created"], "2023-11-14T22:13:20Z");
@@ -62,12 +87,19 @@ fn source_date_epoch_sets_every_timestamp() {
         assert_eq!(h["created"], "2023-11-14T22:13:20Z");
     }
     for layer in img["Manifest"]["layers"].as_array().unwrap() {
-        let tar = layer_tar(&sb.store(), layer["digest"].as_str().unwrap(), layer["mediaType"].as_str().unwrap());
+        let tar = layer_tar(
+            &sb.store(),
+            layer["digest"].as_str().unwrap(),
+            layer["mediaType"].as_str().unwrap(),
+        );
         let mut archive = tar::Archive::new(&tar[..]);
         for e in archive.entries().unwrap() {
             let e = e.unwrap();
             assert_eq!(e.header().mtime().unwrap(), 1_700_000_000);
-            assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (0, 0));
+            assert_eq!(
+                (e.header().uid().unwrap(), e.header().gid().unwrap()),
+                (0, 0)
+            );
             assert_eq!(e.header().username().unwrap(), Some(""));
         }
     }
@@ -76,15 +108,34 @@ fn source_date_epoch_sets_every_timestamp() {
 #[test]
 fn layer_entries_are_sorted_with_parents_first() {
     let sb = Sandbox::new();
-    make_context(&sb.path("ctx"), &["b/2", "a-b", "a/1", "a/z/3", "B"], 0, 0o644);
+    make_context(
+        &sb.path("ctx"),
+        &["b/2", "a-b", "a/1", "a/z/3", "B"],
+        0,
+        0o644,
+    );
     sb.build("ctx", &["-t", "sorted"]);
     let img = sb.inspect("sorted");
     let layers = img["Manifest"]["layers"].as_array().unwrap();
     // The COPY . layer is the second (WORKDIR made the first).
-    let tar = layer_tar(&sb.store(), layers[1]["digest"].as_str().unwrap(), layers[1]["mediaType"].as_str().unwrap());
+    let tar = layer_tar(
+        &sb.store(),
+        layers[1]["digest"].as_str().unwrap(),
+        layers[1]["mediaType"].as_str().unwrap(),
+    );
     let names: Vec<String> = tar_entries(&tar).into_iter().map(|e| e.0).collect();
     assert_eq!(
         names,
-        ["app/B", "app/Kilnfile", "app/a/", "app/a/1", "app/a/z/", "app/a/z/3", "app/a-b", "app/b/", "app/b/2"]
+        [
+            "app/B",
+            "app/Kilnfile",
+            "app/a/",
+            "app/a/1",
+            "app/a/z/",
+            "app/a/z/3",
+            "app/a-b",
+            "app/b/",
+            "app/b/2"
+        ]
     );
 }

@@ -10,16 +10,28 @@ fn kilnfile_errors_point_at_file_line_and_column() {
     sb.write("ctx/Kilnfile", "FROM scratch\nENV A=1\n  COPPY a /b\n");
     let run = sb.kiln(&["build", "ctx"]).fails(1);
     assert!(
-        run.stderr.contains("error: ctx/Kilnfile:3:3: unknown instruction \"COPPY\"; expected one of FROM"),
+        run.stderr.contains(
+            "error: ctx/Kilnfile:3:3: unknown instruction \"COPPY\"; expected one of FROM"
+        ),
         "{}",
         run.stderr
     );
     // The line is shown with a caret under the problem.
-    assert!(run.stderr.contains("3 |   COPPY a /b\n  |   ^^^^^"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("3 |   COPPY a /b\n  |   ^^^^^"),
+        "{}",
+        run.stderr
+    );
 
-    sb.write("ctx/Kilnfile", "FROM scratch\nRUN --mount=type=secret,id=t,colour=red tool\n");
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch\nRUN --mount=type=secret,id=t,colour=red tool\n",
+    );
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
-    assert!(err.contains("ctx/Kilnfile:2:30: unknown --mount key \"colour\""), "{err}");
+    assert!(
+        err.contains("ctx/Kilnfile:2:30: unknown --mount key \"colour\""),
+        "{err}"
+    );
 
     sb.write("ctx/Kilnfile", "FROM scratch\nWORKDIR ${X:?must be set}\n");
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
@@ -31,23 +43,60 @@ fn bad_flags_are_usage_errors_with_exit_code_2() {
     let sb = Sandbox::new();
     sb.write("ctx/Kilnfile", "FROM scratch\n");
     for (args, expected) in [
-        (vec!["build", "--frobnicate", "ctx"], "unexpected argument '--frobnicate'"),
-        (vec!["build", "--progress", "loud", "ctx"], "invalid value 'loud'"),
-        (vec!["build", "--platform", "amd64", "ctx"], "--platform: invalid platform \"amd64\": expected OS/ARCH"),
-        (vec!["build", "--output", "type=zip,dest=x", "ctx"], "--output type=zip,dest=x: unknown output type"),
-        (vec!["build", "-t", "Bad:Name", "ctx"], "-t Bad:Name: invalid image name"),
-        (vec!["build", "--build-arg", "=v", "ctx"], "--build-arg \"=v\": expected KEY=VALUE"),
-        (vec!["build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday", "ctx"], "SOURCE_DATE_EPOCH=yesterday"),
-        (vec!["build", "--secret", "id=x,colour=red", "ctx"], "--secret id=x,colour=red: unknown key"),
-        (vec!["build", "--target", "nope", "ctx"], "--target \"nope\": no such stage"),
-        (vec!["build", "no-such-dir"], "the build context no-such-dir is not a directory"),
+        (
+            vec!["build", "--frobnicate", "ctx"],
+            "unexpected argument '--frobnicate'",
+        ),
+        (
+            vec!["build", "--progress", "loud", "ctx"],
+            "invalid value 'loud'",
+        ),
+        (
+            vec!["build", "--platform", "amd64", "ctx"],
+            "--platform: invalid platform \"amd64\": expected OS/ARCH",
+        ),
+        (
+            vec!["build", "--output", "type=zip,dest=x", "ctx"],
+            "--output type=zip,dest=x: unknown output type",
+        ),
+        (
+            vec!["build", "-t", "Bad:Name", "ctx"],
+            "-t Bad:Name: invalid image name",
+        ),
+        (
+            vec!["build", "--build-arg", "=v", "ctx"],
+            "--build-arg \"=v\": expected KEY=VALUE",
+        ),
+        (
+            vec!["build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday", "ctx"],
+            "SOURCE_DATE_EPOCH=yesterday",
+        ),
+        (
+            vec!["build", "--secret", "id=x,colour=red", "ctx"],
+            "--secret id=x,colour=red: unknown key",
+        ),
+        (
+            vec!["build", "--target", "nope", "ctx"],
+            "--target \"nope\": no such stage",
+        ),
+        (
+            vec!["build", "no-such-dir"],
+            "the build context no-such-dir is not a directory",
+        ),
         (vec!["frob"], "unrecognized subcommand 'frob'"),
     ] {
         let run = sb.kiln(&args).fails(2);
         assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
     }
-    let run = sb.kiln_env(&["build", "ctx"], &[("SOURCE_DATE_EPOCH", "-5")]).fails(2);
-    assert!(run.stderr.contains("SOURCE_DATE_EPOCH=-5 in the environment"), "{}", run.stderr);
+    let run = sb
+        .kiln_env(&["build", "ctx"], &[("SOURCE_DATE_EPOCH", "-5")])
+        .fails(2);
+    assert!(
+        run.stderr
+            .contains("SOURCE_DATE_EPOCH=-5 in the environment"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -56,14 +105,35 @@ fn copy_errors_name_the_source() {
     sb.write("ctx/a.txt", "a");
     sb.write("outside.txt", "host secret");
     for (kilnfile, expected) in [
-        ("FROM scratch\nCOPY missing.txt /x\n", "ctx/Kilnfile:2:6: \"missing.txt\" is not in the build context"),
-        ("FROM scratch\nCOPY *.none /x/\n", "no files in the build context match \"*.none\""),
-        ("FROM scratch\nCOPY a.txt Kilnfile /dir\n", "needs a directory destination ending in /"),
-        ("FROM scratch\nCOPY --chown=nobody a.txt /x\n", "unable to find \"nobody\""),
-        ("FROM scratch\nCOPY --from=nowhere /a /b\n", "--from=nowhere: not an earlier stage"),
-        ("FROM scratch\nCOPY a.txt /f\nCOPY a.txt /f/g\n", "ctx/Kilnfile:3:12: /f is not a directory"),
+        (
+            "FROM scratch\nCOPY missing.txt /x\n",
+            "ctx/Kilnfile:2:6: \"missing.txt\" is not in the build context",
+        ),
+        (
+            "FROM scratch\nCOPY *.none /x/\n",
+            "no files in the build context match \"*.none\"",
+        ),
+        (
+            "FROM scratch\nCOPY a.txt Kilnfile /dir\n",
+            "needs a directory destination ending in /",
+        ),
+        (
+            "FROM scratch\nCOPY --chown=nobody a.txt /x\n",
+            "unable to find \"nobody\"",
+        ),
+        (
+            "FROM scratch\nCOPY --from=nowhere /a /b\n",
+            "--from=nowhere: not an earlier stage",
+        ),
+        (
+            "FROM scratch\nCOPY a.txt /f\nCOPY a.txt /f/g\n",
+            "ctx/Kilnfile:3:12: /f is not a directory",
+        ),
         // `..` stops at the context root: the host file is not reachable.
-        ("FROM scratch\nCOPY ../outside.txt /x\n", "\"outside.txt\" is not in the build context"),
+        (
+            "FROM scratch\nCOPY ../outside.txt /x\n",
+            "\"outside.txt\" is not in the build context",
+        ),
     ] {
         sb.write("ctx/Kilnfile", kilnfile);
         let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
@@ -80,14 +150,20 @@ fn symlinks_cannot_reach_outside_the_context() {
     std::os::unix::fs::symlink("../outside.txt", sb.path("ctx/rel-escape")).unwrap();
     std::os::unix::fs::symlink(sb.path("outside.txt"), sb.path("ctx/abs-escape")).unwrap();
     for link in ["rel-escape", "abs-escape"] {
-        sb.write("ctx/Kilnfile", &format!("FROM scratch\nCOPY {link} /x\n"));
+        sb.write("ctx/Kilnfile", format!("FROM scratch\nCOPY {link} /x\n"));
         let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
-        assert!(err.contains("leads outside the build context"), "{link}: {err}");
+        assert!(
+            err.contains("leads outside the build context"),
+            "{link}: {err}"
+        );
     }
     // Inside a copied directory, links are copied as links, never followed.
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY . /c/\n");
     let out = sb.path("fs.tar");
-    sb.build("ctx", &["--output", &format!("type=tar,dest={}", out.display())]);
+    sb.build(
+        "ctx",
+        &["--output", &format!("type=tar,dest={}", out.display())],
+    );
     let bytes = fs::read(out).unwrap();
     assert!(!String::from_utf8_lossy(&bytes).contains("host secret"));
 }
@@ -97,13 +173,26 @@ fn missing_images_and_unsupported_steps_explain_themselves() {
     let sb = Sandbox::new();
     sb.write("ctx/Kilnfile", "FROM alpine:3.20\n");
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
-    assert!(err.contains("ctx/Kilnfile:1:6: no image \"alpine:3.20\" in the store"), "{err}");
-    assert!(err.contains("kiln does not pull from registries yet"), "{err}");
+    assert!(
+        err.contains("ctx/Kilnfile:1:6: no image \"alpine:3.20\" in the store"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kiln does not pull from registries yet"),
+        "{err}"
+    );
     sb.write("ctx/Kilnfile", "FROM scratch\nRUN tool --flag\n");
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
-    assert!(err.contains("ctx/Kilnfile:2:1: RUN is not available yet"), "{err}");
+    assert!(
+        err.contains("ctx/Kilnfile:2:1: RUN is not available yet"),
+        "{err}"
+    );
     let run = sb.kiln(&["history", "nope"]).fails(1);
-    assert!(run.stderr.contains("error: no image \"nope\" in the store"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error: no image \"nope\" in the store"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("hint: `kiln images`"), "{}", run.stderr);
 }
 
@@ -111,17 +200,30 @@ fn missing_images_and_unsupported_steps_explain_themselves() {
 fn a_failed_build_leaves_the_store_consistent() {
     let sb = Sandbox::new();
     sb.write("ctx/big.bin", vec![7u8; 3 << 20]);
-    sb.write("ctx/Kilnfile", "FROM scratch\nCOPY big.bin /big.bin\nCOPY missing /m\n");
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch\nCOPY big.bin /big.bin\nCOPY missing /m\n",
+    );
     sb.kiln(&["build", "-t", "broken", "ctx"]).fails(1);
     // Nothing is tagged, nothing half-written is left, and the store still
     // works and validates.
     assert!(!sb.kiln(&["images"]).ok().stdout.contains("broken"));
-    assert_eq!(fs::read_dir(sb.store().join("kiln/tmp")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(sb.store().join("kiln/tmp")).unwrap().count(),
+        0
+    );
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY big.bin /big.bin\n");
     sb.build("ctx", &["-t", "fixed"]);
     let out = tool(
         "oci-image-tool",
-        &["validate", "--type", "image", "--ref", "name=fixed:latest", sb.store().to_str().unwrap()],
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=fixed:latest",
+            sb.store().to_str().unwrap(),
+        ],
     );
     assert!(out.contains("Validation succeeded"), "{out}");
 }

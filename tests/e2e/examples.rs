@@ -21,9 +21,15 @@ fn every_example_builds() {
 fn hello_has_the_history_the_readme_promises() {
     let sb = Sandbox::new();
     let ctx = workspace().join("examples/hello");
-    sb.kiln(&["build", "-t", "hello", ctx.to_str().unwrap()]).ok();
+    sb.kiln(&["build", "-t", "hello", ctx.to_str().unwrap()])
+        .ok();
     let out = sb.kiln(&["history", "hello"]).ok().stdout;
-    for line in ["COPY site/ ./ # kiln", "WORKDIR /srv/site", "ENV SITE_ROOT=/srv/site", "USER 1000:1000"] {
+    for line in [
+        "COPY site/ ./ # kiln",
+        "WORKDIR /srv/site",
+        "ENV SITE_ROOT=/srv/site",
+        "USER 1000:1000",
+    ] {
         assert!(out.contains(line), "{line}: {out}");
     }
 }

@@ -8,6 +8,7 @@
 
 mod build;
 mod determinism;
+mod docs;
 mod errors;
 mod examples;
 mod outside_tools;

@@ -19,30 +19,47 @@ fn hello(sb: &Sandbox, extra: &[&str]) -> String {
 fn skopeo_reads_the_store_the_archive_and_the_export() {
     let sb = Sandbox::new();
     let archive = sb.path("hello-oci.tar");
-    let id = hello(&sb, &["--output", &format!("type=oci,dest={}", archive.display())]);
+    let id = hello(
+        &sb,
+        &["--output", &format!("type=oci,dest={}", archive.display())],
+    );
     let store_ref = format!("oci:{}:hello:latest", sb.store().display());
-    let info: serde_json::Value = serde_json::from_str(&tool("skopeo", &["inspect", &store_ref])).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&tool("skopeo", &["inspect", &store_ref])).unwrap();
     assert_eq!(info["Digest"], id.as_str());
     assert_eq!(info["Os"], "wasi");
     assert_eq!(info["Labels"]["org.opencontainers.image.title"], "hello");
 
-    let out = tool("skopeo", &["inspect", &format!("oci-archive:{}", archive.display())]);
+    let out = tool(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", archive.display())],
+    );
     assert!(out.contains(&id), "{out}");
 
     // skopeo copy reads every blob and checks every digest.
     let copied = sb.path("copied");
     tool(
         "skopeo",
-        &["--insecure-policy", "copy", &store_ref, &format!("dir:{}", copied.display())],
+        &[
+            "--insecure-policy",
+            "copy",
+            &store_ref,
+            &format!("dir:{}", copied.display()),
+        ],
     );
     assert!(copied.join("manifest.json").is_file());
     let exported = sb.path("exported.tar");
-    sb.kiln(&["export", "hello", "-o", exported.to_str().unwrap()]).ok();
-    let out = tool("skopeo", &["inspect", &format!("oci-archive:{}", exported.display())]);
+    sb.kiln(&["export", "hello", "-o", exported.to_str().unwrap()])
+        .ok();
+    let out = tool(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", exported.display())],
+    );
     assert!(out.contains(&id), "{out}");
     // The export of an image is byte-identical each time.
     let again = sb.path("again.tar");
-    sb.kiln(&["export", "hello", "-o", again.to_str().unwrap()]).ok();
+    sb.kiln(&["export", "hello", "-o", again.to_str().unwrap()])
+        .ok();
     assert_eq!(fs::read(&exported).unwrap(), fs::read(&again).unwrap());
     tool(
         "skopeo",
@@ -59,23 +76,48 @@ fn skopeo_reads_the_store_the_archive_and_the_export() {
 fn oci_image_tool_validates_the_store_and_layouts() {
     let sb = Sandbox::new();
     let layout = sb.path("layout");
-    hello(&sb, &["--output", &format!("type=oci,dest={},tar=false", layout.display())]);
+    hello(
+        &sb,
+        &[
+            "--output",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+        ],
+    );
     for dir in [sb.store(), layout] {
         let out = tool(
             "oci-image-tool",
-            &["validate", "--type", "image", "--ref", "name=hello:latest", dir.to_str().unwrap()],
+            &[
+                "validate",
+                "--type",
+                "image",
+                "--ref",
+                "name=hello:latest",
+                dir.to_str().unwrap(),
+            ],
         );
         assert!(out.contains("Validation succeeded"), "{out}");
     }
     // The archive, unpacked (oci-image-tool cannot walk archives itself).
     let archive = sb.path("a.tar");
-    hello(&sb, &["--output", &format!("type=oci,dest={}", archive.display())]);
+    hello(
+        &sb,
+        &["--output", &format!("type=oci,dest={}", archive.display())],
+    );
     let unpacked = sb.path("unpacked");
     fs::create_dir_all(&unpacked).unwrap();
-    tar::Archive::new(fs::File::open(&archive).unwrap()).unpack(&unpacked).unwrap();
+    tar::Archive::new(fs::File::open(&archive).unwrap())
+        .unpack(&unpacked)
+        .unwrap();
     let out = tool(
         "oci-image-tool",
-        &["validate", "--type", "image", "--ref", "name=hello:latest", unpacked.to_str().unwrap()],
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=hello:latest",
+            unpacked.to_str().unwrap(),
+        ],
     );
     assert!(out.contains("Validation succeeded"), "{out}");
 }
@@ -96,10 +138,14 @@ fn umoci_unpacks_a_linux_build() {
         ],
     );
     let root = bundle.join("rootfs");
-    assert_eq!(fs::read_to_string(root.join("etc/motd")).unwrap(), "hello from kiln 1.0.0\n");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/motd")).unwrap(),
+        "hello from kiln 1.0.0\n"
+    );
     assert!(root.join("srv/site/index.html").is_file());
     assert!(root.join("srv/site/css/site.css").is_file());
-    let config: serde_json::Value = serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["process"]["cwd"], "/srv/site");
 }
 
@@ -111,7 +157,12 @@ fn umoci_applies_kilns_whiteouts() {
     let store = Store::open(sb.store()).unwrap();
     let p = |s: &str| ImagePath::parse(s).unwrap();
     let dir = || Change::Put(Node::Dir(Meta::root(0o755, 0)));
-    let file = |b: &str| Change::Put(Node::File(Meta::root(0o644, 0), Content::Bytes(b.as_bytes().to_vec())));
+    let file = |b: &str| {
+        Change::Put(Node::File(
+            Meta::root(0o644, 0),
+            Content::Bytes(b.as_bytes().to_vec()),
+        ))
+    };
     let mut lower = PendingChanges::new();
     for (path, change) in [
         ("keep", dir()),
@@ -147,24 +198,43 @@ fn umoci_applies_kilns_whiteouts() {
     let manifest_bytes = kiln::json::canonical(&manifest);
     let m = store.put_blob(&manifest_bytes).unwrap();
     store
-        .add_image(&Descriptor::new(MANIFEST_MEDIA_TYPE, m, manifest_bytes.len() as u64), &["wh:latest".into()])
+        .add_image(
+            &Descriptor::new(MANIFEST_MEDIA_TYPE, m, manifest_bytes.len() as u64),
+            &["wh:latest".into()],
+        )
         .unwrap();
 
     let bundle = sb.path("bundle");
     tool(
         "umoci",
-        &["unpack", "--rootless", "--image", &format!("{}:wh:latest", sb.store().display()), bundle.to_str().unwrap()],
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:wh:latest", sb.store().display()),
+            bundle.to_str().unwrap(),
+        ],
     );
     let root = bundle.join("rootfs");
     assert!(!root.join("keep/a").exists(), "whiteout of a file");
     assert_eq!(fs::read_to_string(root.join("keep/b")).unwrap(), "b");
     assert!(!root.join("gone").exists(), "whiteout of a directory");
-    let opaque: Vec<_> = fs::read_dir(root.join("opaque")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(opaque, vec!["new"], "an opaque dir hides the lower contents");
+    let opaque: Vec<_> = fs::read_dir(root.join("opaque"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        opaque,
+        vec!["new"],
+        "an opaque dir hides the lower contents"
+    );
     // kiln reads the same image back to the same filesystem.
     sb.write("ctx/Kilnfile", "FROM wh\n");
     let out = sb.path("fs.tar");
-    sb.build("ctx", &["--output", &format!("type=tar,dest={}", out.display())]);
+    sb.build(
+        "ctx",
+        &["--output", &format!("type=tar,dest={}", out.display())],
+    );
     let names: Vec<String> = crate::util::tar_entries(&fs::read(out).unwrap())
         .into_iter()
         .map(|e| e.0)

@@ -15,25 +15,54 @@ fn images_rmi_and_prune() {
     let second = sb.build("ctx", &["-t", "app:latest"]);
     let listing = sb.kiln(&["images"]).ok().stdout;
     let lines: Vec<&str> = listing.lines().collect();
-    assert!(lines[0].starts_with("REPOSITORY") && lines[0].contains("IMAGE ID"), "{listing}");
-    assert!(listing.contains(&first[7..19]) && listing.contains(&second[7..19]), "{listing}");
-    assert!(lines.iter().any(|l| l.starts_with("app") && l.contains("latest") && l.contains(&second[7..19])));
+    assert!(
+        lines[0].starts_with("REPOSITORY") && lines[0].contains("IMAGE ID"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&first[7..19]) && listing.contains(&second[7..19]),
+        "{listing}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("app") && l.contains("latest") && l.contains(&second[7..19]))
+    );
 
     let out = sb.kiln(&["rmi", "app:1"]).ok().stdout;
     assert_eq!(out, format!("Untagged: app:1\nDeleted: {first}\n"));
     let run = sb.kiln(&["rmi", "app:1"]).fails(1);
     assert!(run.stderr.contains("no image \"app:1\""), "{}", run.stderr);
 
-    let blobs = || fs::read_dir(sb.store().join("blobs/sha256")).unwrap().count();
+    let blobs = || {
+        fs::read_dir(sb.store().join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
     let before = blobs();
     let out = sb.kiln(&["prune"]).ok().stdout;
-    assert!(out.contains("Deleted") && out.contains("reclaimed"), "{out}");
-    assert_eq!(blobs(), before - 3, "the first image's manifest, config and layer");
+    assert!(
+        out.contains("Deleted") && out.contains("reclaimed"),
+        "{out}"
+    );
+    assert_eq!(
+        blobs(),
+        before - 3,
+        "the first image's manifest, config and layer"
+    );
     // What remains still exports and validates.
-    sb.kiln(&["export", "app", "-o", sb.path("a.tar").to_str().unwrap()]).ok();
+    sb.kiln(&["export", "app", "-o", sb.path("a.tar").to_str().unwrap()])
+        .ok();
     let out = tool(
         "oci-image-tool",
-        &["validate", "--type", "image", "--ref", "name=app:latest", sb.store().to_str().unwrap()],
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=app:latest",
+            sb.store().to_str().unwrap(),
+        ],
     );
     assert!(out.contains("Validation succeeded"), "{out}");
     // --all also drops untagged images.
@@ -64,9 +93,18 @@ fn concurrent_builds_into_one_store_keep_every_tag() {
     for (i, id) in ids.iter().enumerate() {
         assert!(listing.contains(&id[7..19]), "{listing}");
         // skopeo resolves each tag; export reads and verifies every blob.
-        let out = tool("skopeo", &["inspect", &format!("oci:{}:c:{i}", sb.store().display())]);
+        let out = tool(
+            "skopeo",
+            &["inspect", &format!("oci:{}:c:{i}", sb.store().display())],
+        );
         assert!(out.contains(id.as_str()), "{out}");
-        sb.kiln(&["export", &format!("c:{i}"), "-o", sb.path(&format!("c{i}.tar")).to_str().unwrap()]).ok();
+        sb.kiln(&[
+            "export",
+            &format!("c:{i}"),
+            "-o",
+            sb.path(&format!("c{i}.tar")).to_str().unwrap(),
+        ])
+        .ok();
     }
 }
 
@@ -76,13 +114,22 @@ fn corrupt_blobs_are_detected_not_trusted() {
     sb.write("ctx/f", "precious");
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY f /f\n");
     sb.build("ctx", &["-t", "c"]);
-    let layer = sb.inspect("c")["Manifest"]["layers"][0]["digest"].as_str().unwrap().to_string();
-    let path = sb.store().join("blobs/sha256").join(layer.trim_start_matches("sha256:"));
+    let layer = sb.inspect("c")["Manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = sb
+        .store()
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     fs::write(&path, bytes).unwrap();
-    let err = sb.kiln(&["export", "c", "-o", sb.path("x.tar").to_str().unwrap()]).fails(1).stderr;
+    let err = sb
+        .kiln(&["export", "c", "-o", sb.path("x.tar").to_str().unwrap()])
+        .fails(1)
+        .stderr;
     assert!(err.contains("does not match its digest"), "{err}");
     assert!(!sb.path("x.tar").exists(), "no partial output");
 }
@@ -92,7 +139,16 @@ fn the_store_flag_and_variable_pick_the_store() {
     let sb = Sandbox::new();
     sb.write("ctx/Kilnfile", "FROM scratch\n");
     let other = sb.path("elsewhere");
-    sb.kiln(&["--store", other.to_str().unwrap(), "build", "-q", "-t", "x", "ctx"]).ok();
+    sb.kiln(&[
+        "--store",
+        other.to_str().unwrap(),
+        "build",
+        "-q",
+        "-t",
+        "x",
+        "ctx",
+    ])
+    .ok();
     assert!(other.join("index.json").is_file() && other.join("oci-layout").is_file());
     assert!(!sb.kiln(&["images"]).ok().stdout.contains('x'));
 }

@@ -13,7 +13,10 @@ pub fn kiln_bin() -> PathBuf {
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A finished command.
@@ -28,14 +31,22 @@ impl Run {
     /// Panics with the output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the command failed with `code`.
     #[track_caller]
     pub fn fails(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "expected exit code {code}:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -117,7 +128,10 @@ pub fn tool(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("{program} is needed by this test (.ci/run installs it): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{program} {args:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{stdout}\n{stderr}"
+    );
     stdout + &stderr
 }
 
@@ -144,26 +158,19 @@ pub fn tar_entries(bytes: &[u8]) -> Vec<(String, char, u32, Vec<u8>)> {
 
 /// The uncompressed tar of a layer blob in a store.
 pub fn layer_tar(store: &Path, digest: &str, media_type: &str) -> Vec<u8> {
-    let blob = fs::read(store.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    let blob = fs::read(
+        store
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
     if media_type.ends_with("gzip") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&blob[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         blob
-    }
-}
-
-/// Copies a directory tree (files and dirs only).
-pub fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }

@@ -22,7 +22,7 @@ pub const STORE_ENV: &str = "KILN_STORE";
 
 /// kiln builds OCI images whose RUN steps are WebAssembly programs.
 #[derive(Parser, Debug)]
-#[command(name = "kiln", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "kiln", bin_name = "kiln", version, max_term_width = 100)]
 pub struct Cli {
     /// The store: an OCI image layout plus kiln's caches [default: kiln in
     /// the user's data directory]

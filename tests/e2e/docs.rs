@@ -1,0 +1,59 @@
+//! The docs match the code: docs/cli.md is generated from the binary's
+//! help, and this test fails when they drift. Regenerate with
+//! `KILN_BLESS=1 cargo test -p kiln-e2e docs`.
+
+use std::fs;
+use std::process::Command;
+
+use crate::util::{kiln_bin, workspace};
+
+const COMMANDS: [&str; 7] = [
+    "build", "images", "history", "inspect", "export", "rmi", "prune",
+];
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(kiln_bin())
+        .args(args)
+        .arg("--help")
+        .env("COLUMNS", "100")
+        .env_remove("KILN_STORE")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn render() -> String {
+    let mut md = String::from(
+        "# kiln command-line reference\n\n\
+         Generated from `kiln --help` by `KILN_BLESS=1 cargo test -p kiln-e2e docs`;\n\
+         the test suite fails when this page and the code disagree.\n\n\
+         Exit codes: `0` success, `1` the command failed (a build error, a missing image),\n\
+         `2` the invocation was wrong (an unknown flag, a malformed value).\n\n\
+         Environment: `KILN_STORE` (the store directory, like `--store`),\n\
+         `SOURCE_DATE_EPOCH` (the timestamp written into images; `--build-arg\n\
+         SOURCE_DATE_EPOCH=...` overrides it).\n\n## kiln\n\n```text\n",
+    );
+    md.push_str(&help(&[]));
+    md.push_str("```\n");
+    for cmd in COMMANDS {
+        md.push_str(&format!("\n## kiln {cmd}\n\n```text\n"));
+        md.push_str(&help(&[cmd]));
+        md.push_str("```\n");
+    }
+    md
+}
+
+#[test]
+fn cli_reference_matches_the_code() {
+    let path = workspace().join("docs/cli.md");
+    let expected = render();
+    if std::env::var_os("KILN_BLESS").is_some() {
+        fs::write(&path, &expected).unwrap();
+    }
+    let actual = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "docs/cli.md is out of date; regenerate it with KILN_BLESS=1 cargo test -p kiln-e2e docs"
+    );
+}
