@@ -227,3 +227,53 @@ fn a_failed_build_leaves_the_store_consistent() {
     );
     assert!(out.contains("Validation succeeded"), "{out}");
 }
+
+#[test]
+fn a_killed_build_leaves_the_store_consistent() {
+    let sb = Sandbox::new();
+    // Enough data that the build is still writing when it is killed.
+    for i in 0..8 {
+        let data: Vec<u8> = (0..(16u32 << 20))
+            .map(|n| (n.wrapping_mul(2_654_435_761) >> (i + 3)) as u8)
+            .collect();
+        sb.write(&format!("ctx/big{i}.bin"), data);
+    }
+    sb.write("ctx/Kilnfile", "FROM scratch\nCOPY . /data/\n");
+    let mut child = std::process::Command::new(crate::util::kiln_bin())
+        .args(["build", "-q", "-t", "killed", "ctx"])
+        .env("KILN_STORE", sb.store())
+        .current_dir(sb.dir.path())
+        .spawn()
+        .unwrap();
+    // Wait until it is writing into the store, then kill it hard.
+    let tmp = sb.store().join("kiln/tmp");
+    let start = std::time::Instant::now();
+    while fs::read_dir(&tmp).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the build never started writing"
+        );
+        if child.try_wait().unwrap().is_some() {
+            panic!("the build finished before it could be interrupted; make the context bigger");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Nothing was published: no tag, and every blob present verifies.
+    assert!(!sb.kiln(&["images"]).ok().stdout.contains("killed"));
+    for blob in fs::read_dir(sb.store().join("blobs/sha256")).unwrap() {
+        let blob = blob.unwrap();
+        let bytes = fs::read(blob.path()).unwrap();
+        let name = blob.file_name().to_string_lossy().into_owned();
+        assert_eq!(
+            kiln::digest::Digest::of(&bytes).hex(),
+            name,
+            "a torn blob under a real name"
+        );
+    }
+    // prune clears the leftovers; the same build then succeeds.
+    sb.kiln(&["prune"]).ok();
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    sb.build("ctx", &["-t", "killed"]);
+}
