@@ -25,3 +25,4 @@ pub mod layer;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;
+pub mod vfs;

@@ -107,8 +107,8 @@ pub(crate) fn io_err<'p>(
     }
 }
 
-/// An open store. Cheap to share by reference across a build.
-#[derive(Debug)]
+/// An open store: a root path, cheap to clone and share across a build.
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
 }

@@ -1,0 +1,193 @@
+//! The contents of one file in the overlay: still the lower layer's bytes
+//! in the store, or the step's own bytes in memory, spilled to an anonymous
+//! temp file in the store once they outgrow [`MEM_LIMIT`]. A step can write
+//! gigabytes with bounded memory; nothing it wrote outlives the process
+//! except through the layer it produces.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::fs::{Errno, VfsResult};
+use crate::snapshot::FileRef;
+use crate::store::Store;
+
+/// Contents up to this size stay in memory; larger ones go to a temp file.
+/// Small enough that thousands of small files cost little memory, large
+/// enough that most config and source files never touch the disk.
+pub const MEM_LIMIT: usize = 256 << 10;
+
+/// Buffer for copying between files.
+const COPY_BUFFER: usize = 256 << 10;
+
+/// A file's contents. See the module docs.
+#[derive(Debug)]
+pub enum Data {
+    /// Unmodified lower contents, opened on first read.
+    Lower {
+        /// The contents in the store.
+        file: FileRef,
+        /// The open store file, once read.
+        handle: Option<File>,
+    },
+    /// Small contents written by the step.
+    Mem(Vec<u8>),
+    /// Larger contents written by the step.
+    Temp {
+        /// An anonymous file in the store's temp directory.
+        file: File,
+        /// Its length.
+        len: u64,
+    },
+}
+
+fn io(_: io::Error) -> Errno {
+    Errno::Io
+}
+
+impl Data {
+    /// The length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Data::Lower { file, .. } => file.size,
+            Data::Mem(v) => v.len() as u64,
+            Data::Temp { len, .. } => *len,
+        }
+    }
+
+    /// Whether the contents are the step's own (not the lower layer's).
+    pub fn is_upper(&self) -> bool {
+        !matches!(self, Data::Lower { .. })
+    }
+
+    /// Reads at `offset`.
+    pub fn read_at(&mut self, store: &Store, offset: u64, buf: &mut [u8]) -> VfsResult<usize> {
+        let len = self.len();
+        if offset >= len || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min((len - offset) as usize);
+        match self {
+            Data::Mem(v) => {
+                let start = offset as usize;
+                buf[..want].copy_from_slice(&v[start..start + want]);
+                Ok(want)
+            }
+            Data::Lower { file, handle } => {
+                if handle.is_none() {
+                    *handle = Some(File::open(store.content_path(&file.digest)).map_err(io)?);
+                }
+                let f = handle.as_mut().expect("just opened");
+                read_full_at(f, offset, &mut buf[..want])
+            }
+            Data::Temp { file, .. } => read_full_at(file, offset, &mut buf[..want]),
+        }
+    }
+
+    /// Makes the contents the step's own (copying lower bytes up), so they
+    /// can be changed.
+    pub fn make_upper(&mut self, store: &Store, tmp_dir: &Path) -> VfsResult<()> {
+        if let Data::Lower { file, .. } = self {
+            let file = *file;
+            let mut src = store.open_content(&file).map_err(|_| Errno::Io)?;
+            *self = if file.size as usize <= MEM_LIMIT {
+                let mut v = Vec::with_capacity(file.size as usize);
+                src.read_to_end(&mut v).map_err(io)?;
+                Data::Mem(v)
+            } else {
+                let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
+                let copied = io::copy(&mut io::BufReader::with_capacity(COPY_BUFFER, src), &mut tmp).map_err(io)?;
+                Data::Temp { file: tmp, len: copied }
+            };
+        }
+        Ok(())
+    }
+
+    /// Writes at `offset` (contents must be upper). Returns how much the
+    /// length grew.
+    pub fn write_at(&mut self, tmp_dir: &Path, offset: u64, data: &[u8]) -> VfsResult<u64> {
+        let old_len = self.len();
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
+        if let Data::Mem(v) = self
+            && end > MEM_LIMIT as u64
+        {
+            let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
+            tmp.write_all(v).map_err(io)?;
+            *self = Data::Temp {
+                file: tmp,
+                len: old_len,
+            };
+        }
+        match self {
+            Data::Mem(v) => {
+                let end = end as usize;
+                if v.len() < end {
+                    v.resize(end, 0);
+                }
+                v[offset as usize..end].copy_from_slice(data);
+            }
+            Data::Temp { file, len } => {
+                file.seek(SeekFrom::Start(offset)).map_err(io)?;
+                file.write_all(data).map_err(io)?;
+                *len = (*len).max(end);
+            }
+            Data::Lower { .. } => unreachable!("make_upper first"),
+        }
+        Ok(self.len().saturating_sub(old_len))
+    }
+
+    /// Truncates or extends with zeros (contents must be upper).
+    pub fn set_len(&mut self, tmp_dir: &Path, size: u64) -> VfsResult<()> {
+        if let Data::Mem(v) = self
+            && size > MEM_LIMIT as u64
+        {
+            let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
+            tmp.write_all(v).map_err(io)?;
+            let len = v.len() as u64;
+            *self = Data::Temp { file: tmp, len };
+        }
+        match self {
+            Data::Mem(v) => v.resize(size as usize, 0),
+            Data::Temp { file, len } => {
+                file.set_len(size).map_err(io)?;
+                *len = size;
+            }
+            Data::Lower { .. } => unreachable!("make_upper first"),
+        }
+        Ok(())
+    }
+
+    /// A reader over the whole contents, for writing the layer.
+    pub fn layer_content(&self) -> VfsResult<crate::layer::Content> {
+        use crate::layer::Content;
+        Ok(match self {
+            Data::Lower { file, .. } => Content::Stored(*file),
+            Data::Mem(v) => Content::Bytes(v.clone()),
+            Data::Temp { file, len } => {
+                let mut copy = file.try_clone().map_err(io)?;
+                Content::Reader {
+                    size: *len,
+                    open: Box::new(move || {
+                        copy.seek(SeekFrom::Start(0))?;
+                        Ok(Box::new(io::BufReader::with_capacity(COPY_BUFFER, copy)))
+                    }),
+                    origin: "a file written by the step".into(),
+                }
+            }
+        })
+    }
+}
+
+fn read_full_at(f: &mut File, offset: u64, buf: &mut [u8]) -> VfsResult<usize> {
+    f.seek(SeekFrom::Start(offset)).map_err(io)?;
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(done)
+}
