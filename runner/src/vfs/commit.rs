@@ -40,7 +40,11 @@ impl OverlayFs {
     /// The change set of everything the step did. See the module docs.
     pub fn changes(&mut self) -> VfsResult<PendingChanges> {
         let mut emitted: Vec<(ImagePath, Emit)> = Vec::new();
-        self.diff_dir(super::fs::FileSystem::root(self), ImagePath::root(), &mut emitted)?;
+        self.diff_dir(
+            super::fs::FileSystem::root(self),
+            ImagePath::root(),
+            &mut emitted,
+        )?;
         emitted.sort_by(|a, b| a.0.cmp(&b.0));
 
         let mut first_path: HashMap<u64, ImagePath> = HashMap::new();
@@ -73,7 +77,12 @@ impl OverlayFs {
     }
 
     /// A directory that is the lower directory at `path`.
-    fn diff_dir(&mut self, id: u64, path: ImagePath, out: &mut Vec<(ImagePath, Emit)>) -> VfsResult<()> {
+    fn diff_dir(
+        &mut self,
+        id: u64,
+        path: ImagePath,
+        out: &mut Vec<(ImagePath, Emit)>,
+    ) -> VfsResult<()> {
         let node = &self.nodes[&id];
         if !path.is_root()
             && let Some(Node::Dir(lower_meta)) = self.lower().get(&path)
@@ -101,7 +110,12 @@ impl OverlayFs {
         Ok(())
     }
 
-    fn diff_child(&mut self, id: u64, path: ImagePath, out: &mut Vec<(ImagePath, Emit)>) -> VfsResult<()> {
+    fn diff_child(
+        &mut self,
+        id: u64,
+        path: ImagePath,
+        out: &mut Vec<(ImagePath, Emit)>,
+    ) -> VfsResult<()> {
         let node = &self.nodes[&id];
         if node.synthetic {
             if matches!(node.kind, Kind::Dir { .. }) {
@@ -120,7 +134,14 @@ impl OverlayFs {
             Kind::Dir { .. } if same => self.diff_dir(id, path, out),
             Kind::Dir { .. } => {
                 let replaces_dir = matches!(self.lower().get(&path), Some(Node::Dir(_)));
-                out.push((path.clone(), if replaces_dir { Emit::Opaque(id) } else { Emit::Put(id) }));
+                out.push((
+                    path.clone(),
+                    if replaces_dir {
+                        Emit::Opaque(id)
+                    } else {
+                        Emit::Put(id)
+                    },
+                ));
                 self.emit_contents(id, &path, out)
             }
             _ if same && !node.data_dirty && !node.meta_dirty => Ok(()),
@@ -132,8 +153,17 @@ impl OverlayFs {
     }
 
     /// Everything inside directory `id`, which is new at `path`.
-    fn emit_contents(&mut self, id: u64, path: &ImagePath, out: &mut Vec<(ImagePath, Emit)>) -> VfsResult<()> {
-        let children: Vec<(String, u64)> = self.entries(id)?.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    fn emit_contents(
+        &mut self,
+        id: u64,
+        path: &ImagePath,
+        out: &mut Vec<(ImagePath, Emit)>,
+    ) -> VfsResult<()> {
+        let children: Vec<(String, u64)> = self
+            .entries(id)?
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         for (name, child) in children {
             let child_path = path.join(&name);
             let node = &self.nodes[&child];

@@ -96,8 +96,15 @@ impl Data {
                 Data::Mem(v)
             } else {
                 let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
-                let copied = io::copy(&mut io::BufReader::with_capacity(COPY_BUFFER, src), &mut tmp).map_err(io)?;
-                Data::Temp { file: tmp, len: copied }
+                let copied = io::copy(
+                    &mut io::BufReader::with_capacity(COPY_BUFFER, src),
+                    &mut tmp,
+                )
+                .map_err(io)?;
+                Data::Temp {
+                    file: tmp,
+                    len: copied,
+                }
             };
         }
         Ok(())

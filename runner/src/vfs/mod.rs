@@ -157,7 +157,12 @@ impl Vfs {
     /// (and its parents) in the overlay as directories that are never part
     /// of the layer by themselves. `is_dir` says whether the backend's root
     /// is a directory.
-    pub fn mount(&mut self, path: &ImagePath, backend: Box<dyn FileSystem>, is_dir: bool) -> VfsResult<NodeRef> {
+    pub fn mount(
+        &mut self,
+        path: &ImagePath,
+        backend: Box<dyn FileSystem>,
+        is_dir: bool,
+    ) -> VfsResult<NodeRef> {
         self.mounted.push(backend);
         let index = self.mounted.len();
         let mut at = NodeRef {
@@ -260,7 +265,13 @@ impl Vfs {
     }
 
     /// Resolves `path` relative to `base`.
-    pub fn resolve(&mut self, base: NodeRef, scope: Scope, path: &str, follow: bool) -> VfsResult<NodeRef> {
+    pub fn resolve(
+        &mut self,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+        follow: bool,
+    ) -> VfsResult<NodeRef> {
         let parsed = parse(path)?;
         let mut comps: Vec<String> = parsed.components.iter().map(|s| s.to_string()).collect();
         if parsed.trailing_slash {
@@ -273,7 +284,12 @@ impl Vfs {
     /// Resolves everything but the last component of `path`: the directory
     /// and the final name (`.`/`..` included as written). The boolean is
     /// whether the path had a trailing slash.
-    pub fn resolve_parent(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<(NodeRef, String, bool)> {
+    pub fn resolve_parent(
+        &mut self,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+    ) -> VfsResult<(NodeRef, String, bool)> {
         let parsed = parse(path)?;
         let Some((last, dirs)) = parsed.components.split_last() else {
             // "/" or "///": the base itself, named ".".
@@ -297,18 +313,34 @@ impl Vfs {
     }
 
     /// Metadata at a path.
-    pub fn stat_at(&mut self, base: NodeRef, scope: Scope, path: &str, follow: bool) -> VfsResult<Stat> {
+    pub fn stat_at(
+        &mut self,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+        follow: bool,
+    ) -> VfsResult<Stat> {
         let n = self.resolve(base, scope, path, follow)?;
         self.stat(n)
     }
 
     /// Opens (and with `create`, creates) the node at `path`. The caller
     /// owns one open reference and must [`Vfs::close`] it.
-    pub fn open_at(&mut self, base: NodeRef, scope: Scope, path: &str, flags: OpenFlags) -> VfsResult<NodeRef> {
+    pub fn open_at(
+        &mut self,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+        flags: OpenFlags,
+    ) -> VfsResult<NodeRef> {
         let node = if flags.create {
             let (dir, name, trailing) = self.resolve_parent(base, scope, path)?;
             if name == "." || name == ".." {
-                return Err(if flags.exclusive { Errno::Exist } else { Errno::Isdir });
+                return Err(if flags.exclusive {
+                    Errno::Exist
+                } else {
+                    Errno::Isdir
+                });
             }
             match self.child(dir, &name) {
                 Ok(existing) => {
@@ -418,7 +450,10 @@ impl Vfs {
         let entries = self.fs(dir.fs).read_dir(dir.id)?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            let node = self.enter(NodeRef { fs: dir.fs, id: e.id });
+            let node = self.enter(NodeRef {
+                fs: dir.fs,
+                id: e.id,
+            });
             let kind = if node.fs == dir.fs {
                 e.kind
             } else {
@@ -477,7 +512,11 @@ impl Vfs {
         }
         let kind = self.stat(target)?.kind;
         if trailing {
-            return Err(if kind == FileType::Dir { Errno::Isdir } else { Errno::Notdir });
+            return Err(if kind == FileType::Dir {
+                Errno::Isdir
+            } else {
+                Errno::Notdir
+            });
         }
         self.fs(dir.fs).unlink(dir.id, &name)
     }
@@ -485,7 +524,13 @@ impl Vfs {
     /// Creates a symlink at `path` pointing to `target`. Through a
     /// [`Scope::Deny`] handle, absolute targets are refused (they would
     /// leave the capability).
-    pub fn symlink_at(&mut self, target: &str, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
+    pub fn symlink_at(
+        &mut self,
+        target: &str,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+    ) -> VfsResult<()> {
         if scope == Scope::Deny && target.starts_with('/') {
             return Err(Errno::Perm);
         }

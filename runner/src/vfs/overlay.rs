@@ -56,9 +56,15 @@ pub enum LimitHit {
 #[derive(Debug)]
 pub(super) enum Kind {
     /// `entries` is `None` until the lower children are loaded.
-    Dir { entries: Option<BTreeMap<String, u64>> },
-    File { data: Data },
-    Symlink { target: String },
+    Dir {
+        entries: Option<BTreeMap<String, u64>>,
+    },
+    File {
+        data: Data,
+    },
+    Symlink {
+        target: String,
+    },
 }
 
 #[derive(Debug)]
@@ -194,7 +200,11 @@ impl OverlayFs {
     }
 
     fn writable(&self) -> VfsResult<()> {
-        if self.readonly { Err(Errno::Rofs) } else { Ok(()) }
+        if self.readonly {
+            Err(Errno::Rofs)
+        } else {
+            Ok(())
+        }
     }
 
     /// Allocates an inode loaded from the lower node at `path`.
@@ -294,7 +304,12 @@ impl OverlayFs {
     }
 
     fn check_name(name: &str) -> VfsResult<()> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || name.contains('/')
+            || name.contains('\0')
+        {
             return Err(Errno::Inval);
         }
         if name.len() > MAX_NAME_BYTES {
@@ -365,7 +380,12 @@ impl OverlayFs {
         let (kind, mode) = if is_dir {
             (Kind::Dir { entries: None }, 0o755)
         } else {
-            (Kind::File { data: Data::Mem(Vec::new()) }, 0o644)
+            (
+                Kind::File {
+                    data: Data::Mem(Vec::new()),
+                },
+                0o644,
+            )
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -482,7 +502,11 @@ impl FileSystem for OverlayFs {
     }
 
     fn read_dir(&mut self, dir: u64) -> VfsResult<Vec<DirEntry>> {
-        let entries: Vec<(String, u64)> = self.entries(dir)?.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let entries: Vec<(String, u64)> = self
+            .entries(dir)?
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         let mut out = Vec::with_capacity(entries.len());
         for (name, id) in entries {
             let kind = match &self.node(id)?.kind {
@@ -503,7 +527,14 @@ impl FileSystem for OverlayFs {
     }
 
     fn create_file(&mut self, dir: u64, name: &str, mode: u32) -> VfsResult<u64> {
-        self.insert_new(dir, name, Kind::File { data: Data::Mem(Vec::new()) }, mode)
+        self.insert_new(
+            dir,
+            name,
+            Kind::File {
+                data: Data::Mem(Vec::new()),
+            },
+            mode,
+        )
     }
 
     fn mkdir(&mut self, dir: u64, name: &str, mode: u32) -> VfsResult<u64> {

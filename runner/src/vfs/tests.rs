@@ -24,7 +24,12 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut c = PendingChanges::new();
-    let file = |s: &str| Change::Put(Node::File(Meta::root(0o644, 10), Content::Bytes(s.as_bytes().to_vec())));
+    let file = |s: &str| {
+        Change::Put(Node::File(
+            Meta::root(0o644, 10),
+            Content::Bytes(s.as_bytes().to_vec()),
+        ))
+    };
     c.insert(p("etc"), Change::Put(Node::Dir(Meta::root(0o755, 10))));
     c.insert(p("etc/passwd"), file("root:x:0:0::/:/bin/sh\n"));
     c.insert(p("data"), Change::Put(Node::Dir(Meta::root(0o755, 10))));
@@ -32,8 +37,14 @@ fn fixture() -> Fixture {
     c.insert(p("data/b"), file("bbb"));
     c.insert(p("data/sub"), Change::Put(Node::Dir(Meta::root(0o755, 10))));
     c.insert(p("data/sub/c"), file("ccc"));
-    c.insert(p("link"), Change::Put(Node::Symlink(Meta::root(0o777, 10), "data/a".into())));
-    c.insert(p("abs"), Change::Put(Node::Symlink(Meta::root(0o777, 10), "/data".into())));
+    c.insert(
+        p("link"),
+        Change::Put(Node::Symlink(Meta::root(0o777, 10), "data/a".into())),
+    );
+    c.insert(
+        p("abs"),
+        Change::Put(Node::Symlink(Meta::root(0o777, 10), "/data".into())),
+    );
     let layer = write_layer(&store, c, &LayerOptions::default()).unwrap();
     let mut snap = Snapshot::empty();
     snap.apply(&layer.changes);
@@ -49,12 +60,25 @@ fn clock() -> Clock {
 }
 
 fn vfs(f: &Fixture) -> Vfs {
-    Vfs::new(OverlayFs::new(Arc::clone(&f.lower), f.store.clone(), 1, clock()))
+    Vfs::new(OverlayFs::new(
+        Arc::clone(&f.lower),
+        f.store.clone(),
+        1,
+        clock(),
+    ))
 }
 
 fn read_all(v: &mut Vfs, path: &str) -> VfsResult<String> {
     let root = v.root();
-    let n = v.open_at(root, Scope::Clamp, path, OpenFlags { follow: true, ..Default::default() })?;
+    let n = v.open_at(
+        root,
+        Scope::Clamp,
+        path,
+        OpenFlags {
+            follow: true,
+            ..Default::default()
+        },
+    )?;
     let mut buf = vec![0u8; 1 << 20];
     let len = v.read(n, 0, &mut buf)?;
     v.close(n);
@@ -83,8 +107,12 @@ fn summary(changes: &PendingChanges) -> Vec<String> {
             let what = match c {
                 Change::Put(Node::Dir(_)) => "dir".to_string(),
                 Change::Put(Node::File(_, Content::Stored(_))) => "file(stored)".to_string(),
-                Change::Put(Node::File(_, Content::Bytes(b))) => format!("file({})", String::from_utf8_lossy(b)),
-                Change::Put(Node::File(_, Content::Reader { size, .. })) => format!("file({size} bytes)"),
+                Change::Put(Node::File(_, Content::Bytes(b))) => {
+                    format!("file({})", String::from_utf8_lossy(b))
+                }
+                Change::Put(Node::File(_, Content::Reader { size, .. })) => {
+                    format!("file({size} bytes)")
+                }
                 Change::Put(Node::Symlink(_, t)) => format!("symlink({t})"),
                 Change::Hardlink(t) => format!("hardlink({t})"),
                 Change::Whiteout => "whiteout".into(),
@@ -115,14 +143,32 @@ fn directory_handles_are_capabilities() {
     let mut v = vfs(&f);
     let root = v.root();
     let data = v.resolve(root, Scope::Clamp, "data", true).unwrap();
-    assert_eq!(v.resolve(data, Scope::Deny, "sub/../a", true).map(|_| ()), Ok(()));
-    assert_eq!(v.resolve(data, Scope::Deny, "../etc/passwd", true), Err(Errno::Notcapable));
-    assert_eq!(v.resolve(data, Scope::Deny, "/etc/passwd", true), Err(Errno::Notcapable));
-    assert_eq!(v.resolve(root, Scope::Clamp, "/etc/passwd", true), Err(Errno::Notcapable));
+    assert_eq!(
+        v.resolve(data, Scope::Deny, "sub/../a", true).map(|_| ()),
+        Ok(())
+    );
+    assert_eq!(
+        v.resolve(data, Scope::Deny, "../etc/passwd", true),
+        Err(Errno::Notcapable)
+    );
+    assert_eq!(
+        v.resolve(data, Scope::Deny, "/etc/passwd", true),
+        Err(Errno::Notcapable)
+    );
+    assert_eq!(
+        v.resolve(root, Scope::Clamp, "/etc/passwd", true),
+        Err(Errno::Notcapable)
+    );
     // Absolute symlinks cannot be created or followed through a capability.
-    assert_eq!(v.symlink_at("/etc", data, Scope::Deny, "x"), Err(Errno::Perm));
+    assert_eq!(
+        v.symlink_at("/etc", data, Scope::Deny, "x"),
+        Err(Errno::Perm)
+    );
     v.symlink_at("/etc", root, Scope::Clamp, "data/x").unwrap();
-    assert_eq!(v.resolve(data, Scope::Deny, "x/passwd", true), Err(Errno::Notcapable));
+    assert_eq!(
+        v.resolve(data, Scope::Deny, "x/passwd", true),
+        Err(Errno::Notcapable)
+    );
     assert!(v.resolve(root, Scope::Clamp, "data/x/passwd", true).is_ok());
 }
 
@@ -140,16 +186,38 @@ fn errors_match_posix() {
     assert_eq!(v.rmdir_at(root, c, "data/a"), Err(Errno::Notdir));
     assert_eq!(v.unlink_at(root, c, "data"), Err(Errno::Isdir));
     assert_eq!(v.unlink_at(root, c, "data/a/"), Err(Errno::Notdir));
-    assert_eq!(v.rename_at(root, c, "data", root, c, "data/sub/inside"), Err(Errno::Inval));
-    assert_eq!(v.rename_at(root, c, "data/a", root, c, "data/sub"), Err(Errno::Isdir));
-    assert_eq!(v.rename_at(root, c, "data/sub", root, c, "data/a"), Err(Errno::Notdir));
-    assert_eq!(v.link_at(root, c, "data", false, root, c, "d2"), Err(Errno::Perm));
+    assert_eq!(
+        v.rename_at(root, c, "data", root, c, "data/sub/inside"),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        v.rename_at(root, c, "data/a", root, c, "data/sub"),
+        Err(Errno::Isdir)
+    );
+    assert_eq!(
+        v.rename_at(root, c, "data/sub", root, c, "data/a"),
+        Err(Errno::Notdir)
+    );
+    assert_eq!(
+        v.link_at(root, c, "data", false, root, c, "d2"),
+        Err(Errno::Perm)
+    );
     let open = |v: &mut Vfs, path: &str, flags| v.open_at(root, c, path, flags).map(drop);
-    let write = OpenFlags { write: true, ..Default::default() };
+    let write = OpenFlags {
+        write: true,
+        ..Default::default()
+    };
     assert_eq!(open(&mut v, "data", write), Err(Errno::Isdir));
-    let dir_only = OpenFlags { directory: true, ..Default::default() };
+    let dir_only = OpenFlags {
+        directory: true,
+        ..Default::default()
+    };
     assert_eq!(open(&mut v, "data/a", dir_only), Err(Errno::Notdir));
-    let excl = OpenFlags { create: true, exclusive: true, ..Default::default() };
+    let excl = OpenFlags {
+        create: true,
+        exclusive: true,
+        ..Default::default()
+    };
     assert_eq!(open(&mut v, "data/a", excl), Err(Errno::Exist));
     assert_eq!(open(&mut v, "link", OpenFlags::default()), Err(Errno::Loop));
     v.symlink_at("loop", root, c, "loop").unwrap();
@@ -183,7 +251,9 @@ fn changes_record_creates_overwrites_and_deletes() {
         ]
     );
     // New nodes take the step's clock.
-    let Change::Put(Node::File(meta, _)) = &changes[&p("data/new")] else { panic!() };
+    let Change::Put(Node::File(meta, _)) = &changes[&p("data/new")] else {
+        panic!()
+    };
     assert_eq!(meta.mtime, 5);
 }
 
@@ -226,10 +296,18 @@ fn hardlinks_are_written_once() {
     write_file(&mut v, "z", "shared").unwrap();
     v.link_at(root, c, "z", false, root, c, "a-link").unwrap();
     // A link to an unchanged lower file copies it (layers cannot link down).
-    v.link_at(root, c, "data/b", false, root, c, "b-link").unwrap();
+    v.link_at(root, c, "data/b", false, root, c, "b-link")
+        .unwrap();
     assert_eq!(v.stat_at(root, c, "z", false).unwrap().nlink, 2);
     let changes = v.overlay().changes().unwrap();
-    assert_eq!(summary(&changes), ["a-link file(shared)", "b-link file(stored)", "z hardlink(/a-link)"]);
+    assert_eq!(
+        summary(&changes),
+        [
+            "a-link file(shared)",
+            "b-link file(stored)",
+            "z hardlink(/a-link)"
+        ]
+    );
 }
 
 #[test]
@@ -237,7 +315,9 @@ fn open_files_outlive_their_names() {
     let f = fixture();
     let mut v = vfs(&f);
     let root = v.root();
-    let n = v.open_at(root, Scope::Clamp, "data/a", OpenFlags::default()).unwrap();
+    let n = v
+        .open_at(root, Scope::Clamp, "data/a", OpenFlags::default())
+        .unwrap();
     v.unlink_at(root, Scope::Clamp, "data/a").unwrap();
     let mut buf = [0u8; 3];
     assert_eq!(v.read(n, 0, &mut buf), Ok(3));
@@ -297,12 +377,18 @@ fn mounts_never_reach_the_layer() {
     assert_eq!(v.resolve(root, c, "data/sub/c", true), Err(Errno::Noent));
     write_file(&mut v, "data/sub/scratch", "x").unwrap();
     assert_eq!(v.rmdir_at(root, c, "run/secrets"), Err(Errno::Busy));
-    assert_eq!(v.rename_at(root, c, "run/secrets/token", root, c, "token"), Err(Errno::Xdev));
+    assert_eq!(
+        v.rename_at(root, c, "run/secrets/token", root, c, "token"),
+        Err(Errno::Xdev)
+    );
     let names: Vec<String> = v.read_dir(root).unwrap().into_iter().map(|e| e.0).collect();
     assert!(names.contains(&"run".to_string()));
     // Nothing of either mount, nor /run made for it, is in the layer.
     assert!(v.overlay().changes().unwrap().is_empty());
     // But a real file next to a mountpoint makes its directory real.
     write_file(&mut v, "run/other", "o").unwrap();
-    assert_eq!(summary(&v.overlay().changes().unwrap()), ["run dir", "run/other file(o)"]);
+    assert_eq!(
+        summary(&v.overlay().changes().unwrap()),
+        ["run dir", "run/other file(o)"]
+    );
 }

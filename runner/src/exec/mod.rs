@@ -1,0 +1,357 @@
+//! Running one step: a WASI program in wasmtime over a [`crate::vfs::Vfs`].
+//!
+//! [`Engine`] owns the wasmtime engine (one per process), the linkers with
+//! kiln's WASI layers, the epoch ticker that enforces wall time and Ctrl-C,
+//! and the compiled-code cache (`cache.rs`). [`Engine::load`] turns a wasm
+//! binary into a [`Program`] (compiled once per machine, instantiated through
+//! `InstancePre`); [`Engine::run`] runs it with a [`StepState`] and reports an
+//! [`Outcome`]: the exit code, a trap, a limit hit, or cancellation.
+
+pub mod cache;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component;
+use wasmtime::error::Context as _;
+
+pub use cache::{CompileCache, ProgramKind};
+
+use crate::digest::Digest;
+use crate::store::Store;
+use crate::wasi::{self, StepState};
+
+/// How often the epoch advances: the granularity of time limits and how
+/// quickly Ctrl-C stops a running step.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Default memory a step may use: generous for compilers and bundlers,
+/// small enough that a runaway step cannot take the machine down.
+pub const DEFAULT_MEMORY: usize = 4 << 30;
+/// Default wall time of one step.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default bytes of file contents one step may write.
+pub const DEFAULT_MAX_WRITE: u64 = 16 << 30;
+/// Default number of files, directories and links one step may create.
+pub const DEFAULT_MAX_FILES: u64 = 1_000_000;
+
+/// The limits of one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepLimits {
+    /// Linear memory, bytes.
+    pub memory: usize,
+    /// Wall time.
+    pub timeout: Duration,
+    /// Bytes of file contents written.
+    pub max_write: u64,
+    /// Files created.
+    pub max_files: u64,
+}
+
+impl Default for StepLimits {
+    fn default() -> Self {
+        StepLimits {
+            memory: DEFAULT_MEMORY,
+            timeout: DEFAULT_TIMEOUT,
+            max_write: DEFAULT_MAX_WRITE,
+            max_files: DEFAULT_MAX_FILES,
+        }
+    }
+}
+
+/// Which limit a step hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// [`StepLimits::memory`].
+    Memory(usize),
+    /// [`StepLimits::timeout`].
+    Time(Duration),
+    /// [`StepLimits::max_write`].
+    WriteBytes(u64),
+    /// [`StepLimits::max_files`].
+    Files(u64),
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It exited with this code (0 is success).
+    Exit(i32),
+    /// It trapped (a wasm fault or an `abort`); the message has the backtrace.
+    Trap(String),
+    /// It hit a limit.
+    Limit(Limit),
+    /// Ctrl-C.
+    Cancelled,
+}
+
+/// Why the epoch callback stopped a step.
+#[derive(Debug, thiserror::Error)]
+enum Interrupt {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("timed out")]
+    Timeout,
+}
+
+/// A loaded program, ready to instantiate.
+#[derive(Clone)]
+pub enum Program {
+    /// A core module.
+    Module(wasmtime::InstancePre<StepState>),
+    /// A component.
+    Component(component::InstancePre<StepState>),
+}
+
+impl Program {
+    /// The kind.
+    pub fn kind(&self) -> ProgramKind {
+        match self {
+            Program::Module(_) => ProgramKind::Module,
+            Program::Component(_) => ProgramKind::Component,
+        }
+    }
+}
+
+/// How a program was loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadedFrom {
+    /// Already loaded in this process.
+    Memory,
+    /// Deserialized from the compile cache.
+    Cache,
+    /// Compiled now (and cached).
+    Compiled,
+}
+
+/// The wasmtime engine and everything shared by steps. See the module docs.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    modules: wasmtime::Linker<StepState>,
+    components: component::Linker<StepState>,
+    fingerprint: Digest,
+    loaded: Mutex<HashMap<(Digest, ProgramKind), Program>>,
+}
+
+impl Engine {
+    /// Creates the engine and starts its epoch ticker.
+    pub fn new() -> wasmtime::Result<Engine> {
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            .wasm_exceptions(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = wasmtime::Engine::new(&config)?;
+        let mut modules = wasmtime::Linker::new(&engine);
+        wasi::p1::add_to_linker(&mut modules)?;
+        let mut components = component::Linker::new(&engine);
+        wasi::p2::add_to_linker(&mut components)?;
+
+        let fingerprint = {
+            struct Sha(crate::digest::Hasher);
+            impl std::hash::Hasher for Sha {
+                fn finish(&self) -> u64 {
+                    0
+                }
+                fn write(&mut self, bytes: &[u8]) {
+                    self.0.update(bytes);
+                }
+            }
+            let mut h = Sha(crate::digest::Hasher::new());
+            std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+            h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+            h.0.finish().0
+        };
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("kiln-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| wasmtime::format_err!("starting the epoch thread: {e}"))?;
+        Ok(Engine {
+            engine,
+            modules,
+            components,
+            fingerprint,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The engine's compatibility fingerprint (part of compile-cache keys).
+    pub fn fingerprint(&self) -> Digest {
+        self.fingerprint
+    }
+
+    /// Loads the program `bytes` (whose sha256 is `digest`): from memory,
+    /// from the store's compile cache, or by compiling it and caching it.
+    pub fn load(
+        &self,
+        store: &Store,
+        digest: Digest,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Program, LoadedFrom)> {
+        let kind = ProgramKind::detect(bytes).ok_or_else(|| {
+            wasmtime::format_err!("not a WebAssembly module or component (bad header)")
+        })?;
+        if let Some(p) = self.loaded.lock().expect("lock").get(&(digest, kind)) {
+            return Ok((p.clone(), LoadedFrom::Memory));
+        }
+        let cache = CompileCache::new(store, self.fingerprint)
+            .map_err(|e| wasmtime::format_err!("opening the compile cache: {e}"))?;
+        let (program, from) = match cache
+            .get(&digest, kind)
+            .and_then(|a| self.deserialize(kind, &a).ok())
+        {
+            Some(p) => (p, LoadedFrom::Cache),
+            None => {
+                let (program, artifact) = self.compile(kind, bytes)?;
+                cache.put(store, &digest, kind, &artifact);
+                (program, LoadedFrom::Compiled)
+            }
+        };
+        self.loaded
+            .lock()
+            .expect("lock")
+            .insert((digest, kind), program.clone());
+        Ok((program, from))
+    }
+
+    fn compile(&self, kind: ProgramKind, bytes: &[u8]) -> wasmtime::Result<(Program, Vec<u8>)> {
+        Ok(match kind {
+            ProgramKind::Module => {
+                let m = wasmtime::Module::new(&self.engine, bytes)?;
+                let artifact = m.serialize()?;
+                (Program::Module(self.modules.instantiate_pre(&m)?), artifact)
+            }
+            ProgramKind::Component => {
+                let c = component::Component::new(&self.engine, bytes)?;
+                let artifact = c.serialize()?;
+                (
+                    Program::Component(self.components.instantiate_pre(&c)?),
+                    artifact,
+                )
+            }
+        })
+    }
+
+    #[allow(unsafe_code)]
+    fn deserialize(&self, kind: ProgramKind, artifact: &[u8]) -> wasmtime::Result<Program> {
+        Ok(match kind {
+            ProgramKind::Module => {
+                // SAFETY: `artifact` comes from the compile cache, which only
+                // holds what `Module::serialize` of an engine with this exact
+                // fingerprint wrote, and its sha256 was checked on read.
+                let m = unsafe { wasmtime::Module::deserialize(&self.engine, artifact)? };
+                Program::Module(self.modules.instantiate_pre(&m)?)
+            }
+            ProgramKind::Component => {
+                // SAFETY: as above, for `Component::serialize`.
+                let c = unsafe { component::Component::deserialize(&self.engine, artifact)? };
+                Program::Component(self.components.instantiate_pre(&c)?)
+            }
+        })
+    }
+
+    /// Runs `program` with `state` under `limits` until it exits, traps,
+    /// hits a limit or `state.cancel` is set. Returns the state (its VFS
+    /// holds what the step wrote) and the outcome.
+    pub fn run(
+        &self,
+        program: &Program,
+        state: StepState,
+        limits: &StepLimits,
+    ) -> (StepState, Outcome) {
+        let cancel = Arc::clone(&state.cancel);
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Interrupt::Cancelled.into());
+            }
+            if Instant::now() >= deadline {
+                return Err(Interrupt::Timeout.into());
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
+        let result = match program {
+            Program::Module(pre) => run_module(&mut store, pre),
+            Program::Component(pre) => run_component(&mut store, pre),
+        };
+        let mut state = store.into_data();
+        let outcome = classify(result, &mut state, limits);
+        (state, outcome)
+    }
+}
+
+fn run_module(
+    store: &mut wasmtime::Store<StepState>,
+    pre: &wasmtime::InstancePre<StepState>,
+) -> wasmtime::Result<i32> {
+    let instance = pre.instantiate(&mut *store)?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut *store, "_start")
+        .context("the module has no _start function: is it a WASI command?")?;
+    start.call(&mut *store, ())?;
+    Ok(0)
+}
+
+fn run_component(
+    store: &mut wasmtime::Store<StepState>,
+    pre: &component::InstancePre<StepState>,
+) -> wasmtime::Result<i32> {
+    let command = wasmtime_wasi::p2::bindings::sync::CommandPre::new(pre.clone())
+        .context("the component is not a WASI command (it does not export wasi:cli/run)")?;
+    let command = command.instantiate(&mut *store)?;
+    match command.wasi_cli_run().call_run(&mut *store)? {
+        Ok(()) => Ok(0),
+        Err(()) => Ok(1),
+    }
+}
+
+fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepLimits) -> Outcome {
+    let write_hit = state.vfs.overlay().limit_hit();
+    let outcome = match result {
+        Ok(code) => Outcome::Exit(code),
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Outcome::Exit(exit.0)
+            } else if let Some(i) = e.downcast_ref::<Interrupt>() {
+                match i {
+                    Interrupt::Cancelled => return Outcome::Cancelled,
+                    Interrupt::Timeout => return Outcome::Limit(Limit::Time(limits.timeout)),
+                }
+            } else {
+                Outcome::Trap(format!("{e:?}"))
+            }
+        }
+    };
+    // A limit the step ran into explains its failure better than the
+    // failure itself (a guest's "disk full" or "out of memory").
+    let failed = outcome != Outcome::Exit(0);
+    match write_hit {
+        Some(crate::vfs::LimitHit::Bytes) if failed => {
+            Outcome::Limit(Limit::WriteBytes(limits.max_write))
+        }
+        Some(crate::vfs::LimitHit::Files) if failed => {
+            Outcome::Limit(Limit::Files(limits.max_files))
+        }
+        _ if failed && state.limits.hit => Outcome::Limit(Limit::Memory(limits.memory)),
+        _ => outcome,
+    }
+}
+
+/// A cancellation flag for steps, set by Ctrl-C.
+pub fn cancel_flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}

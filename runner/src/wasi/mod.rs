@@ -1,0 +1,161 @@
+//! The WASI host layers: what a step's program can call.
+//!
+//! [`StepState`] is the data of one wasmtime `Store`: the step's [`Vfs`],
+//! its arguments, environment, standard streams, clocks and random source,
+//! and the state of each host layer:
+//! - [`p1`]: our own `wasi_snapshot_preview1` for core modules (wiggle over
+//!   the preview1 witx), every call answered from the VFS, so exit codes and
+//!   every preview1 detail are exact;
+//! - [`p2`]: WASI 0.2 for components: our own `wasi:filesystem` over the VFS,
+//!   with `wasi:io`, `wasi:cli`, `wasi:clocks` and `wasi:random` reused from
+//!   wasmtime-wasi. No sockets: a component that imports them cannot be
+//!   instantiated.
+//!
+//! Nothing here reaches the host: no host directory, no host environment,
+//! no network. The step sees exactly what [`StepState`] holds.
+
+pub mod p1;
+pub mod p2;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::vfs::{NodeRef, Scope, Vfs};
+
+/// A directory the step gets as a preopen, with the name it is known by.
+#[derive(Clone, Debug)]
+pub struct Preopen {
+    /// The guest path (`/`, `/run/secrets`...).
+    pub guest_path: String,
+    /// The directory.
+    pub node: NodeRef,
+    /// `Clamp` for `/`, `Deny` for others.
+    pub scope: Scope,
+}
+
+/// Where a step's random bytes come from.
+pub trait Random: Send {
+    /// Fills `buf`.
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// The operating system's secure random source.
+pub struct SecureRandom;
+
+impl Random for SecureRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        getrandom::fill(buf).expect("the OS random source failed");
+    }
+}
+
+/// The step's clocks, in nanoseconds.
+pub struct Clocks {
+    /// Wall-clock time since the Unix epoch.
+    pub wall: crate::vfs::Clock,
+    /// Start of the monotonic clock.
+    pub start: Instant,
+}
+
+impl Clocks {
+    /// The real clocks.
+    pub fn system() -> Clocks {
+        Clocks {
+            wall: crate::vfs::system_clock(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn wall_now(&self) -> i64 {
+        (self.wall)()
+    }
+
+    /// Nanoseconds since the step started.
+    pub fn monotonic_now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A step's standard streams.
+pub struct Stdio {
+    /// Standard input.
+    pub stdin: Box<dyn Read + Send>,
+    /// Standard output.
+    pub stdout: Box<dyn Write + Send>,
+    /// Standard error.
+    pub stderr: Box<dyn Write + Send>,
+    /// Whether the streams are terminals (`kiln run` on a tty).
+    pub terminal: bool,
+}
+
+/// Everything a step's program may see. See the module docs.
+pub struct StepState {
+    /// The filesystem.
+    pub vfs: Vfs,
+    /// `argv`, program name first.
+    pub args: Vec<String>,
+    /// The environment.
+    pub env: Vec<(String, String)>,
+    /// The working directory (absolute guest path).
+    pub cwd: String,
+    /// Preopened directories; `/` first.
+    pub preopens: Vec<Preopen>,
+    /// Standard streams.
+    pub stdio: Stdio,
+    /// Clocks.
+    pub clocks: Clocks,
+    /// Random bytes.
+    pub random: Box<dyn Random>,
+    /// Set by Ctrl-C: blocking host calls give up as soon as they see it.
+    pub cancel: Arc<AtomicBool>,
+    /// The preview1 layer's state (its descriptor table).
+    pub p1: p1::P1State,
+    /// The component layer's state.
+    pub p2: p2::P2State,
+    /// Memory and table limits.
+    pub limits: Limiter,
+}
+
+impl StepState {
+    /// Whether the step was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// Memory limits that remember being hit, so a failed allocation can be
+/// reported as "the step hit its memory limit" rather than a bare trap.
+pub struct Limiter {
+    /// Most bytes of linear memory a step may have in all.
+    pub max_memory: usize,
+    /// Whether a growth was refused.
+    pub hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far beyond
+        // any real program and bounds what a hostile one can allocate.
+        Ok(desired <= 1_000_000)
+    }
+}
