@@ -25,6 +25,7 @@ pub mod json;
 pub mod layer;
 pub mod secrets;
 pub mod snapshot;
+pub mod step;
 pub mod store;
 pub mod vfs;
 pub mod wasi;

@@ -72,7 +72,7 @@ impl<'s> Scope<'s> {
 
 /// The state of a stage between instructions.
 struct State {
-    snapshot: Snapshot,
+    snapshot: std::sync::Arc<Snapshot>,
     config: ImageConfiguration,
     layers: Vec<crate::store::Descriptor>,
     env: Vec<(String, String)>,
@@ -94,6 +94,20 @@ impl State {
 
     fn run_config(&mut self) -> &mut Config {
         &mut self.run
+    }
+
+    /// The environment of a RUN step: the image's ENV, then the ARGs in
+    /// scope that ENV does not override (as Docker passes build args).
+    fn step_env(&self) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        for (k, v) in &self.args {
+            if let Some(v) = v
+                && !env.iter().any(|(ek, _)| ek == k)
+            {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        env
     }
 }
 
@@ -127,7 +141,19 @@ impl Build<'_> {
         if let Some(done) = self.stages.borrow().get(&index) {
             return Ok(done.clone());
         }
-        let result = self.build_stage(index)?;
+        if self.building.borrow().contains(&index) {
+            let name = self.kilnfile.stages[index]
+                .name
+                .clone()
+                .unwrap_or_else(|| index.to_string());
+            return Err(BuildError::Usage(format!(
+                "stage {name:?} depends on itself"
+            )));
+        }
+        self.building.borrow_mut().push(index);
+        let result = self.build_stage(index);
+        self.building.borrow_mut().retain(|i| *i != index);
+        let result = result?;
         self.stages.borrow_mut().insert(index, result.clone());
         Ok(result)
     }
@@ -201,7 +227,7 @@ impl Build<'_> {
         state.config.set_config(Some(state.run.clone()));
         state.config.set_created(Some(rfc3339(self.epoch)));
         Ok(StageResult {
-            snapshot: state.snapshot,
+            snapshot: std::sync::Arc::unwrap_or_clone(state.snapshot),
             config: state.config,
             layers: state.layers,
         })
@@ -282,7 +308,7 @@ impl Build<'_> {
             .unwrap_or_default();
         // Platform ARGs are in scope only once a stage declares them.
         Ok(State {
-            snapshot,
+            snapshot: std::sync::Arc::new(snapshot),
             layers,
             env,
             args: Vec::new(),
@@ -420,15 +446,18 @@ impl Build<'_> {
             }
             InstructionKind::Run(run) => {
                 let name = step_name(&source_text);
-                self.steps.run(&name, |_| {
-                    let _ = run;
-                    Err::<(), BuildError>(
-                        kf.error(
-                            inst.span.start..inst.span.start + 3,
-                            "RUN is not available yet: this kiln cannot execute wasm steps",
-                        )
-                        .into(),
-                    )
+                let owner = self.user_ids(state, inst.span.clone())?;
+                self.steps.run(&name, |id| {
+                    let cx = super::run::RunContext {
+                        snapshot: &state.snapshot,
+                        env: state.step_env(),
+                        workdir: &state.workdir,
+                        owner,
+                        step_id: id,
+                        step_name: &name,
+                    };
+                    let result = super::run::run(self, run, &inst.span, cx)?;
+                    self.commit_layer(state, result.changes, result.created_by, &name)
                 })?;
             }
             InstructionKind::Cmd(cl) | InstructionKind::Entrypoint(cl) => {
@@ -596,7 +625,7 @@ impl Build<'_> {
                 source,
             })?;
         self.store.put_layer_index(&layer.diff_id, &layer.changes)?;
-        state.snapshot.apply(&layer.changes);
+        std::sync::Arc::make_mut(&mut state.snapshot).apply(&layer.changes);
         state.layers.push(layer.descriptor);
         state
             .config

@@ -14,6 +14,8 @@
 
 mod copy;
 mod dispatch;
+mod mounts;
+mod run;
 mod users;
 
 use std::collections::BTreeMap;
@@ -49,6 +51,10 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH` from the environment (a build arg overrides it).
     pub source_date_epoch: Option<i64>,
+    /// Limits of each RUN step.
+    pub step_limits: crate::exec::StepLimits,
+    /// Set by Ctrl-C: the running step stops and the build fails cleanly.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A finished build.
@@ -139,6 +145,22 @@ pub enum BuildError {
     /// An image could not be loaded or written.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// A RUN step failed: its exit code, trap or limit, and its stderr.
+    #[error("{step}: {message}{}", if stderr.is_empty() { String::new() } else { format!("\n--- stderr (last lines) ---\n{stderr}") })]
+    Step {
+        /// The step, as shown in progress.
+        step: String,
+        /// What happened.
+        message: String,
+        /// The end of the step's stderr.
+        stderr: String,
+    },
+    /// Ctrl-C.
+    #[error("cancelled")]
+    Cancelled,
+    /// The wasm engine could not start.
+    #[error("starting the wasm engine: {0}")]
+    Engine(String),
     /// A layer could not be written.
     #[error("{step}: {source}")]
     Layer {
@@ -211,6 +233,21 @@ struct Build<'a> {
     epoch: i64,
     /// Stages built so far, by index.
     stages: std::cell::RefCell<BTreeMap<usize, StageResult>>,
+    /// Stages being built (to refuse cycles through `--mount=from=`).
+    building: std::cell::RefCell<Vec<usize>>,
+    /// The wasm engine, started by the first RUN.
+    engine: std::cell::OnceCell<crate::exec::Engine>,
+}
+
+impl Build<'_> {
+    /// The wasm engine (started on first use).
+    fn engine(&self) -> Result<&crate::exec::Engine, BuildError> {
+        if let Some(e) = self.engine.get() {
+            return Ok(e);
+        }
+        let e = crate::exec::Engine::new().map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        Ok(self.engine.get_or_init(|| e))
+    }
 }
 
 /// Largest Kilnfile read from disk (see [`frontend::MAX_KILNFILE_BYTES`]).
@@ -265,6 +302,8 @@ pub fn build(
         global_args: Vec::new(),
         epoch,
         stages: Default::default(),
+        building: Default::default(),
+        engine: Default::default(),
     };
     b.global_args = b.resolve_global_args()?;
 

@@ -16,7 +16,11 @@ use crate::snapshot::{Change, Node};
 use crate::store::{Store, normalize_name};
 
 /// Runs a parsed command line.
-pub(super) fn run(cli: Cli, printer: &Printer) -> Result<ExitCode> {
+pub(super) fn run(
+    cli: Cli,
+    printer: &Printer,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ExitCode> {
     let store_dir = match cli.store {
         Some(dir) => dir,
         None => default_store()?,
@@ -26,7 +30,8 @@ pub(super) fn run(cli: Cli, printer: &Printer) -> Result<ExitCode> {
             .with_context(|| format!("opening the store at {}", store_dir.display()))
     };
     match cli.command {
-        Command::Build(args) => build(&store()?, args, printer),
+        Command::Build(args) => build(&store()?, args, printer, cancel),
+        Command::Run(args) => super::run::run(&store()?, args, printer, cancel),
         Command::Images => images(&store()?, printer),
         Command::History(args) => history(&store()?, args, printer),
         Command::Inspect(args) => inspect(&store()?, &args.image, printer),
@@ -51,7 +56,12 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-fn build(store: &Store, args: BuildArgs, printer: &Printer) -> Result<ExitCode> {
+fn build(
+    store: &Store,
+    args: BuildArgs,
+    printer: &Printer,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ExitCode> {
     if !args.context.is_dir() {
         return Err(usage(format!(
             "the build context {} is not a directory",
@@ -95,7 +105,7 @@ fn build(store: &Store, args: BuildArgs, printer: &Printer) -> Result<ExitCode> 
             .map_err(|e| usage(format!("--secret {spec}: {e}")))?;
     }
     if !args.secrets.is_empty() {
-        printer.warn("--secret: no step can use a secret yet (this kiln cannot run RUN steps)");
+        printer.warn("--secret: secrets are not served to steps yet");
     }
     if args.no_cache {
         // Nothing to do: every build runs every step.
@@ -127,6 +137,8 @@ fn build(store: &Store, args: BuildArgs, printer: &Printer) -> Result<ExitCode> 
         tags,
         compression: output.compression,
         source_date_epoch,
+        step_limits: args.limits.limits(),
+        cancel,
     };
 
     let _lock = store.lock_shared()?;

@@ -9,6 +9,7 @@
 
 mod commands;
 pub mod printer;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,72 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Delete data no image in the store uses
     Prune(PruneArgs),
+    /// Run a program of an image (or of `scratch` with mounts) once
+    Run(RunArgs),
+}
+
+/// Limits of wasm steps, shared by `build` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Memory a step may use (bytes, or with a k/m/g suffix)
+    #[arg(long, value_name = "SIZE", default_value = "4g", value_parser = parse_size_arg)]
+    pub step_memory: u64,
+    /// Seconds a step may run
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub step_timeout: u64,
+    /// Bytes of file contents a step may write (bytes, or with a k/m/g suffix)
+    #[arg(long, value_name = "SIZE", default_value = "16g", value_parser = parse_size_arg)]
+    pub step_max_write: u64,
+    /// Files, directories and links a step may create
+    #[arg(long, value_name = "COUNT", default_value_t = 1_000_000)]
+    pub step_max_files: u64,
+}
+
+impl LimitArgs {
+    /// The limits these flags describe.
+    pub fn limits(&self) -> crate::exec::StepLimits {
+        crate::exec::StepLimits {
+            memory: usize::try_from(self.step_memory).unwrap_or(usize::MAX),
+            timeout: std::time::Duration::from_secs(self.step_timeout),
+            max_write: self.step_max_write,
+            max_files: self.step_max_files,
+        }
+    }
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::frontend::mount::parse_size(s).ok_or_else(|| {
+        format!("{s:?} is not a size: expected bytes with an optional k, m or g suffix, like 512m")
+    })
+}
+
+/// `kiln run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Accepted for docker compatibility: kiln never keeps what a run wrote
+    #[arg(long)]
+    pub rm: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory [default: the image's WORKDIR, or /]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Attach a mount: type=bind,source=/host/dir,target=/dir[,rw] | type=tmpfs,target=/dir |
+    /// type=cache,target=/dir[,id=ID]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mounts: Vec<String>,
+    /// Expose a secret: [type=file|env,]id=ID[,src=PATH][,env=VAR]
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// Step limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// The image: NAME[:TAG], an id, or scratch
+    pub image: String,
+    /// The program and its arguments [default: the image's ENTRYPOINT and CMD]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 /// `kiln build`.
@@ -90,6 +157,9 @@ pub struct BuildArgs {
     /// Print only the image id (same as --progress quiet)
     #[arg(short, long)]
     pub quiet: bool,
+    /// Limits of each RUN step.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// `kiln history`.
@@ -155,7 +225,18 @@ pub fn main() -> ExitCode {
         _ => ProgressMode::Plain,
     };
     let printer = Printer::new(progress);
-    match commands::run(cli, &printer) {
+    // Ctrl-C stops the running step and ends the command cleanly (temp
+    // files removed, nothing half-published); a second Ctrl-C exits at once.
+    let cancel = crate::exec::cancel_flag();
+    {
+        let cancel = std::sync::Arc::clone(&cancel);
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    match commands::run(cli, &printer, cancel) {
         Ok(code) => code,
         Err(err) => {
             printer.error(&err);

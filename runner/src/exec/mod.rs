@@ -351,6 +351,28 @@ fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepL
     }
 }
 
+/// What a limit means, for messages: which one, its value, and the flag
+/// that raises it.
+pub fn describe_limit(limit: &Limit) -> String {
+    match limit {
+        Limit::Memory(n) => format!(
+            "the step hit its memory limit of {} (raise it with --step-memory)",
+            crate::build::human_bytes(*n as u64)
+        ),
+        Limit::Time(d) => format!(
+            "the step ran longer than its time limit of {}s (raise it with --step-timeout)",
+            d.as_secs()
+        ),
+        Limit::WriteBytes(n) => format!(
+            "the step wrote more than its limit of {} (raise it with --step-max-write)",
+            crate::build::human_bytes(*n)
+        ),
+        Limit::Files(n) => format!(
+            "the step created more than its limit of {n} files (raise it with --step-max-files)"
+        ),
+    }
+}
+
 /// A cancellation flag for steps, set by Ctrl-C.
 pub fn cancel_flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))

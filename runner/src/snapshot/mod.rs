@@ -215,6 +215,25 @@ impl Snapshot {
         Ok(current)
     }
 
+    /// The part of this filesystem under directory `dir`, as a filesystem of
+    /// its own (`dir` becomes `/`). `None` when `dir` is not a directory.
+    pub fn subtree(&self, dir: &ImagePath) -> Option<Snapshot> {
+        let Some(Node::Dir(meta)) = self.nodes.get(dir) else {
+            return None;
+        };
+        let mut nodes = BTreeMap::new();
+        nodes.insert(ImagePath::root(), Node::Dir(*meta));
+        let skip = if dir.is_root() {
+            0
+        } else {
+            dir.as_str().len() + 1
+        };
+        for (p, n) in self.descendants(dir) {
+            nodes.insert(ImagePath(p.as_str()[skip..].to_string()), n.clone());
+        }
+        Some(Snapshot { nodes })
+    }
+
     /// Applies one layer's changes, the way a container runtime extracts it.
     pub fn apply(&mut self, changes: &ChangeSet) {
         for (path, change) in changes {
@@ -359,6 +378,19 @@ mod tests {
         c.insert(p("b"), Change::Hardlink(p("a")));
         s.apply(&c);
         assert_eq!(s.get(&p("b")), s.get(&p("a")));
+    }
+
+    #[test]
+    fn subtrees_are_rerooted() {
+        let mut s = Snapshot::empty();
+        let mut c = ChangeSet::new();
+        c.insert(p("opt/tools/bin/x"), Change::Put(file(1)));
+        c.insert(p("opt/other"), Change::Put(file(2)));
+        s.apply(&c);
+        let sub = s.subtree(&p("opt/tools")).unwrap();
+        assert_eq!(paths(&sub), vec!["", "bin", "bin/x"]);
+        assert!(s.subtree(&p("opt/other")).is_none());
+        assert_eq!(s.subtree(&ImagePath::root()).unwrap(), s);
     }
 
     #[test]

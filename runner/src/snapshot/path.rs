@@ -18,7 +18,7 @@ pub const MAX_NAME_BYTES: usize = 255;
 
 /// A normalized path in an image. See the module docs.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct ImagePath(String);
+pub struct ImagePath(pub(super) String);
 
 /// A path that cannot be part of an image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,339 @@
+//! RUN: a wasm step over the image so far, its changes becoming a layer.
+//!
+//! The command line follows Docker's two forms. The exec form is run as
+//! written. The plain form is split into words with quotes respected and
+//! `$VAR` expanded from the step's environment, since there is no shell to
+//! do it; anything that needs a shell (`&&`, `|`, redirects, `$(..)`) runs
+//! through the image's wasm `/bin/sh` when it has one, and is an error
+//! pointing at the operator when it does not.
+//!
+//! The step's root is an overlay over the current snapshot, with the
+//! `--mount`s attached (`mounts.rs`); it runs on a worker thread while this
+//! thread streams its output into the progress under the step's number.
+
+use std::io::{self, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::mounts;
+use super::{Build, BuildError};
+use crate::exec::Outcome;
+use crate::frontend::{self, CommandLine, Span, Word};
+use crate::layer::PendingChanges;
+use crate::snapshot::{ImagePath, Node, Snapshot};
+use crate::step::{self, StepSpec};
+use crate::vfs::{OverlayFs, Vfs};
+
+/// Lines of stderr kept to explain a failed step.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// What the dispatcher knows of the stage when it runs a step.
+pub(super) struct RunContext<'a> {
+    pub snapshot: &'a std::sync::Arc<Snapshot>,
+    pub env: Vec<(String, String)>,
+    pub workdir: &'a ImagePath,
+    pub owner: (u32, u32),
+    pub step_id: usize,
+    pub step_name: &'a str,
+}
+
+/// A finished RUN: its changes and its history line.
+pub(super) struct RunResult {
+    pub changes: PendingChanges,
+    pub created_by: String,
+}
+
+fn has_shell(snapshot: &Snapshot) -> bool {
+    ["bin/sh", "bin/sh.wasm"].iter().any(|p| {
+        let p = ImagePath::parse(p).expect("constant");
+        snapshot
+            .resolve(&p, true)
+            .ok()
+            .and_then(|r| snapshot.get(&r).cloned())
+            .is_some_and(|n| matches!(n, Node::File(..)))
+    })
+}
+
+/// The argv of a RUN. See the module docs.
+fn argv(
+    b: &Build<'_>,
+    run: &frontend::Run,
+    cx: &RunContext<'_>,
+    span: &Span,
+) -> Result<Vec<String>, BuildError> {
+    let kf = b.kilnfile;
+    match &run.command {
+        CommandLine::Exec(words) => {
+            if words.is_empty() {
+                return Err(kf.error(span.clone(), "RUN needs a command").into());
+            }
+            Ok(words.iter().map(|w| w.raw.clone()).collect())
+        }
+        CommandLine::Shell(w) => {
+            let needs_shell = if let Some(doc) = run.heredocs.first() {
+                Some((doc.span.start, "a here-document"))
+            } else {
+                frontend::words::shell_syntax(&w.raw)
+                    .map(|(r, what)| (w.span.start + r.start, what))
+            };
+            if let Some((at, what)) = needs_shell {
+                if has_shell(cx.snapshot) {
+                    let script = match run.heredocs.first() {
+                        Some(doc) => doc.raw.clone(),
+                        None => w.raw.clone(),
+                    };
+                    return Ok(vec!["/bin/sh".into(), "-c".into(), script]);
+                }
+                return Err(kf
+                    .error(
+                        at..at + 1,
+                        format!(
+                            "{what} needs a shell, and this image has no /bin/sh: run each program in its own RUN, or use the JSON form [\"prog\", \"arg\"]"
+                        ),
+                    )
+                    .into());
+            }
+            let env = &cx.env;
+            let lookup = |k: &str| {
+                env.iter()
+                    .rev()
+                    .find(|(ek, _)| ek == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            let mut out = Vec::new();
+            for word in frontend::words::split_words(&w.raw, '\\') {
+                let sub = Word {
+                    raw: word.text.to_string(),
+                    span: w.span.start + word.range.start..w.span.start + word.range.end,
+                };
+                out.push(kf.expand(&sub, &lookup)?);
+            }
+            if out.is_empty() {
+                return Err(kf.error(span.clone(), "RUN needs a command").into());
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Runs one RUN instruction.
+pub(super) fn run(
+    b: &Build<'_>,
+    run: &frontend::Run,
+    span: &Span,
+    cx: RunContext<'_>,
+) -> Result<RunResult, BuildError> {
+    let kf = b.kilnfile;
+    let env = cx.env.clone();
+    let lookup = |k: &str| {
+        env.iter()
+            .rev()
+            .find(|(ek, _)| ek == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut flags = Vec::new();
+    if let Some(w) = &run.network {
+        let value = kf.expand(w, &lookup)?;
+        frontend::check_network(&value).map_err(|e| kf.error(w.span.clone(), e))?;
+        flags.push(format!("--network={value}"));
+    }
+    let mut mounts = Vec::new();
+    for m in &run.mounts {
+        let (mount, text) = match &m.parsed {
+            Some(parsed) => (parsed.clone(), m.spec.raw.clone()),
+            None => {
+                let text = kf.expand(&m.spec, &lookup)?;
+                let parsed = frontend::Mount::parse(&text)
+                    .map_err(|(_, msg)| kf.error(m.spec.span.clone(), msg))?;
+                (parsed, text)
+            }
+        };
+        flags.push(format!("--mount={text}"));
+        mounts.push((mount, m.spec.span.clone()));
+    }
+    let argv = argv(b, run, &cx, span)?;
+    let shown = match &run.command {
+        CommandLine::Exec(words) => {
+            serde_json::to_string(&words.iter().map(|w| &w.raw).collect::<Vec<_>>())
+                .expect("strings serialize")
+        }
+        CommandLine::Shell(w) => w.raw.clone(),
+    };
+    let mut created_by = String::from("RUN ");
+    for f in &flags {
+        created_by.push_str(f);
+        created_by.push(' ');
+    }
+    created_by.push_str(&shown);
+
+    // The step's filesystem.
+    let mut overlay = OverlayFs::new(
+        std::sync::Arc::clone(cx.snapshot),
+        b.store.clone(),
+        1,
+        crate::vfs::system_clock(),
+    );
+    let limits = b.opts.step_limits;
+    overlay.set_limits(crate::vfs::WriteLimits {
+        max_bytes: limits.max_write,
+        max_files: limits.max_files,
+    });
+    overlay.set_owner_of_new(cx.owner.0, cx.owner.1);
+    let mut vfs = Vfs::new(overlay);
+    let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir)?;
+
+    let engine = b.engine()?;
+    let spec = StepSpec {
+        argv,
+        env: cx.env.clone(),
+        cwd: cx.workdir.clone(),
+        limits,
+    };
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    let out_tx = tx.clone();
+    let cancel = b.opts.cancel.clone();
+    let store = b.store;
+    let mut tail: Vec<String> = Vec::new();
+    let result = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            step::run(
+                engine,
+                store,
+                vfs,
+                spec,
+                Box::new(io::empty()),
+                Box::new(Chunks {
+                    tx: out_tx,
+                    err: false,
+                }),
+                Box::new(Chunks { tx, err: true }),
+                false,
+                cancel,
+            )
+        });
+        let mut lines = LineSplitter::default();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((err, bytes)) => {
+                    for line in lines.push(err, &bytes) {
+                        emit(b, cx.step_id, started, &line, err, &mut tail);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for (err, line) in lines.finish() {
+            emit(b, cx.step_id, started, &line, err, &mut tail);
+        }
+        worker.join().expect("the step thread panicked")
+    });
+    let finished = result.map_err(|(_, e)| BuildError::Step {
+        step: cx.step_name.to_string(),
+        message: e.to_string(),
+        stderr: String::new(),
+    })?;
+    let stderr = tail.join("\n");
+    let fail = |message: String| BuildError::Step {
+        step: cx.step_name.to_string(),
+        message,
+        stderr: stderr.clone(),
+    };
+    match finished.outcome {
+        Outcome::Exit(0) => {}
+        Outcome::Exit(code) => {
+            return Err(fail(format!(
+                "{} exited with code {code}",
+                finished.program
+            )));
+        }
+        Outcome::Trap(trap) => return Err(fail(format!("{} trapped: {trap}", finished.program))),
+        Outcome::Limit(limit) => return Err(fail(crate::exec::describe_limit(&limit))),
+        Outcome::Cancelled => return Err(BuildError::Cancelled),
+    }
+    let mut vfs = finished.vfs;
+    let changes = vfs
+        .overlay()
+        .changes()
+        .map_err(|e| fail(format!("reading what the step wrote: {e}")))?;
+    Ok(RunResult {
+        changes,
+        created_by,
+    })
+}
+
+fn emit(b: &Build<'_>, id: usize, started: Instant, line: &str, err: bool, tail: &mut Vec<String>) {
+    b.steps.log(
+        id,
+        &format!("{:.3} {line}", started.elapsed().as_secs_f64()),
+    );
+    if err {
+        tail.push(line.to_string());
+        if tail.len() > STDERR_TAIL_LINES {
+            tail.remove(0);
+        }
+    }
+}
+
+/// Sends what a step writes to the build thread.
+struct Chunks {
+    tx: mpsc::Sender<(bool, Vec<u8>)>,
+    err: bool,
+}
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A closed channel means the build gave up; the step's output has
+        // nowhere to go and is dropped.
+        let _ = self.tx.send((self.err, buf.to_vec()));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Longest line shown before it is cut: a step printing a megabyte without
+/// a newline must not hold it all in memory.
+const MAX_LINE: usize = 16 << 10;
+
+/// Splits stdout and stderr into lines, each stream on its own.
+#[derive(Default)]
+struct LineSplitter {
+    out: Vec<u8>,
+    err: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, err: bool, bytes: &[u8]) -> Vec<String> {
+        let buf = if err { &mut self.err } else { &mut self.out };
+        buf.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            lines.push(
+                String::from_utf8_lossy(&line[..line.len() - 1])
+                    .trim_end_matches('\r')
+                    .to_string(),
+            );
+        }
+        if buf.len() > MAX_LINE {
+            let line: Vec<u8> = buf.drain(..).collect();
+            lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        lines
+    }
+
+    fn finish(&mut self) -> Vec<(bool, String)> {
+        let mut out = Vec::new();
+        for (err, buf) in [(false, &mut self.out), (true, &mut self.err)] {
+            if !buf.is_empty() {
+                out.push((err, String::from_utf8_lossy(buf).into_owned()));
+                buf.clear();
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,197 @@
+//! `kiln run`: one program of an image, on an upper layer thrown away
+//! afterwards, with the terminal's streams; its exit code is kiln's.
+//!
+//! Exit codes: the program's own; 127 when the program is not found (as a
+//! shell does); 130 on Ctrl-C; 1 when it traps or hits a limit (with the
+//! reason on stderr); 2 for a bad invocation.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+
+use super::printer::Printer;
+use super::{RunArgs, UsageError};
+use crate::exec::{Engine, Outcome};
+use crate::frontend::{Mount, MountType};
+use crate::image::Image;
+use crate::snapshot::{ImagePath, Snapshot};
+use crate::step::{self, StepError, StepSpec};
+use crate::store::Store;
+use crate::vfs::{OverlayFs, Vfs, WriteLimits};
+
+pub(super) fn run(
+    store: &Store,
+    args: RunArgs,
+    printer: &Printer,
+    cancel: Arc<AtomicBool>,
+) -> Result<ExitCode> {
+    let usage = |m: String| anyhow::Error::from(UsageError(m));
+    let (snapshot, config) = if args.image == "scratch" {
+        (Snapshot::empty(), None)
+    } else {
+        let desc = store.resolve(&args.image)?;
+        let image = Image::load(store, &desc, None)?;
+        (image.snapshot(store)?, image.config.config().clone())
+    };
+    let entrypoint = config
+        .as_ref()
+        .and_then(|c| c.entrypoint().clone())
+        .unwrap_or_default();
+    let cmd = if args.command.is_empty() {
+        config
+            .as_ref()
+            .and_then(|c| c.cmd().clone())
+            .unwrap_or_default()
+    } else {
+        args.command.clone()
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        return Err(usage(format!(
+            "{} has no ENTRYPOINT or CMD: give the program to run, like `kiln run {} /bin/tool.wasm`",
+            args.image, args.image
+        )));
+    }
+    let mut env: Vec<(String, String)> = config
+        .as_ref()
+        .and_then(|c| c.env().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect();
+    for e in &args.env {
+        let (k, v) = match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(e) {
+                Ok(v) => (e.clone(), v),
+                Err(_) => continue,
+            },
+        };
+        if k.is_empty() {
+            return Err(usage(format!("-e {e:?}: expected KEY=VALUE")));
+        }
+        env.retain(|(ek, _)| *ek != k);
+        env.push((k, v));
+    }
+    let workdir = match &args.workdir {
+        Some(w) => w.clone(),
+        None => config
+            .as_ref()
+            .and_then(|c| c.working_dir().clone())
+            .unwrap_or_else(|| "/".into()),
+    };
+    let cwd = ImagePath::parse(&workdir).map_err(|e| usage(format!("-w {workdir}: {e}")))?;
+    if !args.secrets.is_empty() {
+        for spec in &args.secrets {
+            crate::secrets::SecretSpec::parse(spec, &|n| std::env::var_os(n).is_some())
+                .map_err(|e| usage(format!("--secret {spec}: {e}")))?;
+        }
+        printer.warn("--secret: secrets are not served to programs yet");
+    }
+
+    let limits = args.limits.limits();
+    let mut overlay = OverlayFs::new(
+        Arc::new(snapshot),
+        store.clone(),
+        1,
+        crate::vfs::system_clock(),
+    );
+    overlay.set_limits(WriteLimits {
+        max_bytes: limits.max_write,
+        max_files: limits.max_files,
+    });
+    let mut vfs = Vfs::new(overlay);
+    for (i, spec) in args.mounts.iter().enumerate() {
+        let m = Mount::parse(spec).map_err(|(_, e)| usage(format!("--mount {spec}: {e}")))?;
+        attach(store, &mut vfs, &m, &cwd, 2 + i as u64)
+            .map_err(|e| usage(format!("--mount {spec}: {e}")))?;
+    }
+
+    let _lock = store.lock_shared()?;
+    let engine = Engine::new().map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
+    let terminal = io::stdout().is_terminal();
+    let spec = StepSpec {
+        argv,
+        env,
+        cwd,
+        limits,
+    };
+    let finished = step::run(
+        &engine,
+        store,
+        vfs,
+        spec,
+        Box::new(io::stdin()),
+        Box::new(io::stdout()),
+        Box::new(io::stderr()),
+        terminal,
+        cancel,
+    );
+    match finished {
+        Err((_, e @ StepError::NotFound { .. })) => {
+            printer.error(&anyhow::Error::from(e));
+            Ok(ExitCode::from(127))
+        }
+        Err((_, e)) => Err(e.into()),
+        Ok(f) => Ok(match f.outcome {
+            Outcome::Exit(code) => ExitCode::from(code as u8),
+            Outcome::Trap(trap) => {
+                printer.error(&anyhow::anyhow!("{} trapped: {trap}", f.program));
+                ExitCode::FAILURE
+            }
+            Outcome::Limit(limit) => {
+                printer.error(&anyhow::anyhow!("{}", crate::exec::describe_limit(&limit)));
+                ExitCode::FAILURE
+            }
+            Outcome::Cancelled => {
+                printer.error(&anyhow::anyhow!("cancelled"));
+                ExitCode::from(130)
+            }
+        }),
+    }
+}
+
+/// Attaches a `--mount` of `kiln run`: bind mounts take host directories.
+fn attach(
+    store: &Store,
+    vfs: &mut Vfs,
+    m: &Mount,
+    cwd: &ImagePath,
+    dev: u64,
+) -> Result<(), String> {
+    let target =
+        ImagePath::resolve(cwd, m.target.as_deref().unwrap_or("/")).map_err(|e| e.to_string())?;
+    let clock = crate::vfs::system_clock();
+    match m.kind {
+        MountType::Tmpfs => {
+            let mut fs = OverlayFs::new(Arc::new(Snapshot::empty()), store.clone(), dev, clock);
+            if let Some(size) = m.size {
+                fs.set_limits(WriteLimits {
+                    max_bytes: size,
+                    max_files: u64::MAX,
+                });
+            }
+            vfs.mount(&target, Box::new(fs), true)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        MountType::Bind => {
+            let source = m
+                .source
+                .as_deref()
+                .ok_or("a bind mount needs source=/host/dir")?;
+            let _ = PathBuf::from(source);
+            Err("host directory mounts are not available in this kiln yet".into())
+        }
+        other => Err(format!(
+            "type={other} mounts are not available for kiln run yet"
+        )),
+    }
+}

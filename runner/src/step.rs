@@ -1,0 +1,251 @@
+//! One step, from a command line to an outcome: find the program in the
+//! step's filesystem, load it (compile cache), give it its arguments,
+//! environment, working directory and streams, run it under its limits.
+//!
+//! Shared by `RUN` (output streamed into the build's progress, the upper
+//! changes kept as a layer) and `kiln run` (the terminal's streams, the
+//! changes thrown away).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::digest::Digest;
+use crate::exec::{Engine, LoadedFrom, Outcome, ProgramKind, StepLimits};
+use crate::snapshot::ImagePath;
+use crate::store::Store;
+use crate::vfs::{Errno, FileType, OpenFlags, Scope, Vfs};
+use crate::wasi::{self, Clocks, Limiter, Preopen, SecureRandom, Stdio, StepState};
+
+/// The `PATH` searched when the environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Largest program kiln loads: far above real build tools (a compiler
+/// compiled to wasm is tens of MiB), small enough to read into memory.
+pub const MAX_PROGRAM_BYTES: u64 = 512 << 20;
+
+/// What to run.
+pub struct StepSpec {
+    /// `argv`; `argv[0]` names the program (a path, or a name on `PATH`).
+    pub argv: Vec<String>,
+    /// The environment.
+    pub env: Vec<(String, String)>,
+    /// The working directory.
+    pub cwd: ImagePath,
+    /// Limits.
+    pub limits: StepLimits,
+}
+
+/// Why a step could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The program was not found.
+    #[error("program {name:?} not found: {searched}")]
+    NotFound {
+        /// What argv[0] said.
+        name: String,
+        /// Where kiln looked.
+        searched: String,
+    },
+    /// The program is not a wasm module or component, or failed to load.
+    #[error("cannot load {path}: {reason}")]
+    Load {
+        /// The program's path in the image.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading the program failed.
+    #[error("reading {path}: {errno}")]
+    Read {
+        /// The program's path.
+        path: String,
+        /// The error.
+        errno: Errno,
+    },
+    /// No argv.
+    #[error("empty command: expected a program to run")]
+    Empty,
+}
+
+/// A finished step.
+pub struct Finished {
+    /// The filesystem, with what the step wrote.
+    pub vfs: Vfs,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The program's path in the image.
+    pub program: String,
+    /// Where its compiled code came from.
+    pub loaded_from: LoadedFrom,
+}
+
+/// Finds `name` the way a shell would: a path (absolute, or relative to
+/// `cwd`) when it has a `/`, else each `PATH` directory; each with and
+/// without a `.wasm` suffix. Returns the absolute path of a regular file.
+pub fn find_program(
+    vfs: &mut Vfs,
+    name: &str,
+    env: &[(String, String)],
+    cwd: &ImagePath,
+) -> Result<String, StepError> {
+    let root = vfs.root();
+    let mut candidates = Vec::new();
+    if name.contains('/') {
+        let p = ImagePath::resolve(cwd, name).map_err(|e| StepError::NotFound {
+            name: name.into(),
+            searched: e.to_string(),
+        })?;
+        candidates.push(p.absolute());
+    } else {
+        let path = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+        for dir in path.split(':').filter(|d| !d.is_empty()) {
+            candidates.push(format!("{}/{name}", dir.trim_end_matches('/')));
+        }
+    }
+    let mut tried = Vec::new();
+    for c in candidates {
+        for path in [c.clone(), format!("{c}.wasm")] {
+            if path.ends_with(".wasm.wasm") {
+                continue;
+            }
+            let rel = path.trim_start_matches('/');
+            if rel.is_empty() {
+                continue;
+            }
+            if let Ok(stat) = vfs.stat_at(root, Scope::Clamp, rel, true)
+                && stat.kind == FileType::File
+            {
+                return Ok(path);
+            }
+            tried.push(path);
+        }
+    }
+    Err(StepError::NotFound {
+        name: name.into(),
+        searched: format!("looked for {}", tried.join(", ")),
+    })
+}
+
+fn read_program(vfs: &mut Vfs, path: &str) -> Result<Vec<u8>, StepError> {
+    let err = |errno| StepError::Read {
+        path: path.into(),
+        errno,
+    };
+    let root = vfs.root();
+    let node = vfs
+        .open_at(
+            root,
+            Scope::Clamp,
+            path.trim_start_matches('/'),
+            OpenFlags {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .map_err(err)?;
+    let result = (|| {
+        let size = vfs.stat(node)?.size;
+        if size > MAX_PROGRAM_BYTES {
+            return Err(Errno::Fbig);
+        }
+        let mut bytes = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = vfs.read(node, done as u64, &mut bytes[done..])?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        bytes.truncate(done);
+        Ok(bytes)
+    })();
+    vfs.close(node);
+    result.map_err(err)
+}
+
+/// Runs a step. Standard streams are the caller's.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    engine: &Engine,
+    store: &Store,
+    mut vfs: Vfs,
+    spec: StepSpec,
+    stdin: Box<dyn Read + Send>,
+    stdout: Box<dyn Write + Send>,
+    stderr: Box<dyn Write + Send>,
+    terminal: bool,
+    cancel: Arc<AtomicBool>,
+) -> Result<Finished, (Vfs, StepError)> {
+    let Some(name) = spec.argv.first().cloned() else {
+        return Err((vfs, StepError::Empty));
+    };
+    let program_path = match find_program(&mut vfs, &name, &spec.env, &spec.cwd) {
+        Ok(p) => p,
+        Err(e) => return Err((vfs, e)),
+    };
+    let bytes = match read_program(&mut vfs, &program_path) {
+        Ok(b) => b,
+        Err(e) => return Err((vfs, e)),
+    };
+    let (program, loaded_from) = match engine.load(store, Digest::of(&bytes), &bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err((
+                vfs,
+                StepError::Load {
+                    path: program_path,
+                    reason: format!("{e:#}"),
+                },
+            ));
+        }
+    };
+    let root = vfs.root();
+    let preopens = vec![Preopen {
+        guest_path: "/".into(),
+        node: root,
+        scope: Scope::Clamp,
+    }];
+    let mut env = spec.env;
+    let cwd = spec.cwd.absolute();
+    if program.kind() == ProgramKind::Module && !env.iter().any(|(k, _)| k == "PWD") {
+        // wasi-libc takes a core module's initial working directory from PWD.
+        env.push(("PWD".into(), cwd.clone()));
+    }
+    let stdio = Stdio {
+        stdin,
+        stdout,
+        stderr,
+        terminal,
+    };
+    let p1 = wasi::p1::P1State::new(&preopens);
+    let state = StepState {
+        vfs,
+        args: spec.argv,
+        env,
+        cwd,
+        preopens,
+        stdio,
+        clocks: Clocks::system(),
+        random: Box::new(SecureRandom),
+        cancel,
+        p1,
+        p2: wasi::p2::P2State::unused(),
+        limits: Limiter {
+            max_memory: spec.limits.memory,
+            hit: false,
+        },
+    };
+    let (state, outcome) = engine.run(&program, state, &spec.limits);
+    Ok(Finished {
+        vfs: state.vfs,
+        outcome,
+        program: program_path,
+        loaded_from,
+    })
+}
