@@ -184,7 +184,9 @@ fn missing_images_and_unsupported_steps_explain_themselves() {
     sb.write("ctx/Kilnfile", "FROM scratch\nRUN tool --flag\n");
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
     assert!(
-        err.contains("ctx/Kilnfile:2:1: RUN is not available yet"),
+        err.contains(
+            "[2/2] RUN tool --flag: program \"tool\" not found: looked for /usr/local/bin/tool"
+        ),
         "{err}"
     );
     let run = sb.kiln(&["history", "nope"]).fails(1);
