@@ -181,30 +181,16 @@ pub fn run(
     stderr: Box<dyn Write + Send>,
     terminal: bool,
     cancel: Arc<AtomicBool>,
-) -> Result<Finished, (Vfs, StepError)> {
-    let Some(name) = spec.argv.first().cloned() else {
-        return Err((vfs, StepError::Empty));
-    };
-    let program_path = match find_program(&mut vfs, &name, &spec.env, &spec.cwd) {
-        Ok(p) => p,
-        Err(e) => return Err((vfs, e)),
-    };
-    let bytes = match read_program(&mut vfs, &program_path) {
-        Ok(b) => b,
-        Err(e) => return Err((vfs, e)),
-    };
-    let (program, loaded_from) = match engine.load(store, Digest::of(&bytes), &bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err((
-                vfs,
-                StepError::Load {
-                    path: program_path,
-                    reason: format!("{e:#}"),
-                },
-            ));
-        }
-    };
+) -> Result<Finished, StepError> {
+    let name = spec.argv.first().cloned().ok_or(StepError::Empty)?;
+    let program_path = find_program(&mut vfs, &name, &spec.env, &spec.cwd)?;
+    let bytes = read_program(&mut vfs, &program_path)?;
+    let (program, loaded_from) = engine
+        .load(store, Digest::of(&bytes), &bytes)
+        .map_err(|e| StepError::Load {
+            path: program_path.clone(),
+            reason: format!("{e:#}"),
+        })?;
     let root = vfs.root();
     let preopens = vec![Preopen {
         guest_path: "/".into(),

@@ -12,5 +12,6 @@ mod docs;
 mod errors;
 mod examples;
 mod outside_tools;
+mod run;
 mod store;
 mod util;

@@ -229,7 +229,7 @@ pub(super) fn run(
         }
         worker.join().expect("the step thread panicked")
     });
-    let finished = result.map_err(|(_, e)| BuildError::Step {
+    let finished = result.map_err(|e| BuildError::Step {
         step: cx.step_name.to_string(),
         message: e.to_string(),
         stderr: String::new(),
@@ -320,7 +320,7 @@ impl LineSplitter {
             );
         }
         if buf.len() > MAX_LINE {
-            let line: Vec<u8> = buf.drain(..).collect();
+            let line = std::mem::take(buf);
             lines.push(String::from_utf8_lossy(&line).into_owned());
         }
         lines

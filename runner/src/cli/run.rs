@@ -135,11 +135,11 @@ pub(super) fn run(
         cancel,
     );
     match finished {
-        Err((_, e @ StepError::NotFound { .. })) => {
+        Err(e @ StepError::NotFound { .. }) => {
             printer.error(&anyhow::Error::from(e));
             Ok(ExitCode::from(127))
         }
-        Err((_, e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
         Ok(f) => Ok(match f.outcome {
             Outcome::Exit(code) => ExitCode::from(code as u8),
             Outcome::Trap(trap) => {

@@ -55,6 +55,11 @@ impl Data {
         }
     }
 
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether the contents are the step's own (not the lower layer's).
     pub fn is_upper(&self) -> bool {
         !matches!(self, Data::Lower { .. })

@@ -548,6 +548,7 @@ impl Vfs {
     }
 
     /// Gives the node at `from` (followed when `follow`) the name `to`.
+    #[allow(clippy::too_many_arguments, reason = "linkat(2)'s shape: two (dir, scope, path) triples")]
     pub fn link_at(
         &mut self,
         from_base: NodeRef,

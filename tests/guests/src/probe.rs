@@ -123,6 +123,8 @@ fn run(op: &[String]) -> std::io::Result<()> {
             writeln!(out, "{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())?
         }
         "noop" => {}
+        // Stands in for a shell in tests: `probe -c SCRIPT` prints the script.
+        "-c" => writeln!(out, "sh -c {}", op[1..].join(" "))?,
         other => {
             eprintln!("probe: unknown operation {other:?}");
             std::process::exit(2);

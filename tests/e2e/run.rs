@@ -1,0 +1,359 @@
+//! RUN steps and `kiln run` with our own guest (`tests/guests`, `probe`),
+//! as a core module (wasip1) and as a component (wasip2).
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::util::{Sandbox, layer_tar, tar_entries, tool};
+
+/// The guest builds, by WASI version.
+pub const GUESTS: [(&str, &str); 2] =
+    [("p1", env!("KILN_GUEST_P1")), ("p2", env!("KILN_GUEST_P2"))];
+
+/// A context with the probe at bin/probe and `kilnfile` as its Kilnfile.
+fn context(sb: &Sandbox, guest: &str, kilnfile: &str) {
+    fs::create_dir_all(sb.path("ctx/bin")).unwrap();
+    fs::copy(guest, sb.path("ctx/bin/probe")).unwrap();
+    sb.write("ctx/Kilnfile", kilnfile);
+}
+
+/// Entries of layer `index` of image `name`: (path, type, contents).
+fn layer(sb: &Sandbox, name: &str, index: usize) -> Vec<(String, char, String)> {
+    let img = sb.inspect(name);
+    let l = &img["Manifest"]["layers"][index];
+    let tar = layer_tar(
+        &sb.store(),
+        l["digest"].as_str().unwrap(),
+        l["mediaType"].as_str().unwrap(),
+    );
+    tar_entries(&tar)
+        .into_iter()
+        .map(|(p, k, _, body)| (p, k, String::from_utf8_lossy(&body).into_owned()))
+        .collect()
+}
+
+fn names(entries: &[(String, char, String)]) -> Vec<String> {
+    entries.iter().map(|e| format!("{} {}", e.1, e.0)).collect()
+}
+
+#[test]
+fn a_step_layer_holds_exactly_what_it_changed() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        context(
+            &sb,
+            guest,
+            "FROM scratch\n\
+             COPY bin/ /bin/\n\
+             RUN [\"probe\", \"mkdir\", \"/data/sub\", \"--\", \"write\", \"/data/keep\", \"k\", \"--\", \"write\", \"/data/gone\", \"g\", \"--\", \"write\", \"/data/sub/x\", \"x\", \"--\", \"write\", \"/data/old\", \"1\"]\n\
+             RUN probe write /data/old 2 -- rm /data/gone -- mv /data/sub /data/moved -- write /new.txt fresh -- ln-s data/keep /link -- ln /new.txt /hard\n",
+        );
+        sb.build("ctx", &["-t", "steps", "--platform", "linux/amd64"]);
+        let l1 = names(&layer(&sb, "steps", 1));
+        assert_eq!(
+            l1,
+            [
+                "d data/",
+                "f data/gone",
+                "f data/keep",
+                "f data/old",
+                "d data/sub/",
+                "f data/sub/x"
+            ],
+            "{wasi}"
+        );
+        let l2 = layer(&sb, "steps", 2);
+        assert_eq!(
+            names(&l2),
+            [
+                "d data/",
+                "f data/.wh.gone",
+                "d data/moved/",
+                "f data/moved/x",
+                "f data/old",
+                "f data/.wh.sub",
+                "f hard",
+                "l link",
+                "h new.txt",
+            ],
+            "{wasi}"
+        );
+        assert_eq!(
+            l2.iter().find(|e| e.0 == "data/old").unwrap().2,
+            "2",
+            "{wasi}"
+        );
+        // umoci applies the whiteouts.
+        let bundle = sb.path("bundle");
+        tool(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{}:steps:latest", sb.store().display()),
+                bundle.to_str().unwrap(),
+            ],
+        );
+        let root = bundle.join("rootfs");
+        assert!(
+            !root.join("data/gone").exists() && !root.join("data/sub").exists(),
+            "{wasi}"
+        );
+        assert_eq!(fs::read_to_string(root.join("data/moved/x")).unwrap(), "x");
+        assert_eq!(fs::read_to_string(root.join("link")).unwrap(), "k");
+        assert_eq!(fs::read_to_string(root.join("hard")).unwrap(), "fresh");
+    }
+}
+
+#[test]
+fn steps_get_argv_env_workdir_and_stream_output() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nARG TOKEN=abc\nENV GREETING=\"hello world\"\nWORKDIR /app\n\
+             RUN probe echo \"$GREETING\" '$NOT' -- pwd -- env -- args\n",
+        );
+        let run = sb.kiln(&["build", "--progress", "plain", "ctx"]).ok();
+        let err = &run.stderr;
+        assert!(err.contains(" hello world $NOT\n"), "{wasi}: {err}");
+        assert!(err.contains(" /app\n"), "{wasi}: {err}");
+        assert!(
+            err.contains(" GREETING=hello world\n") && err.contains(" TOKEN=abc\n"),
+            "{wasi}: {err}"
+        );
+        // No host environment leaks in.
+        assert!(
+            !err.contains("HOME=") && !err.contains("KILN_STORE="),
+            "{wasi}: {err}"
+        );
+    }
+}
+
+#[test]
+fn failing_steps_report_code_and_stderr() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nRUN probe stderr something broke -- exit 3\n",
+        );
+        let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        assert!(
+            err.contains(
+                "RUN probe stderr something broke -- exit 3: /bin/probe exited with code 3"
+            ),
+            "{wasi}: {err}"
+        );
+        assert!(
+            err.contains("--- stderr (last lines) ---\nsomething broke"),
+            "{wasi}: {err}"
+        );
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nRUN probe trap\n",
+        );
+        let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        assert!(err.contains("/bin/probe trapped"), "{wasi}: {err}");
+        // A failed step publishes nothing.
+        assert!(!sb.kiln(&["images"]).ok().stdout.contains("latest"));
+    }
+}
+
+#[test]
+fn each_limit_is_named_when_hit() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        for (kilnfile_run, flags, expected) in [
+            (
+                "probe alloc 64",
+                vec!["--step-memory", "16m"],
+                "memory limit of 16",
+            ),
+            (
+                "probe spin",
+                vec!["--step-timeout", "1"],
+                "time limit of 1s",
+            ),
+            (
+                "probe big /f 4",
+                vec!["--step-max-write", "1m"],
+                "wrote more than its limit of 1.049MB",
+            ),
+            (
+                "probe many /d 50",
+                vec!["--step-max-files", "10"],
+                "limit of 10 files",
+            ),
+        ] {
+            context(
+                &sb,
+                guest,
+                &format!("FROM scratch\nCOPY bin/ /bin/\nRUN {kilnfile_run}\n"),
+            );
+            let mut args = vec!["build"];
+            args.extend(flags.iter().copied());
+            args.push("ctx");
+            let start = Instant::now();
+            let err = sb.kiln(&args).fails(1).stderr;
+            assert!(err.contains(expected), "{wasi} {kilnfile_run}: {err}");
+            assert!(start.elapsed() < Duration::from_secs(30));
+        }
+    }
+}
+
+#[test]
+fn escapes_stay_inside_the_image() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        sb.write("ctx/etc/passwd", "image passwd\n");
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nCOPY etc/ /etc/\nWORKDIR /app\n\
+             RUN probe cat ../../../../etc/passwd -- ln-s /etc/passwd /app/abs -- cat /app/abs -- ln-s ../../../../../etc/passwd /app/rel -- cat /app/rel\n",
+        );
+        let run = sb.kiln(&["build", "--progress", "plain", "ctx"]).ok();
+        assert_eq!(
+            run.stderr.matches(" image passwd\n").count(),
+            3,
+            "{wasi}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("root:x:0:0"),
+            "{wasi}: the host's passwd leaked"
+        );
+    }
+}
+
+#[test]
+fn shell_syntax_needs_a_shell() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nRUN probe echo a && probe echo b\n",
+        );
+        let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        assert!(
+            err.contains(
+                "ctx/Kilnfile:3:18: the && operator needs a shell, and this image has no /bin/sh"
+            ),
+            "{wasi}: {err}"
+        );
+        // With a wasm /bin/sh in the image, it runs the line.
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/probe /bin/sh\nRUN echo a && echo b\n",
+        );
+        let run = sb.kiln(&["build", "--progress", "plain", "ctx"]).ok();
+        assert!(
+            run.stderr.contains(" sh -c echo a && echo b\n"),
+            "{wasi}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn kiln_run_returns_the_programs_exit_code() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nENV WHO=kiln\nWORKDIR /w\nCMD [\"probe\", \"echo\", \"default\"]\n",
+        );
+        sb.build("ctx", &["-t", "runme"]);
+        let run = sb.kiln(&["run", "--rm", "runme"]).ok();
+        assert_eq!(run.stdout, "default\n", "{wasi}");
+        let run = sb
+            .kiln(&[
+                "run", "--rm", "-e", "EXTRA=1", "runme", "probe", "env", "--", "pwd", "--", "exit",
+                "7",
+            ])
+            .fails(7);
+        assert!(
+            run.stdout.contains("WHO=kiln\n") && run.stdout.contains("EXTRA=1\n"),
+            "{wasi}: {}",
+            run.stdout
+        );
+        assert!(run.stdout.ends_with("/w\n"), "{wasi}: {}", run.stdout);
+        // Writes are thrown away.
+        sb.kiln(&["run", "runme", "probe", "write", "/w/f", "x"])
+            .ok();
+        sb.kiln(&["run", "runme", "probe", "cat", "/w/f"]).fails(1);
+        let run = sb.kiln(&["run", "runme", "nothing-here"]).fails(127);
+        assert!(
+            run.stderr.contains("program \"nothing-here\" not found"),
+            "{wasi}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn compiled_code_is_cached_in_the_store() {
+    let sb = Sandbox::new();
+    context(
+        &sb,
+        GUESTS[0].1,
+        "FROM scratch\nCOPY bin/ /bin/\nRUN probe noop\nRUN probe noop\n",
+    );
+    sb.build("ctx", &[]);
+    let compiled = sb.store().join("kiln/compiled");
+    let entries: Vec<_> = fs::read_dir(&compiled)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "one module, compiled once");
+    let modified = fs::metadata(&entries[0]).unwrap().modified().unwrap();
+    sb.build("ctx", &[]);
+    assert_eq!(
+        fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        modified,
+        "reused, not recompiled"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_running_step_promptly() {
+    let sb = Sandbox::new();
+    context(
+        &sb,
+        GUESTS[0].1,
+        "FROM scratch\nCOPY bin/ /bin/\nRUN probe write /f x -- spin\n",
+    );
+    let mut child = std::process::Command::new(crate::util::kiln_bin())
+        .args(["build", "--progress", "plain", "-t", "spun", "ctx"])
+        .env("KILN_STORE", sb.store())
+        .current_dir(sb.dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the step time to start spinning.
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    tool("kill", &["-INT", &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    assert!(!sb.kiln(&["images"]).ok().stdout.contains("spun"));
+    assert_eq!(
+        fs::read_dir(sb.store().join("kiln/tmp")).unwrap().count(),
+        0,
+        "temp files removed"
+    );
+}
