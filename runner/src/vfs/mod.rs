@@ -21,12 +21,14 @@ mod commit;
 pub mod content;
 mod fs;
 mod overlay;
+mod secretfs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
 pub use overlay::{LimitHit, OverlayFs, WriteLimits};
+pub use secretfs::{SecretFile, SecretFs};
 
 use crate::snapshot::{ImagePath, MAX_PATH_BYTES, MAX_SYMLINK_HOPS};
 
@@ -548,7 +550,10 @@ impl Vfs {
     }
 
     /// Gives the node at `from` (followed when `follow`) the name `to`.
-    #[allow(clippy::too_many_arguments, reason = "linkat(2)'s shape: two (dir, scope, path) triples")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "linkat(2)'s shape: two (dir, scope, path) triples"
+    )]
     pub fn link_at(
         &mut self,
         from_base: NodeRef,

@@ -1,0 +1,278 @@
+//! The build's secrets, in memory only.
+//!
+//! Each `--secret` is read once, on the host, into a [`Secret`]: a
+//! zeroizing, redacting buffer (`secrecy`), locked in RAM where the OS allows
+//! (so it is never swapped to disk), zeroed when dropped. Reading the bytes
+//! is an explicit [`Secret::expose`] call: grep for it to audit every place
+//! that touches a secret's value.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretBox};
+
+use super::spec::{SecretSource, SecretSpec};
+
+/// The largest secret read by default: far above BuildKit's 500 KiB (a
+/// service-account key with its certificate chain fits many times over),
+/// small enough that a mistaken `src=` (a disk image, a log) is refused.
+/// `--secret-max-size` raises it.
+pub const DEFAULT_MAX_SECRET_BYTES: u64 = 16 << 20;
+
+/// One secret value. `Debug` shows only the id.
+pub struct Secret {
+    // Declared first so it is dropped (the pages unlocked) before the bytes
+    // are zeroed and freed.
+    _lock: Option<region::LockGuard>,
+    id: String,
+    bytes: SecretBox<Vec<u8>>,
+}
+
+impl Secret {
+    /// Wraps `bytes` (taking ownership: no copy is left behind).
+    pub fn new(id: impl Into<String>, bytes: Vec<u8>) -> Secret {
+        let bytes = SecretBox::new(Box::new(bytes));
+        let data = bytes.expose_secret();
+        // Best effort: mlock/VirtualLock may be refused (limits, platform).
+        let lock = if data.is_empty() {
+            None
+        } else {
+            region::lock(data.as_ptr(), data.len()).ok()
+        };
+        Secret {
+            _lock: lock,
+            id: id.into(),
+            bytes,
+        }
+    }
+
+    /// The id it is known by.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.expose_secret().len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The secret bytes. Every caller is a place a secret flows through.
+    pub fn expose(&self) -> &[u8] {
+        self.bytes.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({:?}, {} bytes, redacted)", self.id, self.len())
+    }
+}
+
+/// Why a `--secret` could not be loaded. Messages never contain the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The source file cannot be read.
+    #[error("secret {id:?}: cannot read {path}: {source}")]
+    Read {
+        /// The secret id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source is larger than allowed.
+    #[error(
+        "secret {id:?}: {what} is {size} bytes; the limit is {max} (raise it with --secret-max-size)"
+    )]
+    TooLarge {
+        /// The secret id.
+        id: String,
+        /// The file or variable.
+        what: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// `env=VAR` (or `type=env`) with VAR unset: an error, never an empty secret.
+    #[error("secret {id:?}: the environment variable {var} is not set")]
+    EnvUnset {
+        /// The secret id.
+        id: String,
+        /// The variable.
+        var: String,
+    },
+}
+
+/// The secrets of a build, by id.
+#[derive(Debug, Default)]
+pub struct SecretStore {
+    secrets: BTreeMap<String, Arc<Secret>>,
+}
+
+impl SecretStore {
+    /// Loads every spec (a repeated id: the last wins). `env` reads host
+    /// variables (injected for tests).
+    pub fn load(
+        specs: &[SecretSpec],
+        max_size: u64,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<SecretStore, SecretError> {
+        let mut secrets = BTreeMap::new();
+        for spec in specs {
+            let bytes = match &spec.source {
+                SecretSource::File(path) => read_file(&spec.id, path, max_size)?,
+                SecretSource::Env(var) => {
+                    let value = env(var).ok_or_else(|| SecretError::EnvUnset {
+                        id: spec.id.clone(),
+                        var: var.clone(),
+                    })?;
+                    let bytes = os_bytes(value);
+                    if bytes.len() as u64 > max_size {
+                        return Err(SecretError::TooLarge {
+                            id: spec.id.clone(),
+                            what: format!("${var}"),
+                            size: bytes.len() as u64,
+                            max: max_size,
+                        });
+                    }
+                    bytes
+                }
+            };
+            secrets.insert(
+                spec.id.clone(),
+                Arc::new(Secret::new(spec.id.clone(), bytes)),
+            );
+        }
+        Ok(SecretStore { secrets })
+    }
+
+    /// The secret `id`.
+    pub fn get(&self, id: &str) -> Option<&Arc<Secret>> {
+        self.secrets.get(id)
+    }
+
+    /// Every secret.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Secret>> {
+        self.secrets.values()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+fn read_file(id: &str, path: &PathBuf, max: u64) -> Result<Vec<u8>, SecretError> {
+    let err = |source| SecretError::Read {
+        id: id.into(),
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let size = file.metadata().map_err(err)?.len();
+    if size > max {
+        return Err(SecretError::TooLarge {
+            id: id.into(),
+            what: path.display().to_string(),
+            size,
+            max,
+        });
+    }
+    // Allocate once, with room to notice growth: a reallocation would leave
+    // a copy of the secret in freed memory.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    file.take(max + 1).read_to_end(&mut bytes).map_err(err)?;
+    if bytes.len() as u64 > max {
+        let size = bytes.len() as u64;
+        zeroize::Zeroize::zeroize(&mut bytes);
+        return Err(SecretError::TooLarge {
+            id: id.into(),
+            what: path.display().to_string(),
+            size,
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn os_bytes(value: OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    value.into_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(value: OsString) -> Vec<u8> {
+    match value.into_string() {
+        Ok(s) => s.into_bytes(),
+        Err(os) => os.to_string_lossy().into_owned().into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(s: &str) -> SecretSpec {
+        SecretSpec::parse(s, &|_| false).unwrap()
+    }
+
+    #[test]
+    fn loads_files_and_variables_and_redacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tok");
+        std::fs::write(&file, "file-secret").unwrap();
+        let env = |k: &str| (k == "TOKEN").then(|| OsString::from("env-secret"));
+        let specs = [
+            spec(&format!("id=a,src={}", file.display())),
+            spec("id=b,env=TOKEN"),
+            spec("id=a,env=TOKEN"),
+        ];
+        let store = SecretStore::load(&specs, 1 << 20, &env).unwrap();
+        assert_eq!(
+            store.get("a").unwrap().expose(),
+            b"env-secret",
+            "the last repeated id wins"
+        );
+        assert_eq!(store.get("b").unwrap().expose(), b"env-secret");
+        let shown = format!("{:?}", store);
+        assert!(
+            !shown.contains("secret\"") && !shown.contains("env-secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn unset_variables_unreadable_and_oversized_sources_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 2048]).unwrap();
+        let none = |_: &str| None;
+        let e = SecretStore::load(&[spec("id=t,env=NOPE")], 1 << 20, &none).unwrap_err();
+        assert!(matches!(e, SecretError::EnvUnset { .. }), "{e}");
+        let e = SecretStore::load(&[spec("id=t,src=/no/such/file")], 1 << 20, &none).unwrap_err();
+        assert!(matches!(e, SecretError::Read { .. }), "{e}");
+        let e = SecretStore::load(&[spec(&format!("id=t,src={}", big.display()))], 1024, &none)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("2048 bytes; the limit is 1024"),
+            "{e}"
+        );
+        let some = |_: &str| Some(OsString::from("y".repeat(2000)));
+        let e = SecretStore::load(&[spec("id=t,env=V")], 1024, &some).unwrap_err();
+        assert!(e.to_string().contains("$V is 2000 bytes"), "{e}");
+    }
+}
