@@ -20,6 +20,7 @@
 mod commit;
 pub mod content;
 mod fs;
+pub mod host;
 mod overlay;
 mod secretfs;
 
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
+pub use host::HostFs;
 pub use overlay::{LimitHit, OverlayFs, WriteLimits};
 pub use secretfs::{SecretFile, SecretFs};
 
