@@ -6,17 +6,22 @@
 //! - `bind` with `from=` a stage or image: that filesystem (or its `source`
 //!   subtree) in memory; read-only unless `rw`, and `rw` writes are dropped
 //!   with the step.
-//! - `bind` from the context, and `cache`: host directories (coming with the
-//!   host backend).
-//! - `secret`, `ssh`: not available yet.
+//! - `bind` from the context: that directory of the context, read-only
+//!   through cap-std; with `rw`, a scratch copy whose writes are dropped. When
+//!   the context has ignore rules, the mount is a filtered copy, so a file
+//!   `.kilnignore` hides can never be reached through a mount either.
+//! - `cache`: a directory in the store by id (`kiln/cache/`), kept across
+//!   builds, never part of a layer.
+//! - `secret`: see `secrets.rs`; `ssh`: refused (no agent, no network).
 
 use std::sync::Arc;
 
 use super::{Build, BuildError};
+use crate::context::{self, Context, EntryKind};
 use crate::frontend::{Mount, MountType, Span};
 use crate::image::Image;
 use crate::snapshot::{ImagePath, Snapshot};
-use crate::vfs::{OverlayFs, Vfs, WriteLimits};
+use crate::vfs::{HostFs, OverlayFs, Vfs, WriteLimits};
 
 /// Keeps scratch directories of a step alive until it ends.
 pub(super) struct Scratch(#[allow(dead_code)] Vec<tempfile::TempDir>);
@@ -29,7 +34,7 @@ pub(super) fn attach_all(
     workdir: &ImagePath,
 ) -> Result<Scratch, BuildError> {
     let kf = b.kilnfile;
-    let scratch = Vec::new();
+    let mut scratch = Vec::new();
     for (i, (m, span)) in mounts.iter().enumerate() {
         let err = |msg: String| -> BuildError { kf.error(span.clone(), msg).into() };
         let target = m.target.as_deref().unwrap_or("/");
@@ -62,11 +67,48 @@ pub(super) fn attach_all(
                 vfs.mount(&target, Box::new(fs), true)
                     .map_err(|e| err(format!("cannot mount at {target}: {e}")))?;
             }
-            MountType::Bind | MountType::Cache => {
-                return Err(err(format!(
-                    "type={} mounts of host directories are not available in this kiln yet",
-                    m.kind
-                )));
+            MountType::Bind => {
+                let source = context::clean(m.source.as_deref().unwrap_or("."));
+                match b.context.entry_followed(&source) {
+                    Ok(EntryKind::Dir) => {}
+                    Ok(_) => {
+                        return Err(err(format!(
+                            "bind source {source:?} is not a directory (kiln binds directories)"
+                        )));
+                    }
+                    Err(e) => return Err(err(format!("bind source {source:?}: {e}"))),
+                }
+                let dir = if m.is_readonly() && b.context.ignore_file().is_none() {
+                    b.context.root().join(&source)
+                } else {
+                    // A copy: writes are dropped with it, and ignored files
+                    // are left out.
+                    let copy = tempfile::Builder::new()
+                        .prefix(".bind-")
+                        .tempdir_in(b.store.tmp_dir())
+                        .map_err(|e| err(format!("making a scratch copy: {e}")))?;
+                    copy_context_tree(b.context, &source, copy.path()).map_err(&err)?;
+                    let path = copy.path().to_path_buf();
+                    scratch.push(copy);
+                    path
+                };
+                let fs = HostFs::open(&dir, m.is_readonly(), dev)
+                    .map_err(|e| err(format!("bind source {source:?}: {e}")))?;
+                vfs.mount(&target, Box::new(fs), true)
+                    .map_err(|e| err(format!("cannot mount at {target}: {e}")))?;
+            }
+            MountType::Cache => {
+                if m.from.is_some() || m.source.is_some() {
+                    return Err(err(
+                        "cache mounts seeded from= a stage are not supported yet".into(),
+                    ));
+                }
+                let id = m.id.clone().unwrap_or_else(|| target.absolute());
+                let dir = b.store.cache_dir(&id).map_err(|e| err(e.to_string()))?;
+                let fs = HostFs::open(&dir, m.is_readonly(), dev)
+                    .map_err(|e| err(format!("cache {id:?}: {e}")))?;
+                vfs.mount(&target, Box::new(fs), true)
+                    .map_err(|e| err(format!("cannot mount at {target}: {e}")))?;
             }
             MountType::Secret => {
                 return Err(err(
@@ -98,4 +140,44 @@ fn source_snapshot(b: &Build<'_>, from: &str) -> Result<Snapshot, String> {
         .map_err(|e| format!("from={from}: not a stage, and {e}"))?;
     let image = Image::load(b.store, &desc, None).map_err(|e| e.to_string())?;
     image.snapshot(b.store).map_err(|e| e.to_string())
+}
+
+/// Copies directory `source` of the context (ignored paths left out) into
+/// `dest`, symlinks as symlinks.
+fn copy_context_tree(ctx: &Context, source: &str, dest: &std::path::Path) -> Result<(), String> {
+    let mut stack = vec![(source.to_string(), dest.to_path_buf())];
+    while let Some((dir, to)) = stack.pop() {
+        for name in ctx.list(&dir).map_err(|e| e.to_string())? {
+            let from = context::join(&dir, &name);
+            let target = to.join(&name);
+            match ctx.entry(&from).map_err(|e| e.to_string())? {
+                EntryKind::Dir => {
+                    std::fs::create_dir(&target).map_err(|e| e.to_string())?;
+                    stack.push((from, target));
+                }
+                EntryKind::File { .. } => {
+                    let mut src = ctx
+                        .opener()
+                        .map_err(|e| e.to_string())?
+                        .open(&from)
+                        .map_err(|e| e.to_string())?;
+                    let mut out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
+                    std::io::copy(&mut src, &mut out).map_err(|e| e.to_string())?;
+                }
+                EntryKind::Symlink(link) => symlink(&link, &target).map_err(|e| e.to_string())?,
+                EntryKind::Special => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, link: &std::path::Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &str, link: &std::path::Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_file(target, link)
 }

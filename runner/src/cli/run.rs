@@ -21,7 +21,7 @@ use crate::image::Image;
 use crate::snapshot::{ImagePath, Snapshot};
 use crate::step::{self, StepError, StepSpec};
 use crate::store::Store;
-use crate::vfs::{OverlayFs, Vfs, WriteLimits};
+use crate::vfs::{HostFs, OverlayFs, Vfs, WriteLimits};
 
 pub(super) fn run(
     store: &Store,
@@ -183,12 +183,32 @@ fn attach(
             Ok(())
         }
         MountType::Bind => {
-            let source = m
-                .source
-                .as_deref()
-                .ok_or("a bind mount needs source=/host/dir")?;
-            let _ = PathBuf::from(source);
-            Err("host directory mounts are not available in this kiln yet".into())
+            if m.from.is_some() {
+                return Err(
+                    "kiln run binds host directories: use source=/host/dir, not from=".into(),
+                );
+            }
+            let source = PathBuf::from(
+                m.source
+                    .as_deref()
+                    .ok_or("a bind mount needs source=/host/dir")?,
+            );
+            if !source.is_dir() {
+                return Err(format!("{} is not a directory", source.display()));
+            }
+            let fs = HostFs::open(&source, m.is_readonly(), dev)
+                .map_err(|e| format!("{}: {e}", source.display()))?;
+            vfs.mount(&target, Box::new(fs), true)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        MountType::Cache => {
+            let id = m.id.clone().unwrap_or_else(|| target.absolute());
+            let dir = store.cache_dir(&id).map_err(|e| e.to_string())?;
+            let fs = HostFs::open(&dir, m.is_readonly(), dev).map_err(|e| e.to_string())?;
+            vfs.mount(&target, Box::new(fs), true)
+                .map_err(|e| e.to_string())?;
+            Ok(())
         }
         other => Err(format!(
             "type={other} mounts are not available for kiln run yet"

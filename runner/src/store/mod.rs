@@ -325,6 +325,17 @@ impl Store {
         StoreLock::acquire(&self.kiln_dir().join("index.lock"), true)
     }
 
+    /// The directory of cache mount `id` (created if missing). Ids are
+    /// hashed into names, so any id is a valid, collision-free directory.
+    pub fn cache_dir(&self, id: &str) -> Result<PathBuf> {
+        let dir = self
+            .kiln_dir()
+            .join("cache")
+            .join(Digest::of(id.as_bytes()).hex());
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        Ok(dir)
+    }
+
     /// Size of a blob on disk.
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
         let path = self.blob_path(digest);
