@@ -357,3 +357,121 @@ fn ctrl_c_stops_a_running_step_promptly() {
         "temp files removed"
     );
 }
+
+#[test]
+fn mounts_are_seen_by_the_step_and_never_reach_the_layer() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        sb.write("ctx/src/input.txt", "from the context\n");
+        sb.write("ctx/src/.env", "API_KEY=hidden\n");
+        sb.write("ctx/.kilnignore", "**/.env\n");
+        context(
+            &sb,
+            guest,
+            "FROM scratch AS tools\nCOPY bin/ /opt/tools/\n\
+             FROM scratch\nCOPY bin/ /bin/\n\
+             RUN --mount=type=bind,source=src,target=/src --mount=type=tmpfs,target=/scratch --mount=type=cache,id=c1,target=/cache \
+                 --mount=type=bind,from=tools,source=/opt/tools,target=/tools \
+                 probe cat /src/input.txt -- exists /src/.env -- write /scratch/t x -- append /cache/count x -- cat /cache/count -- exists /tools/probe -- write /out.txt done\n\
+             RUN --mount=type=bind,source=src,target=/src,rw probe write /src/input.txt changed -- cat /src/input.txt\n\
+             RUN --mount=type=bind,source=src,target=/src probe write /src/new x\n",
+        );
+        let run = sb
+            .kiln(&["build", "--progress", "plain", "-t", "m", "ctx"])
+            .fails(1);
+        let err = &run.stderr;
+        assert!(err.contains(" from the context\n"), "{wasi}: {err}");
+        assert!(
+            err.contains(" false\n"),
+            "{wasi}: an ignored file is not reachable through a bind: {err}"
+        );
+        assert!(
+            err.contains(" changed\n"),
+            "{wasi}: rw binds accept writes: {err}"
+        );
+        assert!(
+            err.contains("probe write /src/new x: ")
+                || err.contains("Read-only")
+                || err.contains("read-only"),
+            "{wasi}: {err}"
+        );
+        // The context itself is untouched.
+        assert_eq!(
+            fs::read_to_string(sb.path("ctx/src/input.txt")).unwrap(),
+            "from the context\n"
+        );
+        // Without the failing step: the layer has only /out.txt.
+        let kilnfile = fs::read_to_string(sb.path("ctx/Kilnfile")).unwrap();
+        let kept: Vec<&str> = kilnfile
+            .lines()
+            .filter(|l| !l.contains("/src/new"))
+            .collect();
+        sb.write("ctx/Kilnfile", kept.join("\n") + "\n");
+        let run = sb
+            .kiln(&["build", "--progress", "plain", "-t", "m", "ctx"])
+            .ok();
+        assert!(
+            run.stderr.contains(" xx\n"),
+            "{wasi}: the cache persists across builds: {}",
+            run.stderr
+        );
+        let entries = names(&layer(&sb, "m", 1));
+        assert_eq!(entries, ["f out.txt"], "{wasi}");
+        // The rw bind's writes were dropped: that step made no layer.
+        assert_eq!(
+            sb.inspect("m")["Manifest"]["layers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "{wasi}"
+        );
+    }
+}
+
+#[test]
+fn kiln_run_binds_host_directories() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        let host = sb.path("host");
+        fs::create_dir_all(&host).unwrap();
+        fs::copy(guest, host.join("tool.wasm")).unwrap();
+        fs::write(host.join("in.txt"), "host file").unwrap();
+        let mount = format!("type=bind,source={},target=/work,rw", host.display());
+        let run = sb
+            .kiln(&[
+                "run",
+                "--rm",
+                "--mount",
+                &mount,
+                "scratch",
+                "/work/tool.wasm",
+                "cat",
+                "/work/in.txt",
+                "--",
+                "write",
+                "/work/out.txt",
+                "written",
+            ])
+            .ok();
+        assert_eq!(run.stdout, "host file", "{wasi}");
+        assert_eq!(
+            fs::read_to_string(host.join("out.txt")).unwrap(),
+            "written",
+            "{wasi}: rw binds write through"
+        );
+        let ro = format!("type=bind,source={},target=/work", host.display());
+        sb.kiln(&[
+            "run",
+            "--mount",
+            &ro,
+            "scratch",
+            "/work/tool.wasm",
+            "write",
+            "/work/x",
+            "y",
+        ])
+        .fails(1);
+        assert!(!host.join("x").exists());
+    }
+}
