@@ -548,6 +548,10 @@ impl Vfs {
     }
 
     /// Gives the node at `from` (followed when `follow`) the name `to`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "linkat(2) has two base/path pairs"
+    )]
     pub fn link_at(
         &mut self,
         from_base: NodeRef,
