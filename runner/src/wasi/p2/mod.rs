@@ -7,7 +7,8 @@
 //! |---|---|
 //! | `wasi:filesystem/types`, `wasi:filesystem/preopens` | ours (`filesystem.rs`, bindings from `runner/wit`), answered from `StepState.vfs` and `StepState.preopens` |
 //! | `wasi:io/streams` | wasmtime-wasi's, with file streams served from the VFS around each call (`streams.rs`) |
-//! | `wasi:io/error`, `wasi:io/poll` | wasmtime-wasi |
+//! | `wasi:io/poll` | wasmtime-wasi's, with blocked waits noticing Ctrl-C (`poll.rs`) |
+//! | `wasi:io/error` | wasmtime-wasi |
 //! | `wasi:cli/*` (environment, exit with `exit-with-code`, stdio, terminals) | wasmtime-wasi, over the [`WasiCtx`] in [`P2State`] |
 //! | `wasi:clocks/wall-clock`, `wasi:clocks/monotonic-clock` | wasmtime-wasi, reading the step's [`Clocks`] |
 //! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators) |
@@ -28,6 +29,7 @@ mod bindings;
 mod clocks;
 mod errors;
 mod filesystem;
+mod poll;
 mod stdio;
 mod streams;
 #[cfg(test)]
@@ -41,6 +43,7 @@ use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use filesystem::{Descriptor, DirectoryEntryStream, MAX_READ_BYTES};
+pub use poll::CANCEL_CHECK;
 pub use stdio::{STDIN_READ_CHUNK, STDIO_WRITE_PERMIT};
 pub use streams::{MAX_STREAM_READ, WRITE_PERMIT};
 
@@ -138,7 +141,11 @@ pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     let l = linker;
 
     sync::io::error::add_to_linker::<S, HasSelf<ResourceTable>>(l, |s| &mut s.p2.table)?;
-    sync::io::poll::add_to_linker::<S, HasSelf<ResourceTable>>(l, |s| &mut s.p2.table)?;
+    sync::io::poll::add_to_linker::<S, poll::Poll>(l, |s| poll::PollView {
+        table: &mut s.p2.table,
+        clocks: s.p2.ctx.clocks(),
+        cancel: &s.cancel,
+    })?;
     sync::io::streams::add_to_linker::<S, streams::Io>(l, |s| streams::IoView {
         table: &mut s.p2.table,
         vfs: &mut s.vfs,
