@@ -700,3 +700,29 @@ fn ctrl_c_stops_a_sleeping_guest() {
         started.elapsed()
     );
 }
+
+#[test]
+fn writing_through_a_dangling_symlink_creates_its_target() {
+    let mut ran = run(&[
+        "ln-s",
+        "/data/newfile",
+        "/dangling",
+        "--",
+        "write",
+        "/dangling",
+        "hi",
+        "--",
+        "cat",
+        "/data/newfile",
+    ]);
+    assert_exit(&ran, 0);
+    assert_eq!(ran.stdout, "hi");
+    assert_eq!(
+        ran.changes(),
+        [
+            "dangling symlink /data/newfile",
+            "data dir",
+            "data/newfile file"
+        ]
+    );
+}
