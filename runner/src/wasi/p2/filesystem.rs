@@ -238,14 +238,7 @@ impl preopens::Host for FsView<'_> {
                 flags,
                 mutate,
             };
-            let fd = match self.table.push(d) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    self.vfs.close(p.node);
-                    return Err(e.into());
-                }
-            };
-            out.push((fd, p.guest_path.clone()));
+            out.push((self.push(d)?, p.guest_path.clone()));
         }
         Ok(out)
     }

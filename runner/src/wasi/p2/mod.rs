@@ -22,6 +22,14 @@
 //! environment, arguments or streams, no preopened host directory, every
 //! network use denied.
 //!
+//! What guests built with Rust 1.95 for `wasm32-wasip2` do with this (its
+//! wasi-libc imports neither `exit-with-code` nor `initial-cwd` nor
+//! `filesystem-error-code`): a nonzero `std::process::exit(n)` arrives as
+//! `exit(err)`, exit code 1; the program starts in `/`, so relative paths
+//! resolve from `/`, not the step's `WORKDIR`; and a failed write through a
+//! stream is `EIO` to the program. A component that calls `exit-with-code`
+//! or `initial-cwd` gets the step's code and `WORKDIR`.
+//!
 //! Read next: `filesystem.rs` (descriptors and paths), `streams.rs` (file
 //! streams), `stdio.rs`, and `crate::vfs` for the semantics underneath.
 
@@ -162,7 +170,8 @@ pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     random::insecure_seed::add_to_linker::<S, WasiRandom>(l, |s| s.p2.ctx.random())?;
 
     // `exit-with-code` is stable since WASI 0.2.12, the version of these
-    // bindings, so `exit` always defines it: `exit(42)` is exit code 42.
+    // bindings, so no link option is needed: `exit-with-code(42)` is exit
+    // code 42.
     cli::exit::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::environment::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
