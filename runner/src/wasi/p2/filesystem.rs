@@ -282,9 +282,7 @@ impl types::HostDescriptor for FsView<'_> {
         offset: u64,
     ) -> FsResult<Resource<DynInputStream>> {
         let node = self.get(&fd)?.file_to_read()?;
-        Ok(self
-            .streams
-            .open_reader(self.table, self.vfs, node, offset)?)
+        self.streams.open_reader(self.table, self.vfs, node, offset)
     }
 
     fn write_via_stream(
@@ -293,9 +291,8 @@ impl types::HostDescriptor for FsView<'_> {
         offset: u64,
     ) -> FsResult<Resource<DynOutputStream>> {
         let node = self.get(&fd)?.file_to_write()?;
-        Ok(self
-            .streams
-            .open_writer(self.table, self.vfs, node, Some(offset))?)
+        self.streams
+            .open_writer(self.table, self.vfs, node, Some(offset))
     }
 
     fn append_via_stream(
@@ -303,7 +300,7 @@ impl types::HostDescriptor for FsView<'_> {
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<DynOutputStream>> {
         let node = self.get(&fd)?.file_to_write()?;
-        Ok(self.streams.open_writer(self.table, self.vfs, node, None)?)
+        self.streams.open_writer(self.table, self.vfs, node, None)
     }
 
     fn advise(

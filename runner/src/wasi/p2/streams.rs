@@ -35,6 +35,7 @@ use wasmtime_wasi::p2::{
     StreamResult,
 };
 
+use super::errors::FsResult;
 use crate::vfs::{Errno, NodeRef, Vfs, VfsResult};
 
 /// Most bytes one read of a file stream returns: what the host reads from
@@ -173,7 +174,7 @@ impl FileStreams {
         vfs: &mut Vfs,
         node: NodeRef,
         offset: u64,
-    ) -> VfsResult<Resource<DynInputStream>> {
+    ) -> FsResult<Resource<DynInputStream>> {
         let reader = Arc::new(Mutex::new(Reader {
             node,
             position: offset,
@@ -183,10 +184,7 @@ impl FileStreams {
         }));
         vfs.retain(node)?;
         let stream: DynInputStream = Box::new(FileInput(Arc::clone(&reader)));
-        let Ok(res) = table.push(stream) else {
-            vfs.close(node);
-            return Err(Errno::Nospc);
-        };
+        let res = table.push(stream).inspect_err(|_| vfs.close(node))?;
         self.readers.insert(res.rep(), reader);
         Ok(res)
     }
@@ -198,7 +196,7 @@ impl FileStreams {
         vfs: &mut Vfs,
         node: NodeRef,
         offset: Option<u64>,
-    ) -> VfsResult<Resource<DynOutputStream>> {
+    ) -> FsResult<Resource<DynOutputStream>> {
         let writer = Arc::new(Mutex::new(Writer {
             node,
             position: offset,
@@ -207,10 +205,7 @@ impl FileStreams {
         }));
         vfs.retain(node)?;
         let stream: DynOutputStream = Box::new(FileOutput(Arc::clone(&writer)));
-        let Ok(res) = table.push(stream) else {
-            vfs.close(node);
-            return Err(Errno::Nospc);
-        };
+        let res = table.push(stream).inspect_err(|_| vfs.close(node))?;
         self.writers.insert(res.rep(), writer);
         Ok(res)
     }
@@ -240,21 +235,30 @@ impl IoView<'_> {
             r.ready = Bytes::new();
             r.at_end = false;
             if matches!(r.status, Status::Open) && len > 0 {
-                let want = usize::try_from(len)
-                    .unwrap_or(usize::MAX)
-                    .min(MAX_STREAM_READ);
-                let mut buf = vec![0u8; want];
-                match self.vfs.read(r.node, r.position, &mut buf) {
-                    Ok(n) => {
-                        buf.truncate(n);
-                        r.at_end = n == 0;
-                        r.ready = Bytes::from(buf);
-                    }
+                match self.fill(&mut r, len) {
+                    Ok(()) => {}
                     Err(e) => r.status = Status::Failed(e),
                 }
             }
         }
         Some(reader)
+    }
+
+    /// Reads up to `len` bytes (and [`MAX_STREAM_READ`]) at the reader's
+    /// position, allocating no more than the file has left.
+    fn fill(&mut self, r: &mut Reader, len: u64) -> VfsResult<()> {
+        let left = self.vfs.stat(r.node)?.size.saturating_sub(r.position);
+        let want = len.min(left).min(MAX_STREAM_READ as u64) as usize;
+        if want == 0 {
+            r.at_end = true;
+            return Ok(());
+        }
+        let mut buf = vec![0u8; want];
+        let n = self.vfs.read(r.node, r.position, &mut buf)?;
+        buf.truncate(n);
+        r.at_end = n == 0;
+        r.ready = Bytes::from(buf);
+        Ok(())
     }
 
     /// After a call that read: drops what the call did not take.
