@@ -210,7 +210,7 @@ pub fn run(
         terminal,
     };
     let p1 = wasi::p1::P1State::new(&preopens);
-    let state = StepState {
+    let mut state = StepState {
         vfs,
         args: spec.argv,
         env,
@@ -227,6 +227,9 @@ pub fn run(
             hit: false,
         },
     };
+    if program.kind() == ProgramKind::Component {
+        wasi::p2::P2State::install(&mut state);
+    }
     let (state, outcome) = engine.run(&program, state, &spec.limits);
     Ok(Finished {
         vfs: state.vfs,

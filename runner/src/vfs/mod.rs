@@ -114,6 +114,26 @@ fn parse(path: &str) -> VfsResult<Parsed<'_>> {
     })
 }
 
+/// `path` with its last component, a symlink, replaced by the link's
+/// `target`, as a path from the same base: an absolute target restarts at
+/// the base, which only a [`Scope::Clamp`] handle allows.
+fn through_link(path: &str, target: &str, scope: Scope) -> VfsResult<String> {
+    if target.is_empty() {
+        return Err(Errno::Noent);
+    }
+    if let Some(absolute) = target.strip_prefix('/') {
+        if scope == Scope::Deny {
+            return Err(Errno::Notcapable);
+        }
+        let relative = absolute.trim_start_matches('/');
+        return Ok(if relative.is_empty() { "." } else { relative }.to_string());
+    }
+    Ok(match path.trim_end_matches('/').rsplit_once('/') {
+        Some((parent, _)) => format!("{parent}/{target}"),
+        None => target.to_string(),
+    })
+}
+
 impl Vfs {
     /// A namespace whose root is `overlay`.
     pub fn new(overlay: OverlayFs) -> Vfs {
@@ -355,7 +375,17 @@ impl Vfs {
                         if !flags.follow {
                             return Err(Errno::Loop);
                         }
-                        self.resolve(base, scope, path, true)?
+                        match self.resolve(base, scope, path, true) {
+                            // A dangling symlink: like O_CREAT, create its
+                            // target. Each retry follows one more link of a
+                            // chain `resolve` bounds, so this ends.
+                            Err(Errno::Noent) if !trailing => {
+                                let target = self.fs(existing.fs).read_link(existing.id)?;
+                                let path = through_link(path, &target, scope)?;
+                                return self.open_at(base, scope, &path, flags);
+                            }
+                            r => r?,
+                        }
                     } else {
                         existing
                     };

@@ -138,6 +138,52 @@ fn reads_lower_files_and_follows_symlinks_inside_the_image() {
 }
 
 #[test]
+fn creating_through_a_dangling_symlink_creates_its_target() {
+    let f = fixture();
+    let mut v = vfs(&f);
+    let root = v.root();
+    let c = Scope::Clamp;
+    v.symlink_at("data/new", root, c, "rel").unwrap();
+    v.symlink_at("/data/sub/abs-new", root, c, "data/abs-link")
+        .unwrap();
+    v.symlink_at("rel", root, c, "chain").unwrap();
+    write_file(&mut v, "rel", "r").unwrap();
+    write_file(&mut v, "data/abs-link", "a").unwrap();
+    assert_eq!(read_all(&mut v, "data/new").unwrap(), "r");
+    assert_eq!(read_all(&mut v, "data/sub/abs-new").unwrap(), "a");
+    v.unlink_at(root, c, "data/new").unwrap();
+    write_file(&mut v, "chain", "c").unwrap();
+    assert_eq!(read_all(&mut v, "data/new").unwrap(), "c");
+    // A missing directory in the target is still ENOENT.
+    v.symlink_at("nope/x", root, c, "deep").unwrap();
+    assert_eq!(write_file(&mut v, "deep", "x"), Err(Errno::Noent));
+    // Exclusive creation fails on the link itself.
+    let excl = OpenFlags {
+        create: true,
+        exclusive: true,
+        write: true,
+        follow: true,
+        ..Default::default()
+    };
+    v.symlink_at("data/new2", root, c, "rel2").unwrap();
+    assert_eq!(v.open_at(root, c, "rel2", excl), Err(Errno::Exist));
+    // Through a capability, an absolute target would leave it.
+    v.symlink_at("/etc/new", root, c, "data/out").unwrap();
+    let data = v.resolve(root, c, "data", true).unwrap();
+    let create = OpenFlags {
+        create: true,
+        write: true,
+        follow: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        v.open_at(data, Scope::Deny, "out", create),
+        Err(Errno::Notcapable)
+    );
+    assert_eq!(v.resolve(root, c, "etc/new", true), Err(Errno::Noent));
+}
+
+#[test]
 fn directory_handles_are_capabilities() {
     let f = fixture();
     let mut v = vfs(&f);

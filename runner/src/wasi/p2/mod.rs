@@ -1,21 +1,195 @@
-//! WASI 0.2 for components: our `wasi:filesystem` over the VFS, the rest
-//! from wasmtime-wasi.
+//! WASI 0.2 for components (`wasm32-wasip2` programs): kiln's own
+//! `wasi:filesystem` over the step's VFS, the rest from wasmtime-wasi.
 //!
-//! (Being written: see the contract below.)
+//! What [`add_to_linker`] defines, and where it comes from:
+//!
+//! | interfaces | implementation |
+//! |---|---|
+//! | `wasi:filesystem/types`, `wasi:filesystem/preopens` | ours (`filesystem.rs`, bindings from `runner/wit`), answered from `StepState.vfs` and `StepState.preopens` |
+//! | `wasi:io/streams` | wasmtime-wasi's, with file streams served from the VFS around each call (`streams.rs`) |
+//! | `wasi:io/poll` | wasmtime-wasi's, with blocked waits noticing Ctrl-C (`poll.rs`) |
+//! | `wasi:io/error` | wasmtime-wasi |
+//! | `wasi:cli/*` (environment, exit with `exit-with-code`, stdio, terminals) | wasmtime-wasi, over the [`WasiCtx`] in [`P2State`] |
+//! | `wasi:clocks/wall-clock`, `wasi:clocks/monotonic-clock` | wasmtime-wasi, reading the step's [`Clocks`] |
+//! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators) |
+//!
+//! Nothing else: no `wasi:sockets` (a plain `wasm32-wasip2` program does not
+//! import it), no host directories. A component that imports anything
+//! missing fails to instantiate, with wasmtime's error naming the import.
+//!
+//! The [`WasiCtx`] is built closed: the step's arguments, environment and
+//! working directory, the step's stdio (`stdio.rs`), no inherited host
+//! environment, arguments or streams, no preopened host directory, every
+//! network use denied.
+//!
+//! What guests built with Rust 1.95 for `wasm32-wasip2` do with this (its
+//! wasi-libc imports neither `exit-with-code` nor `initial-cwd` nor
+//! `filesystem-error-code`): a nonzero `std::process::exit(n)` arrives as
+//! `exit(err)`, exit code 1; the program starts in `/`, so relative paths
+//! resolve from `/`, not the step's `WORKDIR`; and a failed write through a
+//! stream is `EIO` to the program. A component that calls `exit-with-code`
+//! or `initial-cwd` gets the step's code and `WORKDIR`.
+//!
+//! Read next: `filesystem.rs` (descriptors and paths), `streams.rs` (file
+//! streams), `stdio.rs`, and `crate::vfs` for the semantics underneath.
 
-use super::StepState;
+mod bindings;
+mod clocks;
+mod errors;
+mod filesystem;
+mod poll;
+mod stdio;
+mod streams;
+#[cfg(test)]
+mod tests;
 
-/// The component layer's state.
-pub struct P2State {}
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+use wasmtime_wasi::p2::bindings::{cli, clocks as wasi_clocks, random, sync};
+use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub use filesystem::{Descriptor, DirectoryEntryStream, MAX_READ_BYTES};
+pub use poll::CANCEL_CHECK;
+pub use stdio::{STDIN_READ_CHUNK, STDIO_WRITE_PERMIT};
+pub use streams::{MAX_STREAM_READ, WRITE_PERMIT};
+
+use super::{Clocks, Stdio, StepState};
+
+/// The component layer's state: wasmtime-wasi's context and resource table,
+/// and the VFS ends of open file streams.
+pub struct P2State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    files: streams::FileStreams,
+}
 
 impl P2State {
-    /// State for a step that does not run a component.
+    /// State for a step that does not run a component: an empty context
+    /// with nothing inherited.
     pub fn unused() -> P2State {
-        P2State {}
+        P2State {
+            ctx: closed_builder().build(),
+            table: ResourceTable::new(),
+            files: streams::FileStreams::default(),
+        }
+    }
+
+    /// State for a step that runs a component with `args` (program name
+    /// first), `env` and working directory `cwd` (the step's `WORKDIR`),
+    /// reading `clocks`.
+    ///
+    /// The component writes to `stdio`'s writers and reads its reader: they
+    /// are moved behind shared handles whose clones are put back into
+    /// `stdio`, so the caller's `Stdio` stays usable and writes through
+    /// either end reach the same writer in order.
+    pub fn new(
+        args: &[String],
+        env: &[(String, String)],
+        cwd: &str,
+        stdio: &mut Stdio,
+        clocks: &Clocks,
+    ) -> P2State {
+        let shared = stdio::share(stdio);
+        let mut b = closed_builder();
+        b.args(args)
+            .envs(env)
+            .initial_cwd(cwd)
+            .stdin(shared.stdin)
+            .stdout(shared.stdout)
+            .stderr(shared.stderr)
+            .wall_clock(clocks::WallClock::new(clocks))
+            .monotonic_clock(clocks::MonotonicClock::new(clocks));
+        P2State {
+            ctx: b.build(),
+            table: ResourceTable::new(),
+            files: streams::FileStreams::default(),
+        }
+    }
+
+    /// Sets `state.p2` for running a component, from the state's own
+    /// arguments, environment, working directory, stdio and clocks.
+    pub fn install(state: &mut StepState) {
+        state.p2 = P2State::new(
+            &state.args,
+            &state.env,
+            &state.cwd,
+            &mut state.stdio,
+            &state.clocks,
+        );
     }
 }
 
-/// Defines the WASI 0.2 imports kiln offers in `linker`.
-pub fn add_to_linker(_linker: &mut wasmtime::component::Linker<StepState>) -> wasmtime::Result<()> {
+/// A builder with every default closed: wasmtime-wasi's builder inherits
+/// nothing unless asked, and networking is denied outright in case a
+/// future linker adds sockets.
+fn closed_builder() -> wasmtime_wasi::WasiCtxBuilder {
+    let mut b = WasiCtx::builder();
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    b
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.p2.ctx,
+            table: &mut self.p2.table,
+        }
+    }
+}
+
+/// Defines the WASI 0.2 imports kiln offers in `linker` (see the module
+/// docs), all synchronous.
+pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
+    type S = StepState;
+    let l = linker;
+
+    sync::io::error::add_to_linker::<S, HasSelf<ResourceTable>>(l, |s| &mut s.p2.table)?;
+    sync::io::poll::add_to_linker::<S, poll::Poll>(l, |s| poll::PollView {
+        table: &mut s.p2.table,
+        clocks: s.p2.ctx.clocks(),
+        cancel: &s.cancel,
+    })?;
+    sync::io::streams::add_to_linker::<S, streams::Io>(l, |s| streams::IoView {
+        table: &mut s.p2.table,
+        vfs: &mut s.vfs,
+        files: &mut s.p2.files,
+    })?;
+
+    bindings::wasi::filesystem::types::add_to_linker::<S, filesystem::Filesystem>(l, fs_view)?;
+    bindings::wasi::filesystem::preopens::add_to_linker::<S, filesystem::Filesystem>(l, fs_view)?;
+
+    wasi_clocks::wall_clock::add_to_linker::<S, WasiClocks>(l, S::clocks)?;
+    wasi_clocks::monotonic_clock::add_to_linker::<S, WasiClocks>(l, S::clocks)?;
+    random::random::add_to_linker::<S, WasiRandom>(l, |s| s.p2.ctx.random())?;
+    random::insecure::add_to_linker::<S, WasiRandom>(l, |s| s.p2.ctx.random())?;
+    random::insecure_seed::add_to_linker::<S, WasiRandom>(l, |s| s.p2.ctx.random())?;
+
+    // `exit-with-code` is stable since WASI 0.2.12, the version of these
+    // bindings, so no link option is needed: `exit-with-code(42)` is exit
+    // code 42.
+    cli::exit::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::environment::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_input::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_output::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
     Ok(())
+}
+
+fn fs_view(s: &mut StepState) -> filesystem::FsView<'_> {
+    filesystem::FsView {
+        table: &mut s.p2.table,
+        vfs: &mut s.vfs,
+        preopens: &s.preopens,
+        streams: &mut s.p2.files,
+    }
 }
