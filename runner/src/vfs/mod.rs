@@ -20,12 +20,14 @@
 mod commit;
 pub mod content;
 mod fs;
+pub mod host;
 mod overlay;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
+pub use host::HostFs;
 pub use overlay::{LimitHit, OverlayFs, WriteLimits};
 
 use crate::snapshot::{ImagePath, MAX_PATH_BYTES, MAX_SYMLINK_HOPS};

@@ -1,0 +1,880 @@
+//! [`HostFs`]: a [`FileSystem`] backend over a directory of the host (the
+//! conformance suite's roots, bind mounts of a build context).
+//!
+//! Everything goes through a cap-std [`Dir`] opened on that directory, so no
+//! path can leave it, and HostFs never follows a host symlink itself: nodes
+//! are looked up with `symlink_metadata`, symlinks are read with
+//! `read_link_contents`, files are opened with `O_NOFOLLOW`, and times are
+//! set without following. The namespace ([`super::Vfs`]) follows symlinks
+//! with [`FileSystem::read_link`], inside the VFS.
+//!
+//! Node ids are stable for the life of a HostFs. On Unix a node is the
+//! host's (device, inode), so hard links share an id; elsewhere it is the
+//! path. The table records each node's current path: renames update it
+//! (everything under a renamed directory too), unlinks clear it. While a node
+//! is open ([`FileSystem::open`]) it keeps a host handle, which serves reads
+//! and writes without reopening and keeps an unlinked file usable until the
+//! last [`FileSystem::close`].
+//!
+//! Host errors become [`Errno`]s in `errno` below: by number on Unix, by
+//! [`io::ErrorKind`] elsewhere.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
+use cap_std::fs::{Dir, DirBuilder, Metadata, OpenOptions};
+
+use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
+use crate::snapshot::{MAX_NAME_BYTES, MAX_PATH_BYTES};
+
+const ROOT: u64 = 1;
+
+/// What identifies a host node across lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    /// The host's (device, inode): hard links are one node.
+    #[cfg(unix)]
+    Inode(u64, u64),
+    /// The path (hosts without inode numbers for paths).
+    #[cfg(not(unix))]
+    Path(String),
+}
+
+/// A host handle kept while a node is open.
+enum Handle {
+    File { file: std::fs::File, writable: bool },
+    Dir(Dir),
+}
+
+struct Node {
+    key: Key,
+    /// Path relative to the root (`""` is the root); `None` once unlinked.
+    path: Option<String>,
+    kind: FileType,
+    /// A FIFO, socket or device: listed, never opened.
+    special: bool,
+    /// Host link count when last seen (1 where the host does not say).
+    nlink: u64,
+    open: u32,
+    handle: Option<Handle>,
+}
+
+/// A directory of the host as a VFS backend. See the module docs.
+pub struct HostFs {
+    dir: Dir,
+    readonly: bool,
+    dev: u64,
+    nodes: HashMap<u64, Node>,
+    ids: HashMap<Key, u64>,
+    next_id: u64,
+}
+
+fn rel(path: &str) -> &Path {
+    Path::new(if path.is_empty() { "." } else { path })
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// A name a backend may be asked about: one component, no `.`/`..`.
+fn check_name(name: &str) -> VfsResult<()> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || (cfg!(windows) && (name.contains('\\') || name.contains(':')))
+    {
+        return Err(Errno::Inval);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Errno::Nametoolong);
+    }
+    Ok(())
+}
+
+fn kind_of(meta: &Metadata) -> (FileType, bool) {
+    let t = meta.file_type();
+    if t.is_dir() {
+        (FileType::Dir, false)
+    } else if t.is_symlink() {
+        (FileType::Symlink, false)
+    } else {
+        (FileType::File, !t.is_file())
+    }
+}
+
+#[cfg(unix)]
+fn key_of(meta: &Metadata, _path: &str) -> Key {
+    use cap_std::fs::MetadataExt;
+    Key::Inode(meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn key_of(_meta: &Metadata, path: &str) -> Key {
+    Key::Path(path.to_string())
+}
+
+#[cfg(unix)]
+fn nlink_of(meta: &Metadata) -> u64 {
+    use cap_std::fs::MetadataExt;
+    meta.nlink()
+}
+
+#[cfg(not(unix))]
+fn nlink_of(_meta: &Metadata) -> u64 {
+    1
+}
+
+#[cfg(unix)]
+fn mode_of(meta: &Metadata, _kind: FileType) -> u32 {
+    use cap_std::fs::MetadataExt;
+    meta.mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn mode_of(meta: &Metadata, kind: FileType) -> u32 {
+    match kind {
+        FileType::Dir => 0o755,
+        FileType::Symlink => 0o777,
+        FileType::File if meta.permissions().readonly() => 0o444,
+        FileType::File => 0o644,
+    }
+}
+
+fn to_ns(t: io::Result<cap_std::time::SystemTime>) -> i64 {
+    match t.map(cap_std::time::SystemTime::into_std) {
+        Ok(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+        },
+        Err(_) => 0,
+    }
+}
+
+#[cfg(unix)]
+fn ctime_of(meta: &Metadata) -> i64 {
+    use cap_std::fs::MetadataExt;
+    meta.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.ctime_nsec())
+}
+
+#[cfg(not(unix))]
+fn ctime_of(meta: &Metadata) -> i64 {
+    to_ns(meta.modified())
+}
+
+fn system_time(ns: i64) -> SystemTime {
+    let magnitude = Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
+fn time_spec(t: SetTime) -> Option<SystemTimeSpec> {
+    match t {
+        SetTime::Keep => None,
+        SetTime::Now => Some(SystemTimeSpec::SymbolicNow),
+        SetTime::At(ns) => Some(SystemTimeSpec::Absolute(
+            cap_std::time::SystemTime::from_std(system_time(ns)),
+        )),
+    }
+}
+
+/// Errno numbers of the Unix families kiln builds on, for mapping
+/// `raw_os_error` exactly (`io::ErrorKind` folds several of them together).
+/// The first group is the same everywhere; the second differs between Linux
+/// and the BSD family (macOS included).
+#[cfg(unix)]
+mod errno_numbers {
+    pub(super) const EPERM: i32 = 1;
+    pub(super) const ENOENT: i32 = 2;
+    pub(super) const EBADF: i32 = 9;
+    pub(super) const EACCES: i32 = 13;
+    pub(super) const EBUSY: i32 = 16;
+    pub(super) const EEXIST: i32 = 17;
+    pub(super) const EXDEV: i32 = 18;
+    pub(super) const ENOTDIR: i32 = 20;
+    pub(super) const EISDIR: i32 = 21;
+    pub(super) const EINVAL: i32 = 22;
+    pub(super) const ETXTBSY: i32 = 26;
+    pub(super) const EFBIG: i32 = 27;
+    pub(super) const ENOSPC: i32 = 28;
+    pub(super) const EROFS: i32 = 30;
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) const ENAMETOOLONG: i32 = 36;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) const ENOTEMPTY: i32 = 39;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) const ELOOP: i32 = 40;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) const ENOTSUP: i32 = 95;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) const EDQUOT: i32 = 122;
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) const ENAMETOOLONG: i32 = 63;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) const ENOTEMPTY: i32 = 66;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) const ELOOP: i32 = 62;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) const ENOTSUP: i32 = 45;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) const EDQUOT: i32 = 69;
+}
+
+/// Maps a host error to the VFS's errno.
+#[cfg(unix)]
+fn errno(e: io::Error) -> Errno {
+    use errno_numbers::*;
+    match e.raw_os_error() {
+        Some(EPERM) => Errno::Perm,
+        Some(ENOENT) => Errno::Noent,
+        Some(EBADF) => Errno::Badf,
+        Some(EACCES | ETXTBSY) => Errno::Acces,
+        Some(EBUSY) => Errno::Busy,
+        Some(EEXIST) => Errno::Exist,
+        Some(EXDEV) => Errno::Xdev,
+        Some(ENOTDIR) => Errno::Notdir,
+        Some(EISDIR) => Errno::Isdir,
+        Some(EINVAL) => Errno::Inval,
+        Some(EFBIG) => Errno::Fbig,
+        Some(ENOSPC | EDQUOT) => Errno::Nospc,
+        Some(EROFS) => Errno::Rofs,
+        Some(ENAMETOOLONG) => Errno::Nametoolong,
+        Some(ENOTEMPTY) => Errno::Notempty,
+        Some(ELOOP) => Errno::Loop,
+        Some(ENOTSUP) => Errno::Notsup,
+        Some(_) => Errno::Io,
+        // Errors cap-std makes up (a path that would escape the directory).
+        None => errno_kind(&e),
+    }
+}
+
+/// Maps a host error to the VFS's errno.
+#[cfg(not(unix))]
+fn errno(e: io::Error) -> Errno {
+    errno_kind(&e)
+}
+
+fn errno_kind(e: &io::Error) -> Errno {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => Errno::Noent,
+        K::PermissionDenied => Errno::Acces,
+        K::AlreadyExists => Errno::Exist,
+        K::NotADirectory => Errno::Notdir,
+        K::IsADirectory => Errno::Isdir,
+        K::DirectoryNotEmpty => Errno::Notempty,
+        K::ReadOnlyFilesystem => Errno::Rofs,
+        K::StorageFull | K::QuotaExceeded => Errno::Nospc,
+        K::FileTooLarge => Errno::Fbig,
+        K::ResourceBusy | K::ExecutableFileBusy => Errno::Busy,
+        K::CrossesDevices => Errno::Xdev,
+        K::InvalidFilename => Errno::Nametoolong,
+        K::InvalidInput => Errno::Inval,
+        K::Unsupported => Errno::Notsup,
+        _ => Errno::Io,
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::write_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_write(file, buf, offset)
+}
+
+/// Reads until `buf` is full or the end of the file.
+fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match read_at(file, &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        match write_at(file, &data[done..], offset + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl HostFs {
+    /// Opens the host directory `dir` as a backend whose [`Stat::dev`] is
+    /// `dev`. With `readonly`, every change fails with [`Errno::Rofs`].
+    pub fn open(dir: &Path, readonly: bool, dev: u64) -> io::Result<HostFs> {
+        let dir = Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
+        let meta = dir.dir_metadata()?;
+        let key = key_of(&meta, "");
+        let mut nodes = HashMap::new();
+        nodes.insert(
+            ROOT,
+            Node {
+                key: key.clone(),
+                path: Some(String::new()),
+                kind: FileType::Dir,
+                special: false,
+                nlink: nlink_of(&meta),
+                open: 0,
+                handle: None,
+            },
+        );
+        Ok(HostFs {
+            dir,
+            readonly,
+            dev,
+            nodes,
+            ids: HashMap::from([(key, ROOT)]),
+            next_id: ROOT + 1,
+        })
+    }
+
+    fn writable(&self) -> VfsResult<()> {
+        if self.readonly {
+            Err(Errno::Rofs)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn node(&self, id: u64) -> VfsResult<&Node> {
+        self.nodes.get(&id).ok_or(Errno::Badf)
+    }
+
+    /// The current path of a node that still has a name.
+    fn path(&self, id: u64) -> VfsResult<String> {
+        self.node(id)?.path.clone().ok_or(Errno::Noent)
+    }
+
+    /// The path of directory `dir`'s child `name`.
+    fn child_path(&self, dir: u64, name: &str) -> VfsResult<String> {
+        check_name(name)?;
+        let node = self.node(dir)?;
+        if node.kind != FileType::Dir {
+            return Err(Errno::Notdir);
+        }
+        let dir_path = node.path.as_deref().ok_or(Errno::Noent)?;
+        Ok(join(dir_path, name))
+    }
+
+    fn symlink_metadata(&self, path: &str) -> VfsResult<Metadata> {
+        self.dir.symlink_metadata(rel(path)).map_err(errno)
+    }
+
+    /// The id of the node at `path` (described by `meta`), recording the
+    /// path as its current one.
+    fn register(&mut self, path: String, meta: &Metadata) -> u64 {
+        let key = key_of(meta, &path);
+        let (kind, special) = kind_of(meta);
+        let nlink = nlink_of(meta);
+        if let Some(&id) = self.ids.get(&key)
+            && let Some(node) = self.nodes.get_mut(&id)
+        {
+            node.path = Some(path);
+            node.kind = kind;
+            node.special = special;
+            node.nlink = nlink;
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.insert(key.clone(), id);
+        self.nodes.insert(
+            id,
+            Node {
+                key,
+                path: Some(path),
+                kind,
+                special,
+                nlink,
+                open: 0,
+                handle: None,
+            },
+        );
+        id
+    }
+
+    /// Notes that `path`, a name of node `id` that had `nlink` names, is
+    /// gone; the node leaves the table unless it is open or named elsewhere.
+    fn forget_path(&mut self, id: u64, path: &str, nlink: u64) {
+        #[cfg(not(unix))]
+        self.ids.remove(&Key::Path(path.to_string()));
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.path.as_deref() == Some(path) {
+            node.path = None;
+        }
+        node.nlink = nlink.saturating_sub(1);
+        if node.nlink == 0 && node.open == 0 {
+            self.drop_node(id);
+        }
+    }
+
+    fn drop_node(&mut self, id: u64) {
+        if let Some(node) = self.nodes.remove(&id)
+            && self.ids.get(&node.key) == Some(&id)
+        {
+            self.ids.remove(&node.key);
+        }
+    }
+
+    /// Points every node at or under `from` to the same place under `to`.
+    fn moved(&mut self, from: &str, to: &str) {
+        let prefix = format!("{from}/");
+        #[cfg(not(unix))]
+        let mut rekeyed: Vec<(Key, Key, u64)> = Vec::new();
+        for (&_id, node) in self.nodes.iter_mut() {
+            let Some(path) = node.path.as_deref() else {
+                continue;
+            };
+            let new = if path == from {
+                to.to_string()
+            } else if let Some(rest) = path.strip_prefix(&prefix) {
+                join(to, rest)
+            } else {
+                continue;
+            };
+            #[cfg(not(unix))]
+            {
+                let new_key = Key::Path(new.clone());
+                rekeyed.push((
+                    std::mem::replace(&mut node.key, new_key.clone()),
+                    new_key,
+                    _id,
+                ));
+            }
+            node.path = Some(new);
+        }
+        #[cfg(not(unix))]
+        for (old, new, id) in rekeyed {
+            if self.ids.get(&old) == Some(&id) {
+                self.ids.remove(&old);
+            }
+            self.ids.insert(new, id);
+        }
+    }
+
+    fn open_options(read: bool, write: bool) -> OpenOptions {
+        let mut opts = OpenOptions::new();
+        opts.read(read).write(write).follow(FollowSymlinks::No);
+        opts
+    }
+
+    /// Opens the host file at `path` (never through a symlink).
+    fn open_file(&self, path: &str, write: bool) -> VfsResult<std::fs::File> {
+        let file = self
+            .dir
+            .open_with(rel(path), &Self::open_options(true, write))
+            .map_err(errno)?;
+        Ok(file.into_std())
+    }
+
+    /// Opens the handle an open node keeps: read-write if allowed, else
+    /// read-only, else write-only.
+    fn open_handle(&self, node: &Node) -> VfsResult<Option<Handle>> {
+        let Some(path) = node.path.as_deref() else {
+            return Err(Errno::Noent);
+        };
+        match node.kind {
+            FileType::Symlink => Ok(None),
+            FileType::Dir => {
+                let dir = if path.is_empty() {
+                    self.dir.try_clone()
+                } else {
+                    self.dir.open_dir_nofollow(rel(path))
+                };
+                Ok(Some(Handle::Dir(dir.map_err(errno)?)))
+            }
+            FileType::File if node.special => Err(Errno::Notsup),
+            FileType::File => {
+                let mut modes = vec![(true, false)];
+                if !self.readonly {
+                    modes.insert(0, (true, true));
+                    modes.push((false, true));
+                }
+                let mut last = Errno::Acces;
+                for (read, write) in modes {
+                    match self
+                        .dir
+                        .open_with(rel(path), &Self::open_options(read, write))
+                    {
+                        Ok(file) => {
+                            return Ok(Some(Handle::File {
+                                file: file.into_std(),
+                                writable: write,
+                            }));
+                        }
+                        Err(e) => last = errno(e),
+                    }
+                    if !matches!(last, Errno::Acces | Errno::Rofs | Errno::Perm) {
+                        break;
+                    }
+                }
+                Err(last)
+            }
+        }
+    }
+
+    /// Runs `op` on a host handle of file `id`: the open node's own, or a
+    /// fresh one for a node that is not open.
+    fn with_file<T>(
+        &mut self,
+        id: u64,
+        write: bool,
+        op: impl FnOnce(&std::fs::File) -> io::Result<T>,
+    ) -> VfsResult<T> {
+        let node = self.node(id)?;
+        match node.kind {
+            FileType::Dir => return Err(Errno::Isdir),
+            FileType::Symlink => return Err(Errno::Inval),
+            FileType::File if node.special => return Err(Errno::Notsup),
+            FileType::File => {}
+        }
+        if let Some(Handle::File { file, writable }) = &node.handle {
+            if write && !*writable {
+                return Err(Errno::Badf);
+            }
+            return op(file).map_err(errno);
+        }
+        let path = node.path.clone().ok_or(Errno::Noent)?;
+        let file = self.open_file(&path, write)?;
+        op(&file).map_err(errno)
+    }
+
+    fn meta(&self, id: u64) -> VfsResult<Metadata> {
+        let node = self.node(id)?;
+        match (&node.handle, &node.path) {
+            (Some(Handle::File { file, .. }), _) => Metadata::from_file(file).map_err(errno),
+            (Some(Handle::Dir(dir)), _) => dir.dir_metadata().map_err(errno),
+            (None, Some(path)) => self.symlink_metadata(path),
+            (None, None) => Err(Errno::Noent),
+        }
+    }
+}
+
+impl FileSystem for HostFs {
+    fn root(&self) -> u64 {
+        ROOT
+    }
+
+    fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    fn stat(&mut self, node: u64) -> VfsResult<Stat> {
+        let meta = self.meta(node)?;
+        let (kind, _) = kind_of(&meta);
+        Ok(Stat {
+            dev: self.dev,
+            ino: node,
+            kind,
+            nlink: nlink_of(&meta),
+            size: meta.len(),
+            mode: mode_of(&meta, kind),
+            uid: 0,
+            gid: 0,
+            atime: to_ns(meta.accessed()),
+            mtime: to_ns(meta.modified()),
+            ctime: ctime_of(&meta),
+        })
+    }
+
+    fn lookup(&mut self, dir: u64, name: &str) -> VfsResult<u64> {
+        let path = self.child_path(dir, name)?;
+        let meta = self.symlink_metadata(&path)?;
+        Ok(self.register(path, &meta))
+    }
+
+    fn read_dir(&mut self, dir: u64) -> VfsResult<Vec<DirEntry>> {
+        let node = self.node(dir)?;
+        if node.kind != FileType::Dir {
+            return Err(Errno::Notdir);
+        }
+        let dir_path = node.path.clone().ok_or(Errno::Noent)?;
+        let mut names = Vec::new();
+        for entry in self.dir.read_dir(rel(&dir_path)).map_err(errno)? {
+            // Names that are not UTF-8 cannot be named by a guest: skipped.
+            if let Ok(name) = entry.map_err(errno)?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let path = join(&dir_path, &name);
+            let meta = match self.symlink_metadata(&path) {
+                Ok(meta) => meta,
+                // Removed since it was listed.
+                Err(Errno::Noent) => continue,
+                Err(e) => return Err(e),
+            };
+            let (kind, _) = kind_of(&meta);
+            let id = self.register(path, &meta);
+            out.push(DirEntry { name, id, kind });
+        }
+        Ok(out)
+    }
+
+    fn read_link(&mut self, node: u64) -> VfsResult<String> {
+        if self.node(node)?.kind != FileType::Symlink {
+            return Err(Errno::Inval);
+        }
+        let path = self.path(node)?;
+        let target = self.dir.read_link_contents(rel(&path)).map_err(errno)?;
+        target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| Errno::Inval)
+    }
+
+    fn create_file(&mut self, dir: u64, name: &str, mode: u32) -> VfsResult<u64> {
+        self.writable()?;
+        let path = self.child_path(dir, name)?;
+        let mut opts = Self::open_options(false, true);
+        opts.create_new(true);
+        #[cfg(unix)]
+        cap_std::fs::OpenOptionsExt::mode(&mut opts, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        let file = self.dir.open_with(rel(&path), &opts).map_err(errno)?;
+        let meta = file.metadata().map_err(errno)?;
+        Ok(self.register(path, &meta))
+    }
+
+    fn mkdir(&mut self, dir: u64, name: &str, mode: u32) -> VfsResult<u64> {
+        self.writable()?;
+        let path = self.child_path(dir, name)?;
+        #[cfg_attr(not(unix), allow(unused_mut))]
+        let mut builder = DirBuilder::new();
+        #[cfg(unix)]
+        cap_std::fs::DirBuilderExt::mode(&mut builder, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        self.dir
+            .create_dir_with(rel(&path), &builder)
+            .map_err(errno)?;
+        let meta = self.symlink_metadata(&path)?;
+        Ok(self.register(path, &meta))
+    }
+
+    fn symlink(&mut self, dir: u64, name: &str, target: &str) -> VfsResult<u64> {
+        self.writable()?;
+        if target.is_empty() || target.contains('\0') {
+            return Err(Errno::Noent);
+        }
+        if target.len() > MAX_PATH_BYTES {
+            return Err(Errno::Nametoolong);
+        }
+        let path = self.child_path(dir, name)?;
+        // The target is stored as written; only the VFS ever resolves it.
+        #[cfg(unix)]
+        let made = self.dir.symlink_contents(target, rel(&path));
+        #[cfg(windows)]
+        let made = self.dir.symlink_file(target, rel(&path));
+        made.map_err(errno)?;
+        let meta = self.symlink_metadata(&path)?;
+        Ok(self.register(path, &meta))
+    }
+
+    fn link(&mut self, node: u64, dir: u64, name: &str) -> VfsResult<()> {
+        self.writable()?;
+        if self.node(node)?.kind == FileType::Dir {
+            return Err(Errno::Perm);
+        }
+        let from = self.path(node)?;
+        let to = self.child_path(dir, name)?;
+        self.dir
+            .hard_link(rel(&from), &self.dir, rel(&to))
+            .map_err(errno)?;
+        // Unix: the new name has the node's inode, so it maps to the node.
+        #[cfg(not(unix))]
+        self.ids.insert(Key::Path(to.clone()), node);
+        let meta = self.symlink_metadata(&to)?;
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.nlink = nlink_of(&meta);
+        }
+        Ok(())
+    }
+
+    fn unlink(&mut self, dir: u64, name: &str) -> VfsResult<()> {
+        self.writable()?;
+        let path = self.child_path(dir, name)?;
+        let meta = self.symlink_metadata(&path)?;
+        if meta.is_dir() {
+            return Err(Errno::Isdir);
+        }
+        let id = self.register(path.clone(), &meta);
+        self.dir.remove_file_or_symlink(rel(&path)).map_err(errno)?;
+        self.forget_path(id, &path, nlink_of(&meta));
+        Ok(())
+    }
+
+    fn rmdir(&mut self, dir: u64, name: &str) -> VfsResult<()> {
+        self.writable()?;
+        let path = self.child_path(dir, name)?;
+        let meta = self.symlink_metadata(&path)?;
+        if !meta.is_dir() {
+            return Err(Errno::Notdir);
+        }
+        let id = self.register(path.clone(), &meta);
+        if id == ROOT {
+            return Err(Errno::Busy);
+        }
+        self.dir.remove_dir(rel(&path)).map_err(errno)?;
+        self.forget_path(id, &path, 1);
+        Ok(())
+    }
+
+    fn rename(&mut self, from_dir: u64, from: &str, to_dir: u64, to: &str) -> VfsResult<()> {
+        self.writable()?;
+        let src = self.child_path(from_dir, from)?;
+        let dst = self.child_path(to_dir, to)?;
+        let src_meta = self.symlink_metadata(&src)?;
+        let src_id = self.register(src.clone(), &src_meta);
+        let replaced = match self.symlink_metadata(&dst) {
+            Ok(meta) => Some((self.register(dst.clone(), &meta), nlink_of(&meta))),
+            Err(Errno::Noent) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some((dst_id, _)) = replaced
+            && dst_id == src_id
+        {
+            // Two names of one file: POSIX says rename does nothing.
+            if let Some(n) = self.nodes.get_mut(&src_id) {
+                n.path = Some(src);
+            }
+            return Ok(());
+        }
+        self.dir
+            .rename(rel(&src), &self.dir, rel(&dst))
+            .map_err(errno)?;
+        if let Some((dst_id, nlink)) = replaced {
+            self.forget_path(dst_id, &dst, nlink);
+        }
+        self.moved(&src, &dst);
+        Ok(())
+    }
+
+    fn read(&mut self, node: u64, offset: u64, buf: &mut [u8]) -> VfsResult<usize> {
+        self.with_file(node, false, |f| read_full_at(f, buf, offset))
+    }
+
+    fn write(&mut self, node: u64, offset: u64, data: &[u8]) -> VfsResult<usize> {
+        self.writable()?;
+        offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
+        self.with_file(node, true, |f| write_all_at(f, data, offset))?;
+        Ok(data.len())
+    }
+
+    fn set_size(&mut self, node: u64, size: u64) -> VfsResult<()> {
+        self.writable()?;
+        self.with_file(node, true, |f| f.set_len(size))
+    }
+
+    fn set_times(&mut self, node: u64, atime: SetTime, mtime: SetTime) -> VfsResult<()> {
+        self.writable()?;
+        // cap-std cannot express times before the epoch (it panics on them).
+        if matches!(atime, SetTime::At(t) if t < 0) || matches!(mtime, SetTime::At(t) if t < 0) {
+            return Err(Errno::Inval);
+        }
+        let n = self.node(node)?;
+        if let Some(path) = &n.path {
+            return self
+                .dir
+                .set_symlink_times(rel(path), time_spec(atime), time_spec(mtime))
+                .map_err(errno);
+        }
+        // Unlinked but open: through the handle.
+        let Some(Handle::File { file, .. }) = &n.handle else {
+            return Err(Errno::Noent);
+        };
+        let now = SystemTime::now();
+        let mut times = std::fs::FileTimes::new();
+        match atime {
+            SetTime::Keep => {}
+            SetTime::Now => times = times.set_accessed(now),
+            SetTime::At(ns) => times = times.set_accessed(system_time(ns)),
+        }
+        match mtime {
+            SetTime::Keep => {}
+            SetTime::Now => times = times.set_modified(now),
+            SetTime::At(ns) => times = times.set_modified(system_time(ns)),
+        }
+        file.set_times(times).map_err(errno)
+    }
+
+    fn open(&mut self, node: u64) -> VfsResult<()> {
+        let n = self.node(node)?;
+        if n.open == 0 {
+            let handle = self.open_handle(n)?;
+            let n = self.nodes.get_mut(&node).ok_or(Errno::Badf)?;
+            n.handle = handle;
+        }
+        let n = self.nodes.get_mut(&node).ok_or(Errno::Badf)?;
+        n.open += 1;
+        Ok(())
+    }
+
+    fn close(&mut self, node: u64) {
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        n.open = n.open.saturating_sub(1);
+        if n.open == 0 {
+            n.handle = None;
+            if n.path.is_none() && n.nlink == 0 {
+                self.drop_node(node);
+            }
+        }
+    }
+
+    fn sync(&mut self, node: u64) -> VfsResult<()> {
+        match &self.node(node)?.handle {
+            Some(Handle::File { file, .. }) => file.sync_all().map_err(errno),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
