@@ -46,6 +46,11 @@ fn io(_: io::Error) -> Errno {
 }
 
 impl Data {
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The length in bytes.
     pub fn len(&self) -> u64 {
         match self {
