@@ -84,11 +84,23 @@ fn copy_root(from: &Path, to: &Path) -> std::io::Result<()> {
         let kind = entry.file_type()?;
         if kind.is_dir() {
             copy_root(&entry.path(), &to.join(&name))?;
+        } else if kind.is_symlink() {
+            copy_symlink(&entry.path(), &to.join(&name))?;
         } else {
             std::fs::copy(entry.path(), to.join(&name))?;
         }
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn copy_symlink(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+}
+
+#[cfg(not(unix))]
+fn copy_symlink(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::copy(from, to).map(drop)
 }
 
 /// The state a test runs with.

@@ -32,34 +32,40 @@ fn read_path(mem: &GuestMemory<'_>, path: GuestPtr<str>) -> Result<String> {
 /// The buffers of an iovec list, at most [`MAX_IOVECS`] of them and
 /// [`MAX_IO_BYTES`] in all (the rest is a short read or write).
 fn buffers(mem: &GuestMemory<'_>, list: GuestPtr<[types::Iovec]>) -> Result<Vec<GuestPtr<[u8]>>> {
-    if list.len() > MAX_IOVECS {
-        return Err(Errno::Inval.into());
-    }
-    let mut out = Vec::new();
-    let mut room = MAX_IO_BYTES as u32;
-    for iov in list.iter() {
-        let iov = mem.read(iov?)?;
-        let len = iov.buf_len.min(room);
-        if len > 0 {
-            out.push(iov.buf.as_array(len));
-            room -= len;
-        }
-    }
-    Ok(out)
+    capped(
+        list.len(),
+        list.iter().map(|iov| {
+            let iov = mem.read(iov?)?;
+            Ok((iov.buf, iov.buf_len))
+        }),
+    )
 }
 
 /// [`buffers`] for the const iovecs of a write.
 fn cbuffers(mem: &GuestMemory<'_>, list: GuestPtr<[types::Ciovec]>) -> Result<Vec<GuestPtr<[u8]>>> {
-    if list.len() > MAX_IOVECS {
+    capped(
+        list.len(),
+        list.iter().map(|iov| {
+            let iov = mem.read(iov?)?;
+            Ok((iov.buf, iov.buf_len))
+        }),
+    )
+}
+
+fn capped(
+    count: u32,
+    iovs: impl Iterator<Item = Result<(GuestPtr<u8>, u32)>>,
+) -> Result<Vec<GuestPtr<[u8]>>> {
+    if count > MAX_IOVECS {
         return Err(Errno::Inval.into());
     }
     let mut out = Vec::new();
     let mut room = MAX_IO_BYTES as u32;
-    for iov in list.iter() {
-        let iov = mem.read(iov?)?;
-        let len = iov.buf_len.min(room);
+    for iov in iovs {
+        let (buf, len) = iov?;
+        let len = len.min(room);
         if len > 0 {
-            out.push(iov.buf.as_array(len));
+            out.push(buf.as_array(len));
             room -= len;
         }
     }

@@ -16,8 +16,14 @@
 //! it needs fails with `ENOTCAPABLE`. `poll.rs` has `poll_oneoff`.
 //!
 //! Not offered: sockets (no descriptor is ever a socket, so `sock_*` fail
-//! with `ENOTSOCK`), signals (`proc_raise` is `ENOTSUP`), CPU-time clocks
-//! (`EBADF`, as wasmtime).
+//! with `ENOTSOCK`, as wasmtime) and signals (`proc_raise` is `ENOTSUP`).
+//! The CPU-time clocks read the monotonic clock (a step is one
+//! single-threaded process, so its CPU time is at most that).
+//!
+//! [`P1State::close_all`] releases every descriptor's VFS reference; it runs
+//! at `proc_exit`, and the owner of a [`StepState`] calls it when `_start`
+//! returns (the table cannot reach the VFS when it is dropped: both are
+//! fields of [`StepState`]).
 
 mod calls;
 mod poll;
