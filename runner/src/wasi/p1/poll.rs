@@ -1,9 +1,10 @@
 //! `poll_oneoff`: clock subscriptions and descriptor readiness.
 //!
-//! Nothing a step reads or writes ever blocks (files are in the VFS, the
-//! standard streams are the step's buffers or the terminal), so descriptor
-//! subscriptions are ready at once, with their errors (`EBADF`,
-//! `ENOTCAPABLE`) reported per event as preview1 intends. Without any, the
+//! Descriptor subscriptions are ready at once: files are in the VFS, and
+//! the standard streams are the step's buffers or the terminal (a read of a
+//! terminal's stdin may then wait for input, as a blocking read would).
+//! Their errors (`EBADF`, `ENOTCAPABLE`) are reported per event, as
+//! preview1 intends. Without any, the
 //! call sleeps until the earliest clock fires, waking every
 //! [`CANCEL_POLL`] to notice Ctrl-C: a cancelled step's sleep ends early and
 //! the epoch check stops the guest as soon as it runs again.
