@@ -289,6 +289,10 @@ impl Engine {
             Program::Component(pre) => run_component(&mut store, pre),
         };
         let mut state = store.into_data();
+        // Descriptors the guest left open hold VFS references; release them
+        // so unlinked files' data is freed before the changes are read.
+        let wasi::StepState { p1, vfs, .. } = &mut state;
+        p1.close_all(vfs);
         let outcome = classify(result, &mut state, limits);
         (state, outcome)
     }

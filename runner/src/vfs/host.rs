@@ -772,6 +772,8 @@ impl FileSystem for HostFs {
         let src_meta = self.symlink_metadata(&src)?;
         let src_id = self.register(src.clone(), &src_meta);
         let replaced = match self.symlink_metadata(&dst) {
+            // A directory has one name (its link count counts `.` and subdirectories).
+            Ok(meta) if meta.is_dir() => Some((self.register(dst.clone(), &meta), 1)),
             Ok(meta) => Some((self.register(dst.clone(), &meta), nlink_of(&meta))),
             Err(Errno::Noent) => None,
             Err(e) => return Err(e),

@@ -114,22 +114,27 @@ fn parse(path: &str) -> VfsResult<Parsed<'_>> {
     })
 }
 
-/// `path` with its last component, a symlink, replaced by the link's
-/// `target`, as a path from the same base: an absolute target restarts at
-/// the base, which only a [`Scope::Clamp`] handle allows.
-fn through_link(path: &str, target: &str, scope: Scope) -> VfsResult<String> {
+/// The path that a symlink with `target`, found as the last component of
+/// `path`, stands for: `target` in place of that component, or for an
+/// absolute target, `target` from the root (only a [`Scope::Clamp`] handle
+/// is the root; a [`Scope::Deny`] one cannot follow it).
+fn redirect(path: &str, target: &str, scope: Scope) -> VfsResult<String> {
     if target.is_empty() {
         return Err(Errno::Noent);
     }
-    if let Some(absolute) = target.strip_prefix('/') {
+    if let Some(rest) = target.strip_prefix('/') {
         if scope == Scope::Deny {
             return Err(Errno::Notcapable);
         }
-        let relative = absolute.trim_start_matches('/');
-        return Ok(if relative.is_empty() { "." } else { relative }.to_string());
+        let rest = rest.trim_start_matches('/');
+        return Ok(if rest.is_empty() {
+            ".".into()
+        } else {
+            rest.into()
+        });
     }
     Ok(match path.trim_end_matches('/').rsplit_once('/') {
-        Some((parent, _)) => format!("{parent}/{target}"),
+        Some((dir, _)) => format!("{dir}/{target}"),
         None => target.to_string(),
     })
 }
@@ -358,54 +363,7 @@ impl Vfs {
         flags: OpenFlags,
     ) -> VfsResult<NodeRef> {
         let node = if flags.create {
-            let (dir, name, trailing) = self.resolve_parent(base, scope, path)?;
-            if name == "." || name == ".." {
-                return Err(if flags.exclusive {
-                    Errno::Exist
-                } else {
-                    Errno::Isdir
-                });
-            }
-            match self.child(dir, &name) {
-                Ok(existing) => {
-                    if flags.exclusive {
-                        return Err(Errno::Exist);
-                    }
-                    let existing = if self.stat(existing)?.kind == FileType::Symlink {
-                        if !flags.follow {
-                            return Err(Errno::Loop);
-                        }
-                        match self.resolve(base, scope, path, true) {
-                            // A dangling symlink: like O_CREAT, create its
-                            // target. Each retry follows one more link of a
-                            // chain `resolve` bounds, so this ends.
-                            Err(Errno::Noent) if !trailing => {
-                                let target = self.fs(existing.fs).read_link(existing.id)?;
-                                let path = through_link(path, &target, scope)?;
-                                return self.open_at(base, scope, &path, flags);
-                            }
-                            r => r?,
-                        }
-                    } else {
-                        existing
-                    };
-                    if trailing && self.stat(existing)?.kind != FileType::Dir {
-                        return Err(Errno::Notdir);
-                    }
-                    existing
-                }
-                Err(Errno::Noent) => {
-                    if trailing || flags.directory {
-                        return Err(if trailing { Errno::Isdir } else { Errno::Noent });
-                    }
-                    if self.fs(dir.fs).readonly() {
-                        return Err(Errno::Rofs);
-                    }
-                    let id = self.fs(dir.fs).create_file(dir.id, &name, 0o644)?;
-                    NodeRef { fs: dir.fs, id }
-                }
-                Err(e) => return Err(e),
-            }
+            self.create_at(base, scope, path, flags)?
         } else {
             let n = self.resolve(base, scope, path, flags.follow)?;
             if !flags.follow && self.stat(n)?.kind == FileType::Symlink {
@@ -428,6 +386,66 @@ impl Vfs {
         }
         self.fs(node.fs).open(node.id)?;
         Ok(node)
+    }
+
+    /// The `create` half of [`Vfs::open_at`], as Linux `open(O_CREAT)`: a
+    /// trailing slash or an existing directory is `Isdir`, and a symlink in
+    /// the last component (when followed) is followed even if dangling, so
+    /// the file is created where it points.
+    fn create_at(
+        &mut self,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+        flags: OpenFlags,
+    ) -> VfsResult<NodeRef> {
+        if flags.directory {
+            // open(O_CREAT | O_DIRECTORY) makes no directory.
+            return Err(Errno::Inval);
+        }
+        let mut path = path.to_string();
+        let mut hops = 0;
+        loop {
+            let (dir, name, trailing) = self.resolve_parent(base, scope, &path)?;
+            if trailing {
+                return Err(Errno::Isdir);
+            }
+            if name == "." || name == ".." {
+                return Err(if flags.exclusive {
+                    Errno::Exist
+                } else {
+                    Errno::Isdir
+                });
+            }
+            match self.child(dir, &name) {
+                Ok(existing) => {
+                    if flags.exclusive {
+                        return Err(Errno::Exist);
+                    }
+                    match self.stat(existing)?.kind {
+                        FileType::File => return Ok(existing),
+                        FileType::Dir => return Err(Errno::Isdir),
+                        FileType::Symlink if !flags.follow => return Err(Errno::Loop),
+                        FileType::Symlink => {
+                            hops += 1;
+                            if hops > MAX_SYMLINK_HOPS {
+                                return Err(Errno::Loop);
+                            }
+                            let target = self.fs(existing.fs).read_link(existing.id)?;
+                            path = redirect(&path, &target, scope)?;
+                        }
+                    }
+                }
+                Err(Errno::Noent) => {
+                    if self.fs(dir.fs).readonly() {
+                        return Err(Errno::Rofs);
+                    }
+                    let id = self.fs(dir.fs).create_file(dir.id, &name, 0o644)?;
+                    return Ok(NodeRef { fs: dir.fs, id });
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Takes another open reference to `node` (a duplicated handle).
@@ -584,7 +602,7 @@ impl Vfs {
     /// Gives the node at `from` (followed when `follow`) the name `to`.
     #[allow(
         clippy::too_many_arguments,
-        reason = "linkat(2)'s shape: two (dir, scope, path) triples"
+        reason = "linkat(2): two (directory, scope, path) triples and the follow flag"
     )]
     pub fn link_at(
         &mut self,

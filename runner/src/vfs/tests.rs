@@ -438,3 +438,75 @@ fn mounts_never_reach_the_layer() {
         ["run dir", "run/other file(o)"]
     );
 }
+
+#[test]
+fn create_follows_dangling_symlinks_and_refuses_directories() {
+    let f = fixture();
+    let mut v = vfs(&f);
+    let root = v.root();
+    let c = Scope::Clamp;
+    let create = OpenFlags {
+        create: true,
+        write: true,
+        follow: true,
+        ..Default::default()
+    };
+    // As open(O_CREAT): a dangling symlink is followed and the file made
+    // where it points, through a chain of links too.
+    v.symlink_at("data/made", root, c, "dangling").unwrap();
+    v.symlink_at("dangling", root, c, "chain").unwrap();
+    let n = v.open_at(root, c, "chain", create).unwrap();
+    v.write(n, 0, b"m").unwrap();
+    v.close(n);
+    assert_eq!(read_all(&mut v, "data/made").unwrap(), "m");
+    // An absolute target means the root of a Clamp handle...
+    v.symlink_at("/data/abs-made", root, c, "data/to-abs")
+        .unwrap();
+    let n = v.open_at(root, c, "data/to-abs", create).unwrap();
+    v.close(n);
+    assert!(v.resolve(root, c, "data/abs-made", false).is_ok());
+    // ...and leaves a Deny one.
+    let data = v.resolve(root, c, "data", true).unwrap();
+    v.symlink_at("/data/x", root, c, "data/to-abs2").unwrap();
+    assert_eq!(
+        v.open_at(data, Scope::Deny, "to-abs2", create).map(drop),
+        Err(Errno::Notcapable)
+    );
+    // The target's directory must exist.
+    v.symlink_at("nodir/x", root, c, "nowhere").unwrap();
+    assert_eq!(
+        v.open_at(root, c, "nowhere", create).map(drop),
+        Err(Errno::Noent)
+    );
+    // Directories, a trailing slash, O_DIRECTORY: EISDIR / EINVAL.
+    let open = |v: &mut Vfs, path: &str, flags| v.open_at(root, c, path, flags).map(drop);
+    let read_create = OpenFlags {
+        create: true,
+        follow: true,
+        ..Default::default()
+    };
+    assert_eq!(open(&mut v, "data", read_create), Err(Errno::Isdir));
+    assert_eq!(open(&mut v, "abs", read_create), Err(Errno::Isdir));
+    assert_eq!(open(&mut v, "data/a/", read_create), Err(Errno::Isdir));
+    assert_eq!(open(&mut v, "fresh/", read_create), Err(Errno::Isdir));
+    let excl = OpenFlags {
+        exclusive: true,
+        ..read_create
+    };
+    assert_eq!(open(&mut v, "data/", excl), Err(Errno::Isdir));
+    assert_eq!(open(&mut v, "nowhere", excl), Err(Errno::Exist));
+    let dir_create = OpenFlags {
+        directory: true,
+        ..read_create
+    };
+    assert_eq!(open(&mut v, "data", dir_create), Err(Errno::Inval));
+    // Not following: ELOOP, as before.
+    let nofollow = OpenFlags {
+        follow: false,
+        ..read_create
+    };
+    assert_eq!(open(&mut v, "link", nofollow), Err(Errno::Loop));
+    // An existing file through a symlink opens it.
+    assert!(open(&mut v, "link", read_create).is_ok());
+    assert!(v.resolve(root, c, "fresh", false).is_err());
+}

@@ -1,12 +1,7 @@
 //! HostFs tests: POSIX behavior over a temp directory, stable node ids, and
 //! host symlinks that can be read but never followed.
 
-use std::sync::Arc;
-
 use super::*;
-use crate::snapshot::{ImagePath, Snapshot};
-use crate::store::Store;
-use crate::vfs::{OpenFlags, OverlayFs, Scope, Vfs};
 
 /// A temp directory with `a` ("aaa"), `sub/b` ("bbb") and an empty `empty/`.
 fn fixture() -> (tempfile::TempDir, HostFs) {
@@ -238,6 +233,11 @@ fn listing_skips_names_that_are_not_utf8() {
 #[cfg(unix)]
 #[test]
 fn host_symlinks_out_of_the_directory_are_never_followed() {
+    use crate::snapshot::{ImagePath, Snapshot};
+    use crate::store::Store;
+    use crate::vfs::{OpenFlags, OverlayFs, Scope, Vfs};
+    use std::sync::Arc;
+
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), "s3cret").unwrap();
     let (dir, mut fs) = fixture();
