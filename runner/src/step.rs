@@ -199,8 +199,10 @@ pub fn run(
     }];
     let mut env = spec.env;
     let cwd = spec.cwd.absolute();
-    if program.kind() == ProgramKind::Module && !env.iter().any(|(k, _)| k == "PWD") {
-        // wasi-libc takes a core module's initial working directory from PWD.
+    if !env.iter().any(|(k, _)| k == "PWD") {
+        // WASI has no working directory for core modules, and wasi-libc
+        // starts every program in `/` (it ignores wasip2's initial-cwd too):
+        // PWD is how a program learns WORKDIR, as a shell would tell it.
         env.push(("PWD".into(), cwd.clone()));
     }
     let stdio = Stdio {

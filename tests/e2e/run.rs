@@ -142,10 +142,14 @@ fn failing_steps_report_code_and_stderr() {
             "FROM scratch\nCOPY bin/ /bin/\nRUN probe stderr something broke -- exit 3\n",
         );
         let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        // Rust's wasip2 std exits through wasi:cli/exit, which carries only
+        // success or failure: code 3 arrives as 1 (kiln offers exit-with-code,
+        // but that std does not call it).
+        let code = if wasi == "p1" { 3 } else { 1 };
         assert!(
-            err.contains(
-                "RUN probe stderr something broke -- exit 3: /bin/probe exited with code 3"
-            ),
+            err.contains(&format!(
+                "RUN probe stderr something broke -- exit 3: /bin/probe exited with code {code}"
+            )),
             "{wasi}: {err}"
         );
         assert!(
@@ -279,7 +283,8 @@ fn kiln_run_returns_the_programs_exit_code() {
                 "run", "--rm", "-e", "EXTRA=1", "runme", "probe", "env", "--", "pwd", "--", "exit",
                 "7",
             ])
-            .fails(7);
+            // wasip2's std exits with success or failure only (see above).
+            .fails(if wasi == "p1" { 7 } else { 1 });
         assert!(
             run.stdout.contains("WHO=kiln\n") && run.stdout.contains("EXTRA=1\n"),
             "{wasi}: {}",
@@ -411,7 +416,7 @@ fn mounts_are_seen_by_the_step_and_never_reach_the_layer() {
             .kiln(&["build", "--progress", "plain", "-t", "m", "ctx"])
             .ok();
         assert!(
-            run.stderr.contains(" xx\n"),
+            run.stderr.contains(" xxtrue\n"),
             "{wasi}: the cache persists across builds: {}",
             run.stderr
         );

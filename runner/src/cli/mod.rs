@@ -243,10 +243,12 @@ pub fn main() -> ExitCode {
             if let Some(hint) = hint_for(&err) {
                 printer.hint(&hint);
             }
-            let usage = err.downcast_ref::<UsageError>().is_some()
-                || err
-                    .downcast_ref::<crate::build::BuildError>()
-                    .is_some_and(|b| b.is_usage());
+            let build = err.downcast_ref::<crate::build::BuildError>();
+            if matches!(build, Some(crate::build::BuildError::Cancelled)) {
+                return ExitCode::from(130);
+            }
+            let usage =
+                err.downcast_ref::<UsageError>().is_some() || build.is_some_and(|b| b.is_usage());
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -92,46 +92,57 @@ pub fn write_layer(
         HashingWriter::new(Encoder::new(opts.compression, blob).map_err(LayerError::Write)?);
     let mut tar = tar::Builder::new(sink);
     let mut index = ChangeSet::new();
-    let clamp = |m: &Meta| -> u64 {
+    // The tar and the index carry the same, clamped times: a snapshot read
+    // back from either is the image's filesystem.
+    let clamp = |m: Meta| -> Meta {
         let t = opts.clamp_mtime.map_or(m.mtime, |epoch| m.mtime.min(epoch));
-        u64::try_from(t).unwrap_or(0)
+        Meta {
+            mtime: t.max(0),
+            ..m
+        }
     };
+    let secs = |m: &Meta| u64::try_from(m.mtime).unwrap_or(0);
     let marker_mtime = u64::try_from(opts.clamp_mtime.unwrap_or(0)).unwrap_or(0);
 
     for (path, change) in changes {
-        match change {
+        let indexed = match change {
             Change::Put(Node::Dir(meta)) => {
-                append_dir(&mut tar, &path, &meta, clamp(&meta)).map_err(LayerError::Write)?;
-                index.insert(path, Change::Put(Node::Dir(meta)));
+                let meta = clamp(meta);
+                append_dir(&mut tar, &path, &meta, secs(&meta)).map_err(LayerError::Write)?;
+                Change::Put(Node::Dir(meta))
             }
             Change::Opaque(meta) => {
-                append_dir(&mut tar, &path, &meta, clamp(&meta)).map_err(LayerError::Write)?;
+                let meta = clamp(meta);
+                append_dir(&mut tar, &path, &meta, secs(&meta)).map_err(LayerError::Write)?;
                 append_marker(&mut tar, &path.join(".wh..wh..opq"), marker_mtime)
                     .map_err(LayerError::Write)?;
-                index.insert(path, Change::Opaque(meta));
+                Change::Opaque(meta)
             }
             Change::Whiteout => {
                 let marker = path.parent().join(&format!(".wh.{}", path.name()));
                 append_marker(&mut tar, &marker, marker_mtime).map_err(LayerError::Write)?;
-                index.insert(path, Change::Whiteout);
+                Change::Whiteout
             }
             Change::Put(Node::Symlink(meta, target)) => {
-                let mut h = header(EntryType::Symlink, &meta, clamp(&meta), 0);
+                let meta = clamp(meta);
+                let mut h = header(EntryType::Symlink, &meta, secs(&meta), 0);
                 tar.append_link(&mut h, path.as_str(), &target)
                     .map_err(LayerError::Write)?;
-                index.insert(path, Change::Put(Node::Symlink(meta, target)));
+                Change::Put(Node::Symlink(meta, target))
             }
             Change::Hardlink(target) => {
                 let mut h = header(EntryType::Link, &Meta::root(0, 0), marker_mtime, 0);
                 tar.append_link(&mut h, path.as_str(), target.as_str())
                     .map_err(LayerError::Write)?;
-                index.insert(path, Change::Hardlink(target));
+                Change::Hardlink(target)
             }
             Change::Put(Node::File(meta, content)) => {
-                let file = append_file(store, &mut tar, &path, &meta, clamp(&meta), content)?;
-                index.insert(path, Change::Put(Node::File(meta, file)));
+                let meta = clamp(meta);
+                let file = append_file(store, &mut tar, &path, &meta, secs(&meta), content)?;
+                Change::Put(Node::File(meta, file))
             }
-        }
+        };
+        index.insert(path, indexed);
     }
 
     let sink = tar.into_inner().map_err(LayerError::Write)?;

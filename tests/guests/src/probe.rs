@@ -10,6 +10,11 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 fn main() {
+    // wasi-libc starts every program in `/`; kiln passes the step's WORKDIR
+    // as PWD (and as wasip2's initial-cwd), which programs honour this way.
+    if let Ok(pwd) = std::env::var("PWD") {
+        let _ = std::env::set_current_dir(pwd);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     for op in args.split(|a| a == "--") {
         if op.is_empty() {
