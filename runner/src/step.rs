@@ -199,10 +199,11 @@ pub fn run(
     }];
     let mut env = spec.env;
     let cwd = spec.cwd.absolute();
-    if !env.iter().any(|(k, _)| k == "PWD") {
+    if !spec.cwd.is_root() && !env.iter().any(|(k, _)| k == "PWD") {
         // WASI has no working directory for core modules, and wasi-libc
         // starts every program in `/` (it ignores wasip2's initial-cwd too):
         // PWD is how a program learns WORKDIR, as a shell would tell it.
+        // In `/` there is nothing to tell, and the environment stays as given.
         env.push(("PWD".into(), cwd.clone()));
     }
     let stdio = Stdio {
