@@ -87,7 +87,9 @@ fn wasi_testsuite_passes_through_kiln_run() {
             let want_code = spec["exit_code"].as_i64().unwrap_or(0) as i32;
             let want_out = spec["stdout"].as_str().unwrap_or("");
             let want_err = spec["stderr"].as_str().unwrap_or("");
-            let ok = run.code == want_code && run.stdout.starts_with(want_out) && run.stderr.starts_with(want_err);
+            let ok = run.code == want_code
+                && run.stdout.starts_with(want_out)
+                && run.stderr.starts_with(want_err);
             match (ok, KNOWN.iter().find(|(k, _)| *k == id)) {
                 (true, Some(_)) => failures.push(format!("{id}: passes now; remove it from KNOWN")),
                 (true, None) => {}
@@ -102,6 +104,11 @@ fn wasi_testsuite_passes_through_kiln_run() {
         }
     }
     assert_eq!(ran, 72, "the suite has 72 tests");
-    assert!(failures.is_empty(), "{} of {ran} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(known_seen.len(), KNOWN.len());
 }

@@ -480,3 +480,52 @@ fn kiln_run_binds_host_directories() {
         assert!(!host.join("x").exists());
     }
 }
+
+/// A step writing 1 GiB streams it: kiln's memory stays far below the size.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_gigabyte_is_written_with_bounded_memory() {
+    let sb = Sandbox::new();
+    context(
+        &sb,
+        GUESTS[0].1,
+        "FROM scratch\nCOPY bin/ /bin/\nRUN probe big /big 1024 -- sum /big\n",
+    );
+    let mut child = std::process::Command::new(crate::util::kiln_bin())
+        .args([
+            "build",
+            "-q",
+            "-t",
+            "big",
+            "--output",
+            "type=image,compression=uncompressed",
+            "ctx",
+        ])
+        .env("KILN_STORE", sb.store())
+        .current_dir(sb.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = fs::read_to_string(&status_file) {
+            for line in status.lines() {
+                if let Some(v) = line.strip_prefix("VmHWM:") {
+                    peak_kib = peak_kib.max(v.trim().trim_end_matches(" kB").parse().unwrap_or(0));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    let size = sb.inspect("big")["Manifest"]["layers"][1]["size"]
+        .as_u64()
+        .unwrap();
+    assert!(size > 1 << 30, "the layer holds the gigabyte: {size}");
+    assert!(
+        peak_kib < 512 << 10,
+        "peak memory {} MiB for a 1 GiB file",
+        peak_kib >> 10
+    );
+}

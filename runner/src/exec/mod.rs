@@ -267,9 +267,14 @@ impl Engine {
     pub fn run(
         &self,
         program: &Program,
-        state: StepState,
+        mut state: StepState,
         limits: &StepLimits,
     ) -> (StepState, Outcome) {
+        // One source of truth for the memory limit: the step's limits.
+        state.limits = wasi::Limiter {
+            max_memory: limits.memory,
+            hit: false,
+        };
         let cancel = Arc::clone(&state.cancel);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -381,3 +386,6 @@ pub fn describe_limit(limit: &Limit) -> String {
 pub fn cancel_flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))
 }
+
+#[cfg(test)]
+mod tests;
