@@ -124,6 +124,7 @@ fn kiln_layer(dir: &Path, store_dir: &Path, compression: Compression) -> Duratio
     let opts = LayerOptions {
         compression,
         clamp_mtime: None,
+        guard: None,
     };
     write_layer(&store, changes, &opts).unwrap();
     start.elapsed()

@@ -119,6 +119,7 @@ fn kiln_step(
         env: Vec::new(),
         cwd: ImagePath::root(),
         limits: StepLimits::default(),
+        preopens: Vec::new(),
     };
     let finished = step::run(
         engine,

@@ -34,6 +34,8 @@ pub struct StepSpec {
     pub cwd: ImagePath,
     /// Limits.
     pub limits: StepLimits,
+    /// Directories preopened after `/` (secret mounts), as capabilities.
+    pub preopens: Vec<ImagePath>,
 }
 
 /// Why a step could not start.
@@ -192,11 +194,24 @@ pub fn run(
             reason: format!("{e:#}"),
         })?;
     let root = vfs.root();
-    let preopens = vec![Preopen {
+    let mut preopens = vec![Preopen {
         guest_path: "/".into(),
         node: root,
         scope: Scope::Clamp,
     }];
+    for dir in &spec.preopens {
+        let node = vfs
+            .resolve(root, Scope::Clamp, dir.as_str(), true)
+            .map_err(|errno| StepError::Read {
+                path: dir.absolute(),
+                errno,
+            })?;
+        preopens.push(Preopen {
+            guest_path: dir.absolute(),
+            node,
+            scope: Scope::Deny,
+        });
+    }
     let mut env = spec.env;
     let cwd = spec.cwd.absolute();
     if !spec.cwd.is_root() && !env.iter().any(|(k, _)| k == "PWD") {
@@ -233,7 +248,11 @@ pub fn run(
     if program.kind() == ProgramKind::Component {
         wasi::p2::P2State::install(&mut state);
     }
-    let (state, outcome) = engine.run(&program, state, &spec.limits);
+    let (mut state, outcome) = engine.run(&program, state, &spec.limits);
+    // The environment may hold secrets (`env=` secret mounts): zero it.
+    for (_, value) in state.env.iter_mut() {
+        zeroize::Zeroize::zeroize(value);
+    }
     Ok(Finished {
         vfs: state.vfs,
         outcome,

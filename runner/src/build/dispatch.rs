@@ -618,12 +618,19 @@ impl Build<'_> {
         let opts = LayerOptions {
             compression: self.opts.compression,
             clamp_mtime: Some(self.epoch),
+            guard: self.guard(),
         };
         let layer =
             write_layer(self.store, changes, &opts).map_err(|source| BuildError::Layer {
                 step: step.to_string(),
                 source,
             })?;
+        for (path, hit) in &layer.leaks {
+            self.steps.warn(&format!(
+                "{step}: {path} contains secret {:?} ({}); it is in the image (--secret-scan=warn)",
+                hit.id, hit.encoding
+            ));
+        }
         self.store.put_layer_index(&layer.diff_id, &layer.changes)?;
         std::sync::Arc::make_mut(&mut state.snapshot).apply(&layer.changes);
         state.layers.push(layer.descriptor);

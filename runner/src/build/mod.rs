@@ -12,6 +12,8 @@
 //! Timestamps come from `SOURCE_DATE_EPOCH` (build arg or environment) or
 //! are 0, so the same inputs give the same image digest on every host.
 
+pub(crate) use run::masked;
+
 mod copy;
 mod dispatch;
 mod mounts;
@@ -55,6 +57,23 @@ pub struct BuildOptions {
     pub step_limits: crate::exec::StepLimits,
     /// Set by Ctrl-C: the running step stops and the build fails cleanly.
     pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The `--secret` values, in memory.
+    pub secrets: std::sync::Arc<crate::secrets::SecretStore>,
+    /// What the leak guard does when it finds a secret in the image.
+    pub secret_scan: SecretScan,
+}
+
+/// `--secret-scan`: what the leak guard does when a layer or the image
+/// config contains a secret (raw, hex or base64).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecretScan {
+    /// Fail the build, naming the file and the secret id.
+    #[default]
+    Error,
+    /// Warn and go on.
+    Warn,
+    /// Do not scan.
+    Off,
 }
 
 /// A finished build.
@@ -237,9 +256,46 @@ struct Build<'a> {
     building: std::cell::RefCell<Vec<usize>>,
     /// The wasm engine, started by the first RUN.
     engine: std::cell::OnceCell<crate::exec::Engine>,
+    /// Searches for the build's secrets (leak guard and output masking).
+    scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
 }
 
 impl Build<'_> {
+    /// The leak guard for layers, unless `--secret-scan=off`.
+    fn guard(&self) -> Option<crate::layer::LeakGuard> {
+        if self.opts.secret_scan == SecretScan::Off {
+            return None;
+        }
+        Some(crate::layer::LeakGuard {
+            scanner: self.scanner.clone()?,
+            fail: self.opts.secret_scan == SecretScan::Error,
+        })
+    }
+
+    /// Checks the image config (history, env, labels...) for secrets.
+    fn scan_config(&self, config: &oci_spec::image::ImageConfiguration) -> Result<(), BuildError> {
+        let (Some(guard), json) = (self.guard(), crate::json::canonical(config)) else {
+            return Ok(());
+        };
+        if let Some(hit) = guard.scanner.find(&json) {
+            let message = format!(
+                "the image config (its history, environment or labels) contains secret {:?} ({})",
+                hit.id, hit.encoding
+            );
+            if guard.fail {
+                return Err(BuildError::Step {
+                    step: "exporting to image".into(),
+                    message: format!(
+                        "{message}: the build stops so it is never published (--secret-scan=warn|off to override)"
+                    ),
+                    stderr: String::new(),
+                });
+            }
+            self.steps.warn(&message);
+        }
+        Ok(())
+    }
+
     /// The wasm engine (started on first use).
     fn engine(&self) -> Result<&crate::exec::Engine, BuildError> {
         if let Some(e) = self.engine.get() {
@@ -304,6 +360,8 @@ pub fn build(
         stages: Default::default(),
         building: Default::default(),
         engine: Default::default(),
+        scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
+            .map(std::sync::Arc::new),
     };
     b.global_args = b.resolve_global_args()?;
 
@@ -348,6 +406,7 @@ pub fn build(
     }
 
     let output = b.steps.run("exporting to image", |id| {
+        b.scan_config(&result.config)?;
         let manifest = crate::image::write_image(store, &result.config, &result.layers)?;
         b.steps
             .log(id, &format!("writing image {} done", manifest.digest));

@@ -12,7 +12,8 @@
 //!   `.kilnignore` hides can never be reached through a mount either.
 //! - `cache`: a directory in the store by id (`kiln/cache/`), kept across
 //!   builds, never part of a layer.
-//! - `secret`: see `secrets.rs`; `ssh`: refused (no agent, no network).
+//! - `secret`: attached by `crate::secrets::mount`; `ssh`: refused (no agent,
+//!   no network).
 
 use std::sync::Arc;
 
@@ -110,11 +111,8 @@ pub(super) fn attach_all(
                 vfs.mount(&target, Box::new(fs), true)
                     .map_err(|e| err(format!("cannot mount at {target}: {e}")))?;
             }
-            MountType::Secret => {
-                return Err(err(
-                    "secret mounts are not available in this kiln yet".into()
-                ));
-            }
+            // Attached by `crate::secrets::mount` (see `run.rs`).
+            MountType::Secret => {}
             MountType::Ssh => {
                 return Err(err(
                     "type=ssh mounts need an SSH agent and the network; kiln steps have neither"

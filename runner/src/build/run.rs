@@ -181,13 +181,36 @@ pub(super) fn run(
     overlay.set_owner_of_new(cx.owner.0, cx.owner.1);
     let mut vfs = Vfs::new(overlay);
     let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir)?;
+    let secret_mounts: Vec<&frontend::Mount> = mounts.iter().map(|(m, _)| m).collect();
+    let secrets = crate::secrets::mount::attach(
+        &mut vfs,
+        &b.opts.secrets,
+        &secret_mounts,
+        cx.workdir,
+        cx.snapshot,
+        100,
+    )
+    .map_err(|message| BuildError::Step {
+        step: cx.step_name.to_string(),
+        message,
+        stderr: String::new(),
+    })?;
+    for id in &secrets.missing {
+        b.steps.warn(&format!(
+            "{}: secret {id:?} was not provided (pass --secret id={id},src=FILE); the step runs without it",
+            cx.step_name
+        ));
+    }
 
     let engine = b.engine()?;
+    let mut env = cx.env.clone();
+    env.extend(secrets.env);
     let spec = StepSpec {
         argv,
-        env: cx.env.clone(),
+        env,
         cwd: cx.workdir.clone(),
         limits,
+        preopens: secrets.preopens,
     };
     let started = Instant::now();
     let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
@@ -195,6 +218,16 @@ pub(super) fn run(
     let cancel = b.opts.cancel.clone();
     let store = b.store;
     let mut tail: Vec<String> = Vec::new();
+    // Output is masked before it leaves the step's thread: a secret never
+    // reaches the progress printer, even split across writes.
+    let stdout = masked(
+        Chunks {
+            tx: out_tx,
+            err: false,
+        },
+        b.scanner.clone(),
+    );
+    let stderr = masked(Chunks { tx, err: true }, b.scanner.clone());
     let result = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             step::run(
@@ -203,11 +236,8 @@ pub(super) fn run(
                 vfs,
                 spec,
                 Box::new(io::empty()),
-                Box::new(Chunks {
-                    tx: out_tx,
-                    err: false,
-                }),
-                Box::new(Chunks { tx, err: true }),
+                stdout,
+                stderr,
                 false,
                 cancel,
             )
@@ -273,6 +303,17 @@ fn emit(b: &Build<'_>, id: usize, started: Instant, line: &str, err: bool, tail:
         if tail.len() > STDERR_TAIL_LINES {
             tail.remove(0);
         }
+    }
+}
+
+/// `w`, with every secret `scanner` knows replaced by `****`.
+pub(crate) fn masked<W: Write + Send + 'static>(
+    w: W,
+    scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
+) -> Box<dyn Write + Send> {
+    match scanner {
+        Some(s) => Box::new(crate::secrets::MaskingWriter::new(w, s)),
+        None => Box::new(w),
     }
 }
 

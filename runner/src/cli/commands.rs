@@ -11,7 +11,6 @@ use super::{BuildArgs, Cli, Command, ExportArgs, HistoryArgs, PruneArgs, RmiArgs
 use crate::build::{self, BuildOptions, human_bytes};
 use crate::export::{self, Dest, OutputKind, OutputSpec};
 use crate::image::{Image, Platform};
-use crate::secrets::SecretSpec;
 use crate::snapshot::{Change, Node};
 use crate::store::{Store, normalize_name};
 
@@ -100,12 +99,15 @@ fn build(
     for t in &args.tags {
         tags.push(normalize_name(t).map_err(|e| usage(format!("-t {t}: {e}")))?);
     }
-    for spec in &args.secrets {
-        SecretSpec::parse(spec, &|name| std::env::var_os(name).is_some())
-            .map_err(|e| usage(format!("--secret {spec}: {e}")))?;
-    }
-    if !args.secrets.is_empty() {
-        printer.warn("--secret: secrets are not served to steps yet");
+    let secrets = super::load_secrets(&args.secrets, args.secret_max_size)?;
+    for s in secrets.all() {
+        if s.len() < crate::secrets::MIN_SCAN_BYTES {
+            printer.warn(&format!(
+                "secret {:?} is shorter than {} bytes: too short to scan layers and output for",
+                s.id(),
+                crate::secrets::MIN_SCAN_BYTES
+            ));
+        }
     }
     if args.no_cache {
         // Nothing to do: every build runs every step.
@@ -139,6 +141,8 @@ fn build(
         source_date_epoch,
         step_limits: args.limits.limits(),
         cancel,
+        secrets: std::sync::Arc::new(secrets),
+        secret_scan: args.secret_scan,
     };
 
     let _lock = store.lock_shared()?;

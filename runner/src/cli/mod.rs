@@ -107,9 +107,13 @@ pub struct RunArgs {
     /// type=cache,target=/dir[,id=ID]
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
-    /// Expose a secret: [type=file|env,]id=ID[,src=PATH][,env=VAR]
+    /// Expose a secret: [type=file|env,]id=ID[,src=PATH][,env=VAR]; mount it with
+    /// --mount type=secret,id=ID[,target=PATH][,env=VAR]
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// Largest secret accepted (bytes, or with a k/m/g suffix)
+    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg)]
+    pub secret_max_size: u64,
     /// Step limits.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -138,6 +142,12 @@ pub struct BuildArgs {
     /// Expose a secret to RUN steps: [type=file|env,]id=ID[,src=PATH][,env=VAR]
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// Largest secret accepted (bytes, or with a k/m/g suffix)
+    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg)]
+    pub secret_max_size: u64,
+    /// What to do when a layer or the image config contains a secret
+    #[arg(long, value_enum, default_value_t = crate::build::SecretScan::Error, value_name = "MODE")]
+    pub secret_scan: crate::build::SecretScan,
     /// Build this stage instead of the last
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
@@ -203,6 +213,23 @@ pub struct PruneArgs {
     /// Also remove untagged images
     #[arg(long)]
     pub all: bool,
+}
+
+/// Parses `--secret` flags and reads the values into memory.
+pub(crate) fn load_secrets(
+    specs: &[String],
+    max: u64,
+) -> anyhow::Result<crate::secrets::SecretStore> {
+    let mut parsed = Vec::new();
+    for spec in specs {
+        parsed.push(
+            crate::secrets::SecretSpec::parse(spec, &|name| std::env::var_os(name).is_some())
+                .map_err(|e| UsageError(format!("--secret {spec}: {e}")))?,
+        );
+    }
+    Ok(crate::secrets::SecretStore::load(&parsed, max, &|name| {
+        std::env::var_os(name)
+    })?)
 }
 
 /// A mistake in how kiln was invoked: exit code 2.

@@ -88,17 +88,13 @@ pub(super) fn run(
             .unwrap_or_else(|| "/".into()),
     };
     let cwd = ImagePath::parse(&workdir).map_err(|e| usage(format!("-w {workdir}: {e}")))?;
-    if !args.secrets.is_empty() {
-        for spec in &args.secrets {
-            crate::secrets::SecretSpec::parse(spec, &|n| std::env::var_os(n).is_some())
-                .map_err(|e| usage(format!("--secret {spec}: {e}")))?;
-        }
-        printer.warn("--secret: secrets are not served to programs yet");
-    }
+    let secrets = super::load_secrets(&args.secrets, args.secret_max_size)?;
+    let scanner = crate::secrets::LeakScanner::new(secrets.all().map(|s| &**s)).map(Arc::new);
 
     let limits = args.limits.limits();
+    let lower = Arc::new(snapshot);
     let mut overlay = OverlayFs::new(
-        Arc::new(snapshot),
+        Arc::clone(&lower),
         store.clone(),
         1,
         crate::vfs::system_clock(),
@@ -108,11 +104,25 @@ pub(super) fn run(
         max_files: limits.max_files,
     });
     let mut vfs = Vfs::new(overlay);
+    let mut secret_mounts = Vec::new();
     for (i, spec) in args.mounts.iter().enumerate() {
         let m = Mount::parse(spec).map_err(|(_, e)| usage(format!("--mount {spec}: {e}")))?;
+        if m.kind == MountType::Secret {
+            secret_mounts.push(m);
+            continue;
+        }
         attach(store, &mut vfs, &m, &cwd, 2 + i as u64)
             .map_err(|e| usage(format!("--mount {spec}: {e}")))?;
     }
+    let refs: Vec<&Mount> = secret_mounts.iter().collect();
+    let attached = crate::secrets::mount::attach(&mut vfs, &secrets, &refs, &cwd, &lower, 100)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for id in &attached.missing {
+        printer.warn(&format!(
+            "secret {id:?} was not provided; running without it"
+        ));
+    }
+    env.extend(attached.env);
 
     let _lock = store.lock_shared()?;
     let engine = Engine::new().map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
@@ -122,6 +132,7 @@ pub(super) fn run(
         env,
         cwd,
         limits,
+        preopens: attached.preopens,
     };
     let finished = step::run(
         &engine,
@@ -129,8 +140,8 @@ pub(super) fn run(
         vfs,
         spec,
         Box::new(io::stdin()),
-        Box::new(io::stdout()),
-        Box::new(io::stderr()),
+        crate::build::masked(io::stdout(), scanner.clone()),
+        crate::build::masked(io::stderr(), scanner),
         terminal,
         cancel,
     );

@@ -128,12 +128,25 @@ impl fmt::Debug for Content {
 pub type PendingChanges = snapshot::ChangeSet<Content>;
 
 /// Options for writing a layer.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LayerOptions {
     /// Blob compression.
     pub compression: Compression,
     /// Clamp every mtime to at most this (`SOURCE_DATE_EPOCH`).
     pub clamp_mtime: Option<i64>,
+    /// The leak guard: search every name, link target and file for the
+    /// build's secrets as the layer streams.
+    pub guard: Option<LeakGuard>,
+}
+
+/// What the layer writer does with secrets it finds. See
+/// [`crate::secrets::LeakScanner`].
+#[derive(Clone, Debug)]
+pub struct LeakGuard {
+    /// The search.
+    pub scanner: std::sync::Arc<crate::secrets::LeakScanner>,
+    /// Fail the layer at the first hit (`true`), or record hits and go on.
+    pub fail: bool,
 }
 
 /// Errors while writing a layer.
@@ -154,6 +167,18 @@ pub enum LayerError {
     /// Writing the blob failed.
     #[error("writing a layer: {0}")]
     Write(#[source] io::Error),
+    /// A file, name or link target of the layer contains a secret.
+    #[error(
+        "{path} contains secret {id:?} ({encoding}): a step or COPY put it in the image; the build stops so it is never published (--secret-scan=warn|off to override)"
+    )]
+    SecretLeak {
+        /// Where.
+        path: snapshot::ImagePath,
+        /// The secret's id.
+        id: String,
+        /// How it was encoded.
+        encoding: &'static str,
+    },
     /// A hard link to a path that is not in the layer.
     #[error("hard link {link} points to {target}, which is not part of the same layer")]
     DanglingHardlink {

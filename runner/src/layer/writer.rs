@@ -6,8 +6,9 @@ use flate2::GzBuilder;
 use tar::{EntryType, Header};
 
 use super::tarfmt::{append_dir, append_marker, header};
-use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
+use super::{Compression, Content, LayerError, LayerOptions, LeakGuard, PendingChanges};
 use crate::digest::{Digest, HashingWriter};
+use crate::secrets::{Hit, StreamScan};
 use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node};
 use crate::store::{AtomicWriter, Descriptor, Store};
 
@@ -22,6 +23,8 @@ pub struct WrittenLayer {
     pub tar_size: u64,
     /// The changes with every file's contents in the store.
     pub changes: ChangeSet,
+    /// Secrets the leak guard found, when it records instead of failing.
+    pub leaks: Vec<(ImagePath, Hit)>,
 }
 
 /// The compressor stage of the pipeline.
@@ -102,6 +105,20 @@ pub fn write_layer(
         }
     };
     let secs = |m: &Meta| u64::try_from(m.mtime).unwrap_or(0);
+    let mut leaks = Vec::new();
+    let fail = opts.guard.as_ref().is_some_and(|g| g.fail);
+    // A hit fails the layer at once, or is recorded for a warning.
+    let found = |leaks: &mut Vec<(ImagePath, Hit)>, path: &ImagePath, hit: Hit| {
+        if fail {
+            return Err(LayerError::SecretLeak {
+                path: path.clone(),
+                id: hit.id,
+                encoding: hit.encoding,
+            });
+        }
+        leaks.push((path.clone(), hit));
+        Ok(())
+    };
     let marker_mtime = u64::try_from(opts.clamp_mtime.unwrap_or(0)).unwrap_or(0);
 
     for (path, change) in changes {
@@ -138,10 +155,32 @@ pub fn write_layer(
             }
             Change::Put(Node::File(meta, content)) => {
                 let meta = clamp(meta);
-                let file = append_file(store, &mut tar, &path, &meta, secs(&meta), content)?;
+                let (file, hit) = append_file(
+                    store,
+                    &mut tar,
+                    &path,
+                    &meta,
+                    secs(&meta),
+                    content,
+                    opts.guard.as_ref(),
+                )?;
+                if let Some(hit) = hit {
+                    found(&mut leaks, &path, hit)?;
+                }
                 Change::Put(Node::File(meta, file))
             }
         };
+        if let Some(guard) = &opts.guard {
+            let mut texts = vec![path.as_str()];
+            if let Change::Put(Node::Symlink(_, target)) = &indexed {
+                texts.push(target.as_str());
+            }
+            for text in texts {
+                if let Some(hit) = guard.scanner.find(text.as_bytes()) {
+                    found(&mut leaks, &path, hit)?;
+                }
+            }
+        }
         index.insert(path, indexed);
     }
 
@@ -154,6 +193,7 @@ pub fn write_layer(
         diff_id,
         tar_size,
         changes: index,
+        leaks,
     })
 }
 
@@ -164,17 +204,40 @@ fn append_file(
     meta: &Meta,
     mtime: u64,
     content: Content,
-) -> Result<FileRef, LayerError> {
+    guard: Option<&LeakGuard>,
+) -> Result<(FileRef, Option<Hit>), LayerError> {
     let size = content.size();
     let mut h = header(EntryType::Regular, meta, mtime, size);
+    let mut scan = guard.map(|g| StreamScan::new(&g.scanner));
+    let fail = guard.is_some_and(|g| g.fail);
+    // With a failing guard, a hit ends the layer before anything of the
+    // file is committed to the store.
+    let leak = |hit: &Hit| LayerError::SecretLeak {
+        path: path.clone(),
+        id: hit.id.clone(),
+        encoding: hit.encoding,
+    };
     match content {
         Content::Stored(file) => {
-            let reader = store.open_content(&file)?;
+            let reader = Scanning {
+                inner: store.open_content(&file)?,
+                scan: scan.as_mut(),
+            };
             let origin = format!("stored contents of {path}");
             append_exact(tar, &mut h, path, reader, size, &origin)?;
-            Ok(file)
+            let hit = scan.and_then(|s| s.hit().cloned());
+            match hit {
+                Some(hit) if fail => Err(leak(&hit)),
+                hit => Ok((file, hit)),
+            }
         }
         Content::Bytes(bytes) => {
+            let hit = guard.and_then(|g| g.scanner.find(&bytes));
+            if let Some(hit) = &hit
+                && fail
+            {
+                return Err(leak(hit));
+            }
             let digest = Digest::of(&bytes);
             if !store.has_content(&digest) {
                 let mut w = store.content_writer()?;
@@ -183,7 +246,7 @@ fn append_file(
             }
             tar.append_data(&mut h, path.as_str(), bytes.as_slice())
                 .map_err(LayerError::Write)?;
-            Ok(FileRef { digest, size })
+            Ok((FileRef { digest, size }, hit))
         }
         Content::Reader { open, origin, .. } => {
             let source = open().map_err(|source| LayerError::Read {
@@ -191,15 +254,41 @@ fn append_file(
                 source,
             })?;
             let mut copy = store.content_writer()?;
-            let tee = Tee {
-                source,
-                copy: &mut copy,
+            let tee = Scanning {
+                inner: Tee {
+                    source,
+                    copy: &mut copy,
+                },
+                scan: scan.as_mut(),
             };
             append_exact(tar, &mut h, path, tee, size, &origin)?;
+            let hit = scan.and_then(|s| s.hit().cloned());
+            if let Some(hit) = &hit
+                && fail
+            {
+                // `copy` is dropped uncommitted: its temp file goes away.
+                return Err(leak(hit));
+            }
             let (digest, written) = copy.commit()?;
             debug_assert_eq!(written, size);
-            Ok(FileRef { digest, size })
+            Ok((FileRef { digest, size }, hit))
         }
+    }
+}
+
+/// Feeds what is read to the leak guard's scan.
+struct Scanning<'s, 'g, R> {
+    inner: R,
+    scan: Option<&'s mut StreamScan<'g>>,
+}
+
+impl<R: Read> Read for Scanning<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(scan) = self.scan.as_mut() {
+            scan.feed(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 

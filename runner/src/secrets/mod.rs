@@ -10,6 +10,7 @@
 //! The step side (a read-only in-memory mount, `crate::vfs::SecretFs`) and
 //! the build side (missing secrets, the leak guard) are in `crate::build`.
 
+pub mod mount;
 mod scan;
 mod spec;
 mod store;

@@ -25,21 +25,50 @@ pub struct SecretFile {
     pub gid: u32,
 }
 
-/// A read-only directory of secret files.
+/// A read-only directory of secret files, or a single secret file.
 pub struct SecretFs {
     files: Vec<SecretFile>,
     dev: u64,
     mtime: i64,
+    /// The root is the one file (mounted at the secret's own path).
+    single: bool,
 }
 
 impl SecretFs {
     /// A directory holding `files` (sorted by name).
     pub fn new(mut files: Vec<SecretFile>, dev: u64, mtime: i64) -> SecretFs {
         files.sort_by(|a, b| a.name.cmp(&b.name));
-        SecretFs { files, dev, mtime }
+        SecretFs {
+            files,
+            dev,
+            mtime,
+            single: false,
+        }
+    }
+
+    /// Just `file`, mounted at its own path: for a target whose directory
+    /// the image already has, so the step still sees that directory's files.
+    pub fn single(file: SecretFile, dev: u64, mtime: i64) -> SecretFs {
+        SecretFs {
+            files: vec![file],
+            dev,
+            mtime,
+            single: true,
+        }
+    }
+
+    fn is_dir(&self, node: u64) -> bool {
+        node == ROOT && !self.single
     }
 
     fn file(&self, node: u64) -> VfsResult<&SecretFile> {
+        if self.single {
+            return if node == ROOT {
+                Ok(&self.files[0])
+            } else {
+                Err(Errno::Badf)
+            };
+        }
         let i = node.checked_sub(ROOT + 1).ok_or(Errno::Isdir)?;
         self.files.get(i as usize).ok_or(Errno::Badf)
     }
@@ -55,7 +84,7 @@ impl FileSystem for SecretFs {
     }
 
     fn stat(&mut self, node: u64) -> VfsResult<Stat> {
-        let (kind, size, mode, uid, gid, nlink) = if node == ROOT {
+        let (kind, size, mode, uid, gid, nlink) = if self.is_dir(node) {
             (FileType::Dir, 0, 0o755, 0, 0, 2)
         } else {
             let f = self.file(node)?;
@@ -84,7 +113,7 @@ impl FileSystem for SecretFs {
     }
 
     fn lookup(&mut self, dir: u64, name: &str) -> VfsResult<u64> {
-        if dir != ROOT {
+        if !self.is_dir(dir) {
             return Err(Errno::Notdir);
         }
         self.files
@@ -95,7 +124,7 @@ impl FileSystem for SecretFs {
     }
 
     fn read_dir(&mut self, dir: u64) -> VfsResult<Vec<DirEntry>> {
-        if dir != ROOT {
+        if !self.is_dir(dir) {
             return Err(Errno::Notdir);
         }
         Ok(self
@@ -165,7 +194,7 @@ impl FileSystem for SecretFs {
     }
 
     fn open(&mut self, node: u64) -> VfsResult<()> {
-        if node == ROOT {
+        if self.is_dir(node) {
             Ok(())
         } else {
             self.file(node).map(drop)

@@ -128,6 +128,20 @@ fn run(op: &[String]) -> std::io::Result<()> {
             writeln!(out, "{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())?
         }
         "noop" => {}
+        // Writes something derived from a file's bytes (their length and a
+        // hash), never the bytes: what a well-behaved step does with a token.
+        "derive" => {
+            let data = fs::read(arg(1))?;
+            fs::write(arg(2), derive(&data))?;
+        }
+        "derive-env" => {
+            let data = std::env::var(arg(1)).map_err(|_| std::io::Error::other(format!("{} is not set", arg(1))))?;
+            fs::write(arg(2), derive(data.as_bytes()))?;
+        }
+        "copy" => {
+            fs::copy(arg(1), arg(2))?;
+        }
+        "getenv" => writeln!(out, "{}", std::env::var(arg(1)).unwrap_or_default())?,
         // Stands in for a shell in tests: `probe -c SCRIPT` prints the script.
         "-c" => writeln!(out, "sh -c {}", op[1..].join(" "))?,
         other => {
@@ -170,4 +184,9 @@ fn getrandom(buf: &mut [u8]) {
         let v = h.finish().to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
     }
+}
+
+fn derive(data: &[u8]) -> String {
+    let hash = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+    format!("{} bytes, fnv {hash:016x}\n", data.len())
 }

@@ -182,6 +182,7 @@ fn output_is_identical_across_stores_and_codecs_are_stable() {
         let opts = LayerOptions {
             compression,
             clamp_mtime: None,
+            guard: None,
         };
         let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let l1 = write_layer(&Store::open(d1.path()).unwrap(), sample(), &opts).unwrap();
@@ -263,5 +264,80 @@ fn a_source_that_shrinks_is_an_error_not_a_torn_layer() {
             .unwrap()
             .count(),
         0
+    );
+}
+
+#[test]
+fn the_leak_guard_stops_a_layer_holding_a_secret() {
+    use crate::secrets::{LeakScanner, Secret};
+    let secret = Secret::new("npm_token", b"npm_TOKEN_value_123".to_vec());
+    let scanner = std::sync::Arc::new(LeakScanner::new([&secret]).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let leaky = || {
+        let mut c = PendingChanges::new();
+        c.insert(p("app"), Change::Put(Node::Dir(meta(0o755, 0))));
+        c.insert(
+            p("app/.npmrc"),
+            Change::Put(Node::File(
+                meta(0o600, 0),
+                Content::Reader {
+                    size: 42,
+                    open: Box::new(|| {
+                        Ok(Box::new(&b"//registry/:_authToken=npm_TOKEN_value_123"[..]))
+                    }),
+                    origin: "test".into(),
+                },
+            )),
+        );
+        c
+    };
+    let fail = LayerOptions {
+        guard: Some(crate::layer::LeakGuard {
+            scanner: scanner.clone(),
+            fail: true,
+        }),
+        ..Default::default()
+    };
+    let err = write_layer(&store, leaky(), &fail).unwrap_err().to_string();
+    assert!(
+        err.contains("/app/.npmrc contains secret \"npm_token\" (raw)"),
+        "{err}"
+    );
+    // Nothing of the leaking layer was committed.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("kiln/files/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // Names and link targets are checked too; warn mode records and goes on.
+    let warn = LayerOptions {
+        guard: Some(crate::layer::LeakGuard {
+            scanner,
+            fail: false,
+        }),
+        ..Default::default()
+    };
+    let mut c = leaky();
+    c.insert(
+        p("npm_TOKEN_value_123"),
+        Change::Put(Node::Dir(meta(0o755, 0))),
+    );
+    let layer = write_layer(&store, c, &warn).unwrap();
+    let hits: Vec<String> = layer
+        .leaks
+        .iter()
+        .map(|(path, h)| format!("{path} {}", h.id))
+        .collect();
+    assert_eq!(
+        hits,
+        ["/app/.npmrc npm_token", "/npm_TOKEN_value_123 npm_token"]
     );
 }

@@ -9,7 +9,8 @@
 //! | `wasi:io/streams` | wasmtime-wasi's, with file streams served from the VFS around each call (`streams.rs`) |
 //! | `wasi:io/poll` | wasmtime-wasi's, with blocked waits noticing Ctrl-C (`poll.rs`) |
 //! | `wasi:io/error` | wasmtime-wasi |
-//! | `wasi:cli/*` (environment, exit with `exit-with-code`, stdio, terminals) | wasmtime-wasi, over the [`WasiCtx`] in [`P2State`] |
+//! | `wasi:cli/environment` | ours (`environment.rs`): arguments, environment and working directory straight from `StepState`, so secret values live in one place that is zeroed |
+//! | `wasi:cli/*` (exit with `exit-with-code`, stdio, terminals) | wasmtime-wasi, over the [`WasiCtx`] in [`P2State`] |
 //! | `wasi:clocks/wall-clock`, `wasi:clocks/monotonic-clock` | wasmtime-wasi, reading the step's [`Clocks`] |
 //! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators) |
 //!
@@ -35,6 +36,7 @@
 
 mod bindings;
 mod clocks;
+mod environment;
 mod errors;
 mod filesystem;
 mod poll;
@@ -84,19 +86,12 @@ impl P2State {
     /// are moved behind shared handles whose clones are put back into
     /// `stdio`, so the caller's `Stdio` stays usable and writes through
     /// either end reach the same writer in order.
-    pub fn new(
-        args: &[String],
-        env: &[(String, String)],
-        cwd: &str,
-        stdio: &mut Stdio,
-        clocks: &Clocks,
-    ) -> P2State {
+    pub fn new(stdio: &mut Stdio, clocks: &Clocks) -> P2State {
         let shared = stdio::share(stdio);
         let mut b = closed_builder();
-        b.args(args)
-            .envs(env)
-            .initial_cwd(cwd)
-            .stdin(shared.stdin)
+        // Arguments, environment and working directory are served from
+        // `StepState` by `environment.rs`, not kept in the context.
+        b.stdin(shared.stdin)
             .stdout(shared.stdout)
             .stderr(shared.stderr)
             .wall_clock(clocks::WallClock::new(clocks))
@@ -111,13 +106,7 @@ impl P2State {
     /// Sets `state.p2` for running a component, from the state's own
     /// arguments, environment, working directory, stdio and clocks.
     pub fn install(state: &mut StepState) {
-        state.p2 = P2State::new(
-            &state.args,
-            &state.env,
-            &state.cwd,
-            &mut state.stdio,
-            &state.clocks,
-        );
+        state.p2 = P2State::new(&mut state.stdio, &state.clocks);
     }
 }
 
@@ -173,7 +162,14 @@ pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     // bindings, so no link option is needed: `exit-with-code(42)` is exit
     // code 42.
     cli::exit::add_to_linker::<S, WasiCli>(l, S::cli)?;
-    cli::environment::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    // Ours, not wasmtime-wasi's: the environment may hold secrets
+    // (`--mount=type=secret,env=...`), and only `StepState.env` is zeroed
+    // when the step ends.
+    cli::environment::add_to_linker::<S, environment::Environment>(l, |s| environment::EnvView {
+        args: &s.args,
+        env: &s.env,
+        cwd: &s.cwd,
+    })?;
     cli::stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;

@@ -1,0 +1,102 @@
+//! `--mount=type=secret`: giving one step its secrets.
+//!
+//! Files go into in-memory, read-only [`SecretFs`] mounts: one per target
+//! directory (`/run/secrets` by default), which is also preopened so the
+//! program holds it as a capability. When the image already has a non-empty
+//! directory there, each secret is mounted as a single file instead, so the
+//! step still sees the image's own files. `env=NAME` puts the value in the
+//! step's environment (which kiln zeroes when the step ends); a value that is
+//! not UTF-8 cannot be an environment variable and is an error.
+//!
+//! A secret the user did not provide: with `required`, an error before the
+//! step starts that names the flag to pass; otherwise the step runs without
+//! it and the build warns.
+
+use std::collections::BTreeMap;
+
+use super::SecretStore;
+use crate::frontend::{Mount, MountType};
+use crate::snapshot::{ImagePath, Node, Snapshot};
+use crate::vfs::{SecretFile, SecretFs, Vfs};
+
+/// What attaching a step's secret mounts produced.
+#[derive(Default)]
+pub struct Attached {
+    /// Environment variables to add to the step (`env=`).
+    pub env: Vec<(String, String)>,
+    /// Directories to preopen.
+    pub preopens: Vec<ImagePath>,
+    /// Ids that were not provided and not required.
+    pub missing: Vec<String>,
+}
+
+/// The error for a required secret nobody provided.
+pub fn required_message(id: &str) -> String {
+    format!(
+        "secret {id:?} is required by this step but was not provided: pass --secret id={id},src=FILE (or --secret id={id},env=VAR)"
+    )
+}
+
+/// Attaches every `type=secret` mount of `mounts` to `vfs`. `lower` is the
+/// image under the step; `dev` numbers the new backends from there.
+pub fn attach(
+    vfs: &mut Vfs,
+    secrets: &SecretStore,
+    mounts: &[&Mount],
+    workdir: &ImagePath,
+    lower: &Snapshot,
+    mut dev: u64,
+) -> Result<Attached, String> {
+    let mut out = Attached::default();
+    let mut by_dir: BTreeMap<ImagePath, Vec<SecretFile>> = BTreeMap::new();
+    for m in mounts.iter().filter(|m| m.kind == MountType::Secret) {
+        let id =
+            m.id.clone()
+                .expect("Mount::parse gives every secret mount an id");
+        let Some(secret) = secrets.get(&id) else {
+            if m.required {
+                return Err(required_message(&id));
+            }
+            out.missing.push(id);
+            continue;
+        };
+        if let Some(var) = &m.env {
+            let value = std::str::from_utf8(secret.expose())
+                .map_err(|_| format!("secret {id:?} is not UTF-8 text, so it cannot be the environment variable {var}"))?
+                .to_string();
+            out.env.push((var.clone(), value));
+        }
+        if let Some(target) = &m.target {
+            let path =
+                ImagePath::resolve(workdir, target).map_err(|e| format!("secret {id:?}: {e}"))?;
+            if path.is_root() {
+                return Err(format!("secret {id:?}: target= must name a file"));
+            }
+            by_dir.entry(path.parent()).or_default().push(SecretFile {
+                name: path.name().to_string(),
+                secret: secret.clone(),
+                mode: m.mode.unwrap_or(0o400),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            });
+        }
+    }
+    for (dir, files) in by_dir {
+        let occupied =
+            matches!(lower.get(&dir), Some(Node::Dir(_))) && lower.children(&dir).next().is_some();
+        if occupied {
+            for file in files {
+                let path = dir.join(&file.name);
+                vfs.mount(&path, Box::new(SecretFs::single(file, dev, 0)), false)
+                    .map_err(|e| format!("cannot mount a secret at {path}: {e}"))?;
+                dev += 1;
+            }
+        } else {
+            vfs.mount(&dir, Box::new(SecretFs::new(files, dev, 0)), true)
+                .map_err(|e| format!("cannot mount secrets at {dir}: {e}"))?;
+            dev += 1;
+            out.preopens.push(dir);
+        }
+    }
+    Ok(out)
+}
