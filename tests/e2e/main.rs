@@ -14,5 +14,6 @@ mod errors;
 mod examples;
 mod outside_tools;
 mod run;
+mod secrets;
 mod store;
 mod util;
