@@ -499,3 +499,55 @@ fn two_secrets_in_one_step_and_a_large_one() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn kiln_run_serves_and_masks_secrets() {
+    let sb = setup(GUESTS[0].1, "FROM scratch\nCOPY bin/ /bin/\n");
+    sb.build("ctx", &["-t", "img"]);
+    let src = format!("id=npm_token,src={}", sb.path("npm_token.txt").display());
+    let run = kiln(
+        &sb,
+        &[
+            "run",
+            "--secret",
+            &src,
+            "--mount",
+            "type=secret,id=npm_token",
+            "img",
+            "probe",
+            "cat",
+            "/run/secrets/npm_token",
+            "--",
+            "echo",
+            "",
+            "--",
+            "derive",
+            "/run/secrets/npm_token",
+            "/tmp-out",
+        ],
+        &[],
+    )
+    .ok();
+    assert_eq!(
+        run.stdout, "****\n",
+        "a secret is masked in kiln run's output too"
+    );
+    let run = kiln(
+        &sb,
+        &[
+            "run",
+            "--mount",
+            "type=secret,id=npm_token,required",
+            "img",
+            "probe",
+            "noop",
+        ],
+        &[],
+    )
+    .fails(1);
+    assert!(
+        run.stderr.contains("secret \"npm_token\" is required"),
+        "{}",
+        run.stderr
+    );
+}
