@@ -283,6 +283,19 @@ pub fn write_image(
     ))
 }
 
+/// The `Env` of an image config as `(name, value)` pairs, in order.
+pub fn env_pairs(config: Option<&oci_spec::image::Config>) -> Vec<(String, String)> {
+    config
+        .and_then(|c| c.env().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect()
+}
+
 /// Formats seconds since the epoch as RFC 3339 (`1970-01-01T00:00:00Z`).
 pub fn rfc3339(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)

@@ -126,17 +126,7 @@ fn oci_image_tool_validates_the_store_and_layouts() {
 fn umoci_unpacks_a_linux_build() {
     let sb = Sandbox::new();
     hello(&sb, &["--platform", "linux/amd64"]);
-    let bundle = sb.path("bundle");
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:hello:latest", sb.store().display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    let bundle = sb.umoci_unpack("hello:latest");
     let root = bundle.join("rootfs");
     assert_eq!(
         fs::read_to_string(root.join("etc/motd")).unwrap(),
@@ -204,17 +194,7 @@ fn umoci_applies_kilns_whiteouts() {
         )
         .unwrap();
 
-    let bundle = sb.path("bundle");
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:wh:latest", sb.store().display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    let bundle = sb.umoci_unpack("wh:latest");
     let root = bundle.join("rootfs");
     assert!(!root.join("keep/a").exists(), "whiteout of a file");
     assert_eq!(fs::read_to_string(root.join("keep/b")).unwrap(), "b");

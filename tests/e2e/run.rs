@@ -84,17 +84,7 @@ fn a_step_layer_holds_exactly_what_it_changed() {
             "{wasi}"
         );
         // umoci applies the whiteouts.
-        let bundle = sb.path("bundle");
-        tool(
-            "umoci",
-            &[
-                "unpack",
-                "--rootless",
-                "--image",
-                &format!("{}:steps:latest", sb.store().display()),
-                bundle.to_str().unwrap(),
-            ],
-        );
+        let bundle = sb.umoci_unpack("steps:latest");
         let root = bundle.join("rootfs");
         assert!(
             !root.join("data/gone").exists() && !root.join("data/sub").exists(),

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::run::GUESTS;
-use crate::util::{Sandbox, layer_tar, tar_entries, tool};
+use crate::util::{Sandbox, layer_tar, tar_entries};
 
 const TOKEN: &str = "npm_Z3cr3tT0k3n_f0r_t3sts_4242";
 
@@ -250,17 +250,7 @@ fn umoci_sees_no_run_secrets_in_a_linux_build() {
         &[],
     )
     .ok();
-    let bundle = sb.path("bundle");
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:linux:latest", sb.store().display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
+    let bundle = sb.umoci_unpack("linux:latest");
     assert!(bundle.join("rootfs/app/token.info").is_file());
     assert!(
         !bundle.join("rootfs/run").exists(),

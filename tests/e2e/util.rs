@@ -111,6 +111,24 @@ impl Sandbox {
         self.kiln(&args).ok().stdout.trim().to_string()
     }
 
+    /// Unpacks `reference` from the store with umoci into `bundle/`;
+    /// returns the bundle directory.
+    pub fn umoci_unpack(&self, reference: &str) -> PathBuf {
+        let bundle = self.path("bundle");
+        let _ = fs::remove_dir_all(&bundle);
+        tool(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{}:{reference}", self.store().display()),
+                bundle.to_str().unwrap(),
+            ],
+        );
+        bundle
+    }
+
     /// `kiln inspect` parsed.
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.kiln(&["inspect", image]).ok();

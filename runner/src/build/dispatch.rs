@@ -289,17 +289,7 @@ impl Build<'_> {
         if config.history().is_none() {
             config.set_history(Some(Vec::new()));
         }
-        let env: Vec<(String, String)> = config
-            .config()
-            .as_ref()
-            .and_then(|c| c.env().clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (kv, String::new()),
-            })
-            .collect();
+        let env = crate::image::env_pairs(config.config().as_ref());
         let workdir = config
             .config()
             .as_ref()
@@ -650,16 +640,7 @@ impl Build<'_> {
         match cl {
             CommandLine::Exec(words) => Ok(words.iter().map(|w| w.raw.clone()).collect()),
             CommandLine::Shell(w) => {
-                let has_shell = ["bin/sh", "bin/sh.wasm"].iter().any(|p| {
-                    let p = ImagePath::parse(p).expect("constant");
-                    state
-                        .snapshot
-                        .resolve(&p, true)
-                        .ok()
-                        .and_then(|r| state.snapshot.get(&r).cloned())
-                        .is_some_and(|n| matches!(n, Node::File(..)))
-                });
-                if has_shell {
+                if super::run::has_shell(&state.snapshot) {
                     return Ok(vec!["/bin/sh".into(), "-c".into(), w.raw.clone()]);
                 }
                 if let Some((range, what)) = frontend::words::shell_syntax(&w.raw) {

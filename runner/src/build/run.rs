@@ -43,7 +43,8 @@ pub(super) struct RunResult {
     pub created_by: String,
 }
 
-fn has_shell(snapshot: &Snapshot) -> bool {
+/// Whether the image has a wasm `/bin/sh` to run shell syntax with.
+pub(super) fn has_shell(snapshot: &Snapshot) -> bool {
     ["bin/sh", "bin/sh.wasm"].iter().any(|p| {
         let p = ImagePath::parse(p).expect("constant");
         snapshot

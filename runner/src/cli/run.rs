@@ -56,16 +56,7 @@ pub(super) fn run(
             args.image, args.image
         )));
     }
-    let mut env: Vec<(String, String)> = config
-        .as_ref()
-        .and_then(|c| c.env().clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (kv, String::new()),
-        })
-        .collect();
+    let mut env = crate::image::env_pairs(config.as_ref());
     for e in &args.env {
         let (k, v) = match e.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),

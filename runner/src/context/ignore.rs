@@ -11,6 +11,9 @@
 
 use globset::{GlobBuilder, GlobMatcher};
 
+// Patterns are cleaned like paths: Go's `filepath.Clean`, from the root.
+use super::clean;
+
 /// A compiled ignore file.
 #[derive(Debug, Default, Clone)]
 pub struct IgnoreRules {
@@ -104,21 +107,6 @@ fn matches_or_parent_matches(m: &GlobMatcher, path: &str) -> bool {
         end += 1;
     }
     false
-}
-
-/// Cleans a pattern like Go's `filepath.Clean`, relative to the root.
-fn clean(pattern: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in pattern.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
 }
 
 #[cfg(test)]
