@@ -100,3 +100,89 @@ pub fn attach(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::secrets::{SecretSpec, SecretStore};
+    use crate::store::Store;
+    use crate::vfs::{FileType, OverlayFs, Scope, system_clock};
+
+    fn store_with(values: &[(&str, &str)]) -> SecretStore {
+        let specs: Vec<SecretSpec> = values
+            .iter()
+            .map(|(id, _)| SecretSpec::parse(&format!("id={id},env=V_{id}"), &|_| true).unwrap())
+            .collect();
+        let owned: Vec<(String, String)> = values
+            .iter()
+            .map(|(k, v)| (format!("V_{k}"), v.to_string()))
+            .collect();
+        SecretStore::load(&specs, 1 << 20, &|name| {
+            owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.into())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn mode_owner_env_and_preopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let lower = Snapshot::empty();
+        let mut vfs = Vfs::new(OverlayFs::new(
+            Arc::new(lower.clone()),
+            store,
+            1,
+            system_clock(),
+        ));
+        let secrets = store_with(&[("tok", "value-1"), ("key", "value-2")]);
+        let m1 = Mount::parse(
+            "type=secret,id=tok,target=/run/secrets/tok,mode=0440,uid=1000,gid=100,env=TOK",
+        )
+        .unwrap();
+        let m2 = Mount::parse("type=secret,id=key,target=/etc/app/key.pem").unwrap();
+        let missing = Mount::parse("type=secret,id=nope").unwrap();
+        let got = attach(
+            &mut vfs,
+            &secrets,
+            &[&m1, &m2, &missing],
+            &ImagePath::root(),
+            &lower,
+            10,
+        )
+        .unwrap();
+        assert_eq!(got.env, [("TOK".to_string(), "value-1".to_string())]);
+        assert_eq!(got.missing, ["nope"]);
+        let dirs: Vec<String> = got.preopens.iter().map(|p| p.absolute()).collect();
+        assert_eq!(dirs, ["/etc/app", "/run/secrets"]);
+        let root = vfs.root();
+        let st = vfs
+            .stat_at(root, Scope::Clamp, "run/secrets/tok", true)
+            .unwrap();
+        assert_eq!(
+            (st.kind, st.mode, st.uid, st.gid, st.size),
+            (FileType::File, 0o440, 1000, 100, 7)
+        );
+        let st = vfs
+            .stat_at(root, Scope::Clamp, "etc/app/key.pem", true)
+            .unwrap();
+        assert_eq!((st.mode, st.uid), (0o400, 0));
+        let required = Mount::parse("type=secret,id=nope,required").unwrap();
+        let err = attach(
+            &mut vfs,
+            &secrets,
+            &[&required],
+            &ImagePath::root(),
+            &lower,
+            20,
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("pass --secret id=nope,src=FILE"), "{err}");
+        assert!(
+            vfs.overlay().changes().unwrap().is_empty(),
+            "no mountpoint in the layer"
+        );
+    }
+}
