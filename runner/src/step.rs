@@ -238,6 +238,7 @@ pub fn run(
         clocks: Clocks::system(),
         random: Box::new(SecureRandom),
         cancel,
+        deadline: None,
         p1,
         p2: wasi::p2::P2State::unused(),
         limits: Limiter {

@@ -145,6 +145,7 @@ fn step_state(
         clocks: Clocks::system(),
         random: Box::new(SecureRandom),
         cancel: Arc::new(AtomicBool::new(false)),
+        deadline: None,
         p2: P2State::unused(),
         limits: Limiter {
             max_memory: 4 << 30,

@@ -266,6 +266,7 @@ fn run_bytes(bytes: &[u8], step: Step<'_>) -> Ran {
         clocks,
         random: Box::new(SecureRandom),
         cancel: step.cancel,
+        deadline: None,
         p2,
         limits: Limiter {
             max_memory: exec::DEFAULT_MEMORY,

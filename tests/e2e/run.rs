@@ -173,6 +173,12 @@ fn each_limit_is_named_when_hit() {
                 vec!["--step-timeout", "1"],
                 "time limit of 1s",
             ),
+            // Blocked in a host call, not running wasm: stopped all the same.
+            (
+                "probe sleep 600000",
+                vec!["--step-timeout", "1"],
+                "time limit of 1s",
+            ),
             (
                 "probe big /f 4",
                 vec!["--step-max-write", "1m"],

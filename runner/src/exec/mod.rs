@@ -275,10 +275,11 @@ impl Engine {
             max_memory: limits.memory,
             hit: false,
         };
+        let deadline = Instant::now() + limits.timeout;
+        state.deadline = Some(deadline);
         let cancel = Arc::clone(&state.cancel);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if cancel.load(Ordering::Relaxed) {

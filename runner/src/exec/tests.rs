@@ -36,6 +36,7 @@ fn state(store: &Store) -> StepState {
         clocks: Clocks::system(),
         random: Box::new(SecureRandom),
         cancel: cancel_flag(),
+        deadline: None,
         limits: wasi::Limiter {
             max_memory: 64 << 20,
             hit: false,

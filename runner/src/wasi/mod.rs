@@ -110,6 +110,9 @@ pub struct StepState {
     pub random: Box<dyn Random>,
     /// Set by Ctrl-C: blocking host calls give up as soon as they see it.
     pub cancel: Arc<AtomicBool>,
+    /// When the step's time is up (set by [`crate::exec::Engine::run`]):
+    /// blocking host calls give up then too.
+    pub deadline: Option<Instant>,
     /// The preview1 layer's state (its descriptor table).
     pub p1: p1::P1State,
     /// The component layer's state.
@@ -119,9 +122,11 @@ pub struct StepState {
 }
 
 impl StepState {
-    /// Whether the step was cancelled.
+    /// Whether a blocking call must give up: the step was cancelled or its
+    /// time is up. The guest then runs again and the engine's epoch check
+    /// ends it, reporting which.
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 

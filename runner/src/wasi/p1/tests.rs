@@ -72,6 +72,7 @@ fn state(f: &Fixture, cancel: Arc<AtomicBool>, stdout: &Capture) -> StepState {
         clocks: Clocks::system(),
         random: Box::new(SecureRandom),
         cancel,
+        deadline: None,
         p2: crate::wasi::p2::P2State::unused(),
         limits: Limiter {
             max_memory: 1 << 30,

@@ -142,6 +142,7 @@ pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
         table: &mut s.p2.table,
         clocks: s.p2.ctx.clocks(),
         cancel: &s.cancel,
+        deadline: s.deadline,
     })?;
     sync::io::streams::add_to_linker::<S, streams::Io>(l, |s| streams::IoView {
         table: &mut s.p2.table,

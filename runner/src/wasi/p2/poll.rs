@@ -6,8 +6,7 @@
 //! only the timer fired, the wait goes on, unless the step was cancelled.
 //! Then the wait returns as if its first pollable were ready: the guest
 //! runs again and the engine's epoch check stops it at once, reporting the
-//! step as cancelled. (The step's time limit is not known here: a guest
-//! blocked past it is stopped when it next runs wasm.)
+//! step as cancelled. The same happens when the step's time is up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +26,7 @@ pub(super) struct PollView<'a> {
     pub(super) table: &'a mut ResourceTable,
     pub(super) clocks: &'a mut WasiClocksCtx,
     pub(super) cancel: &'a AtomicBool,
+    pub(super) deadline: Option<std::time::Instant>,
 }
 
 /// [`HasData`] for `wasi:io/poll`.
@@ -63,7 +63,10 @@ impl PollView<'_> {
             if !ready.is_empty() {
                 return Ok(ready);
             }
-            if self.cancel.load(Ordering::Relaxed) {
+            let out_of_time = self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            if self.cancel.load(Ordering::Relaxed) || out_of_time {
                 return Ok(vec![0]);
             }
         }
