@@ -213,7 +213,7 @@ fn attach(
             Ok(())
         }
         other => Err(format!(
-            "type={other} mounts are not available for kiln run yet"
+            "type={other} mounts need an SSH agent and the network, which kiln steps do not have"
         )),
     }
 }
