@@ -3,7 +3,8 @@
 //!
 //! The model is "take what you know, then refuse the rest": each call
 //! consumes what it matched, and [`Args::finish`] fails on anything left,
-//! so a misspelt option is an error rather than silently ignored. Every
+//! (or [`Args::done`]) so a misspelt option is an error rather than silently
+//! ignored. Every
 //! mistake is an [`Error`] with exit code 2.
 //!
 //! Options are recognised only before a `--` argument; everything after it
@@ -20,7 +21,7 @@ const END_OF_OPTIONS: &str = "--";
 /// The arguments of a step, `argv[0]` excluded, consumed as they are read.
 ///
 /// Ask for flags and options first, then positional arguments, then call
-/// [`finish`](Args::finish): a positional lookup cannot tell an option's
+/// [`finish`](Args::finish) (or [`done`](Args::done) on `step.args`): a positional lookup cannot tell an option's
 /// value (`--name x`) from a positional argument until the option has been
 /// taken.
 ///
@@ -213,21 +214,41 @@ impl Args {
 
     /// Succeeds when every argument was taken (a `--` aside); otherwise an
     /// error listing what is left, e.g. `unknown argument "--colour"`, with
-    /// exit code 2.
+    /// exit code 2. For the arguments of a [`Step`](crate::Step), use
+    /// [`done`](Args::done), which does not move them out of the step.
     ///
     /// ```
     /// # use kiln_guest::Args;
-    /// let mut args = Args::from_vec(vec!["--colour".into(), "red".into()]);
+    /// let args = Args::from_vec(vec!["--colour".into(), "red".into()]);
     /// let err = args.finish().unwrap_err();
     /// assert_eq!(err.to_string(), r#"unknown arguments "--colour", "red""#);
     /// assert_eq!(err.code(), 2);
     /// ```
     pub fn finish(mut self) -> Result<()> {
+        self.done()
+    }
+
+    /// [`finish`](Args::finish) through a borrow: `step.args.done()?` leaves
+    /// the [`Step`](crate::Step) whole, where `step.args.finish()?` moves its
+    /// arguments out and the step cannot be used afterwards (a Rust
+    /// "partial move"). What was left is taken either way.
+    ///
+    /// ```
+    /// # use kiln_guest::{Args, Step};
+    /// let mut step = Step::new("t", Args::from_vec(vec!["--name".into(), "x".into()]));
+    /// let name = step.args.required("--name")?;
+    /// step.args.done()?;
+    /// let greeting = step.env("GREETING"); // `step` is still whole
+    /// # let _ = (name, greeting);
+    /// # Ok::<(), kiln_guest::Error>(())
+    /// ```
+    pub fn done(&mut self) -> Result<()> {
         let end = self.options_end();
         if end < self.items.len() {
             self.items.remove(end);
         }
-        match self.items.as_slice() {
+        let left = std::mem::take(&mut self.items);
+        match left.as_slice() {
             [] => Ok(()),
             [one] => Err(usage(format!("unknown argument {one:?}"))),
             many => {
@@ -344,6 +365,13 @@ mod tests {
         let mut b = args(&["--out", "--", "x"]);
         assert!(b.option("--out").is_err());
         assert_eq!(a.positional().as_deref(), Some("--out"));
+    }
+
+    #[test]
+    fn done_is_finish_through_a_borrow() {
+        let mut a = args(&["x"]);
+        assert_eq!(a.done().unwrap_err().to_string(), "unknown argument \"x\"");
+        a.done().unwrap();
     }
 
     #[test]

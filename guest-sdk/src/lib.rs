@@ -41,7 +41,7 @@
 //!     kiln_guest::run(|mut step| {
 //!         let registry = step.args.required("--registry")?;
 //!         let out = step.args.option("--out")?.unwrap_or_else(|| ".npmrc-check".into());
-//!         step.args.finish()?;
+//!         step.args.done()?;
 //!
 //!         // Missing: an error that says which --mount and --secret to add.
 //!         let token = secret("npm_token").env("NPM_TOKEN").require()?;

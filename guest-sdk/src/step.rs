@@ -117,7 +117,7 @@ impl Step {
 /// fn main() -> ExitCode {
 ///     kiln_guest::run(|mut step| {
 ///         let name = step.args.required("--name")?;
-///         step.args.finish()?;
+///         step.args.done()?;
 ///         kiln_guest::fs::write_atomic("hello.txt", format!("hello {name}\n").as_bytes())
 ///     })
 /// }
@@ -252,7 +252,7 @@ mod tests {
         let result = Ok(step).and_then(|mut step: Step| {
             assert_eq!(step.program(), "prog");
             let name = step.args.required("--name")?;
-            step.args.finish()?;
+            step.args.done()?;
             Err(Error::new(format!("no greeting for {name}")).with_code(3))
         });
         assert_eq!(
