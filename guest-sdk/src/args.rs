@@ -2,10 +2,9 @@
 //! options and positional arguments as the step asks for them.
 //!
 //! The model is "take what you know, then refuse the rest": each call
-//! consumes what it matched, and [`Args::finish`] fails on anything left,
-//! (or [`Args::done`]) so a misspelt option is an error rather than silently
-//! ignored. Every
-//! mistake is an [`Error`] with exit code 2.
+//! consumes what it matched, and [`Args::done`] (or [`Args::finish`]) fails
+//! on anything left, so a misspelt option is an error rather than silently
+//! ignored. Every mistake is an [`Error`] with exit code 2.
 //!
 //! Options are recognised only before a `--` argument; everything after it
 //! is positional. There is no help text or short-option bundling (`-xvf`):
@@ -21,9 +20,9 @@ const END_OF_OPTIONS: &str = "--";
 /// The arguments of a step, `argv[0]` excluded, consumed as they are read.
 ///
 /// Ask for flags and options first, then positional arguments, then call
-/// [`finish`](Args::finish) (or [`done`](Args::done) on `step.args`): a positional lookup cannot tell an option's
-/// value (`--name x`) from a positional argument until the option has been
-/// taken.
+/// [`finish`](Args::finish) (or [`done`](Args::done) on `step.args`): a
+/// positional lookup cannot tell an option's value (`--name x`) from a
+/// positional argument until the option has been taken.
 ///
 /// ```
 /// use kiln_guest::Args;
@@ -94,19 +93,12 @@ impl Args {
     /// assert!(!args.flag("--dry-run")); // taken
     /// ```
     pub fn flag(&mut self, name: &str) -> bool {
-        let end = self.options_end();
+        let positional = self.items.split_off(self.options_end());
         let before = self.items.len();
-        let mut i = 0;
-        let mut kept_end = end;
-        while i < kept_end {
-            if self.items[i] == name {
-                self.items.remove(i);
-                kept_end -= 1;
-            } else {
-                i += 1;
-            }
-        }
-        self.items.len() != before
+        self.items.retain(|a| a != name);
+        let found = self.items.len() != before;
+        self.items.extend(positional);
+        found
     }
 
     /// The value of the option `name`: `--registry VALUE` or

@@ -7,7 +7,7 @@
 //! layer. Errors name the path involved.
 //!
 //! Not here: reading secrets (`secret.rs`), anything that follows symlinks
-//! out of a tree.
+//! out of a tree. Read next: `docs/writing-steps.md`, "Writing outputs".
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -17,6 +17,9 @@
 //! What this cannot do: wipe the process environment (Rust's `remove_var`
 //! is `unsafe` and would not wipe the bytes either; kiln zeroes its own copy
 //! when the step ends), or wipe copies a step makes of the exposed bytes.
+//!
+//! Read next: kiln's side of the mount in `runner/src/secrets/mount.rs`, and
+//! "Secrets, done right" in `docs/writing-steps.md`.
 
 use std::env::VarError;
 use std::fmt;
@@ -151,6 +154,14 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({:?}, {} bytes, redacted)", self.id, self.len())
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // `Zeroizing` then wipes the whole allocation again as it drops; this
+        // keeps the promise visible here, and testable through `wipe`.
+        self.wipe();
     }
 }
 
@@ -408,14 +419,6 @@ fn read_to_end_sized(mut r: impl Read, expected: usize, max: u64) -> Result<Zero
     // Shortening keeps the allocation, all of which `Zeroizing` wipes.
     buf.truncate(filled);
     Ok(buf)
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // `Zeroizing` then wipes the whole allocation again as it drops; this
-        // keeps the promise visible here, and testable through `wipe`.
-        self.wipe();
-    }
 }
 
 #[cfg(test)]
