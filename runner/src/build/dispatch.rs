@@ -188,7 +188,13 @@ impl Build<'_> {
             } else {
                 text
             };
-            let one_line = head.split_whitespace().collect::<Vec<_>>().join(" ");
+            // Line continuations are not either: one line, single spaces.
+            let escape = format!("{}\n", kf.escape);
+            let one_line = head
+                .replace(&escape, " ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             if multi {
                 format!("[{stage_label} {step_no}/{numbered}] {one_line}")
             } else {

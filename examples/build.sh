@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds what the examples use: the wasm targets, the example build steps
+# (into examples/*/bin/) and the `toolbox` base image (into the store, the
+# default one or $KILN_STORE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
+# Steps ship without debug info: smaller modules, faster to load.
+export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
+cargo build --quiet --release --target wasm32-wasip1 -p kiln-toolbox -p kiln-npm-install
+cargo build --quiet --release --target wasm32-wasip2 -p kiln-asset-manifest
+mkdir -p examples/npm-token/bin examples/plugin-step/bin
+cp target/wasm32-wasip1/release/npm-install.wasm examples/npm-token/bin/
+cp target/wasm32-wasip2/release/asset-manifest.wasm examples/plugin-step/bin/
+cargo run --quiet -p kiln -- build --quiet -t toolbox -f examples/toolbox/Kilnfile . >/dev/null
+echo "built the example steps and the toolbox image"

@@ -1,0 +1,173 @@
+//! docs/getting-started.md is generated here: the walkthrough's commands
+//! run against a copy of the examples, and their real output goes into the
+//! page. The test fails when the page and the output disagree (timings and
+//! ages aside); `KILN_BLESS=1 cargo test -p kiln-e2e getting_started`
+//! regenerates it.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::{Sandbox, workspace};
+
+/// A command of the walkthrough, as the page shows it, and how to run it.
+struct Cmd {
+    shown: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+}
+
+/// Copies `from` to `to`, skipping build outputs and step sources.
+fn copy_example(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ["bin", "target"].contains(&name.as_str()) {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_example(&e.path(), &to.join(&name));
+        } else {
+            fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Replaces what differs between runs (durations, step output times, ages)
+/// so the page can be compared with a fresh run.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
+        for (i, w) in words.clone().iter().enumerate() {
+            let is_time = |s: &str| s.split_once('.').is_some_and(|(a, b)| !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()));
+            if w.ends_with('s') && is_time(&w[..w.len() - 1]) {
+                words[i] = "T.Ts".into();
+            } else if i == 1 && words[0].starts_with('#') && is_time(w) {
+                words[i] = "T.TTT".into();
+            } else if w == "years" || w == "months" {
+                if i > 0 {
+                    words[i - 1] = "N".into();
+                }
+            }
+        }
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+fn render(sb: &Sandbox, cmds: &[Cmd]) -> String {
+    let mut page = String::from(include_str!("getting_started_intro.md"));
+    for cmd in cmds {
+        let mut args: Vec<&str> = cmd.args.to_vec();
+        args.retain(|a| !a.is_empty());
+        let run = sb.kiln_env(&args, cmd.env);
+        page.push_str(&format!("\n```console\n$ {}\n", cmd.shown));
+        let mut shown_output = run.stderr.clone() + &run.stdout;
+        if !shown_output.ends_with('\n') && !shown_output.is_empty() {
+            shown_output.push('\n');
+        }
+        page.push_str(&shown_output.replace(&sb.dir.path().display().to_string(), "~"));
+        if run.code != 0 {
+            page.push_str(&format!("$ echo $?\n{}\n", run.code));
+        }
+        page.push_str("```\n");
+        if let Some(after) = AFTER.iter().find(|(s, _)| *s == cmd.shown) {
+            page.push_str(after.1);
+        }
+    }
+    page.push_str(include_str!("getting_started_outro.md"));
+    page
+}
+
+/// Prose after a command's output.
+const AFTER: &[(&str, &str)] = &[
+    (
+        "kiln build --progress plain --secret id=npm_token,src=examples/npm-token/npm_token.txt -t npm-app examples/npm-token",
+        "\nThe step authenticated with the token (a wrong one is refused, see below),\nchecked each package's sha256 and unpacked them. Build it again with the\ntoken in an environment variable instead of a file:\n",
+    ),
+    (
+        "NPM_TOKEN=$(cat examples/npm-token/npm_token.txt) kiln build --progress plain --secret id=npm_token,env=NPM_TOKEN -t npm-app examples/npm-token",
+        "\nThe same image id: the token shaped no byte of it. The history names the\nsecret by its id, never its value:\n",
+    ),
+    (
+        "kiln history npm-app",
+        "\nThe image has what the step installed, and no trace of the token:\n",
+    ),
+    (
+        "kiln run --rm npm-app cat /run/secrets/npm_token",
+        "\nA wrong token is refused by the registry, and the step's error says why:\n",
+    ),
+];
+
+#[test]
+fn the_walkthrough_matches_its_page() {
+    let sb = Sandbox::new();
+    copy_example(&workspace().join("examples/npm-token"), &sb.path("examples/npm-token"));
+    fs::create_dir_all(sb.path("examples/npm-token/bin")).unwrap();
+    fs::copy(env!("KILN_NPM_INSTALL"), sb.path("examples/npm-token/bin/npm-install.wasm")).unwrap();
+    fs::create_dir_all(sb.path("examples/toolbox")).unwrap();
+    fs::copy(workspace().join("examples/toolbox/Kilnfile"), sb.path("examples/toolbox/Kilnfile")).unwrap();
+    fs::create_dir_all(sb.path("target/wasm32-wasip1/release")).unwrap();
+    fs::copy(env!("KILN_TOOLBOX"), sb.path("target/wasm32-wasip1/release/toolbox.wasm")).unwrap();
+    sb.write("wrong_token.txt", "npm_not_the_right_token_0000");
+    let token = fs::read_to_string(sb.path("examples/npm-token/npm_token.txt")).unwrap();
+    let token: &'static str = Box::leak(token.into_boxed_str());
+    let env: &'static [(&str, &str)] = Box::leak(vec![("NPM_TOKEN", token)].into_boxed_slice());
+    // What examples/build.sh does for the toolbox image.
+    sb.kiln(&["build", "--quiet", "-t", "toolbox", "-f", "examples/toolbox/Kilnfile", "."]).ok();
+    let cmds = [
+        Cmd {
+            shown: "kiln build --progress plain --secret id=npm_token,src=examples/npm-token/npm_token.txt -t npm-app examples/npm-token",
+            args: &["build", "--progress", "plain", "--secret", "id=npm_token,src=examples/npm-token/npm_token.txt", "-t", "npm-app", "examples/npm-token"],
+            env: &[],
+        },
+        Cmd {
+            shown: "NPM_TOKEN=$(cat examples/npm-token/npm_token.txt) kiln build --progress plain --secret id=npm_token,env=NPM_TOKEN -t npm-app examples/npm-token",
+            args: &["build", "--progress", "plain", "--secret", "id=npm_token,env=NPM_TOKEN", "-t", "npm-app", "examples/npm-token"],
+            env,
+        },
+        Cmd {
+            shown: "kiln history npm-app",
+            args: &["history", "npm-app"],
+            env: &[],
+        },
+        Cmd {
+            shown: "kiln run --rm npm-app",
+            args: &["run", "--rm", "npm-app"],
+            env: &[],
+        },
+        Cmd {
+            shown: "kiln run --rm npm-app ls -R /app/node_modules",
+            args: &["run", "--rm", "npm-app", "ls", "-R", "/app/node_modules"],
+            env: &[],
+        },
+        Cmd {
+            shown: "kiln run --rm npm-app cat /run/secrets/npm_token",
+            args: &["run", "--rm", "npm-app", "cat", "/run/secrets/npm_token"],
+            env: &[],
+        },
+        Cmd {
+            shown: "kiln build --progress plain --secret id=npm_token,src=wrong_token.txt examples/npm-token",
+            args: &["build", "--progress", "plain", "--secret", "id=npm_token,src=wrong_token.txt", "examples/npm-token"],
+            env: &[],
+        },
+        Cmd {
+            shown: "kiln images",
+            args: &["images"],
+            env: &[],
+        },
+    ];
+    let page = render(&sb, &cmds);
+    assert!(!page.contains(token.trim()), "the token must never show in the page");
+    let path = workspace().join("docs/getting-started.md");
+    if std::env::var_os("KILN_BLESS").is_some() {
+        fs::write(&path, &page).unwrap();
+    }
+    let current = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        normalize(&current) == normalize(&page),
+        "docs/getting-started.md is out of date; regenerate it with KILN_BLESS=1 cargo test -p kiln-e2e getting_started"
+    );
+}
