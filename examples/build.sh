@@ -4,13 +4,14 @@
 # default one or $KILN_STORE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
+rustup --quiet target add wasm32-wasip1 wasm32-wasip2
 # Steps ship without debug info: smaller modules, faster to load.
 export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
 cargo build --quiet --release --target wasm32-wasip1 -p kiln-toolbox -p kiln-npm-install
 cargo build --quiet --release --target wasm32-wasip2 -p kiln-asset-manifest
-mkdir -p examples/npm-token/bin examples/plugin-step/bin
+mkdir -p examples/toolbox/bin examples/npm-token/bin examples/plugin-step/bin
+cp target/wasm32-wasip1/release/toolbox.wasm examples/toolbox/bin/
 cp target/wasm32-wasip1/release/npm-install.wasm examples/npm-token/bin/
 cp target/wasm32-wasip2/release/asset-manifest.wasm examples/plugin-step/bin/
-cargo run --quiet -p kiln -- build --quiet -t toolbox -f examples/toolbox/Kilnfile . >/dev/null
+cargo run --quiet -p kiln -- build --quiet -t toolbox examples/toolbox >/dev/null
 echo "built the example steps and the toolbox image"

@@ -1,50 +1,114 @@
-//! Builds the guest programs in `guests/` once, for wasm32-wasip1 (a core
-//! module) and wasm32-wasip2 (a component), into this crate's OUT_DIR, and
-//! tells the tests where they are (`KILN_GUEST_P1`, `KILN_GUEST_P2`).
+//! Builds, once per change, the wasm programs the tests run, into this
+//! crate's OUT_DIR, and tells the tests where they are:
+//!
+//! - the probe in `guests/`, for wasm32-wasip1 (a core module) and
+//!   wasm32-wasip2 (a component): `KILN_GUEST_P1`, `KILN_GUEST_P2`;
+//! - the examples' programs, which also builds the guest SDK for both wasm
+//!   targets: the toolbox (`KILN_TOOLBOX`) and the npm-install step
+//!   (`KILN_NPM_INSTALL`) for wasip1, the asset-manifest step
+//!   (`KILN_ASSET_MANIFEST`) for wasip2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let guests = manifest.join("guests");
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests");
-    println!("cargo:rerun-if-changed={}", guests.join("src").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        guests.join("Cargo.toml").display()
-    );
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for (target, var, file) in [
-        ("wasm32-wasip1", "KILN_GUEST_P1", "probe.wasm"),
-        ("wasm32-wasip2", "KILN_GUEST_P2", "probe.wasm"),
+    let workspace = manifest.parent().unwrap().to_path_buf();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    for watched in [
+        "tests/guests/src",
+        "tests/guests/Cargo.toml",
+        "guest-sdk/src",
+        "guest-sdk/Cargo.toml",
+        "examples/toolbox/src",
+        "examples/toolbox/Cargo.toml",
+        "examples/npm-token/npm-install/src",
+        "examples/npm-token/npm-install/Cargo.toml",
+        "examples/plugin-step/asset-manifest/src",
+        "examples/plugin-step/asset-manifest/Cargo.toml",
+        "Cargo.lock",
     ] {
-        let status = Command::new(&cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "--target",
-                target,
-                "--manifest-path",
-            ])
-            .arg(guests.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&out)
-            // The outer build's flags and wrappers (clippy, coverage) are
-            // for the host crates, not for these guests.
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("RUSTFLAGS")
-            .env_remove("RUSTC_WORKSPACE_WRAPPER")
-            .env_remove("RUSTC_WRAPPER")
-            .status()
-            .expect("running cargo for the guest programs");
-        assert!(
-            status.success(),
-            "building the guest programs for {target} failed; is the target installed? \
-             (rustup target add wasm32-wasip1 wasm32-wasip2)"
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
         );
-        let path = out.join(target).join("release").join(file);
-        println!("cargo:rustc-env={var}={}", path.display());
     }
+
+    let probe = manifest.join("guests/Cargo.toml");
+    let probe_out = out.join("guests");
+    for (target, var) in [
+        ("wasm32-wasip1", "KILN_GUEST_P1"),
+        ("wasm32-wasip2", "KILN_GUEST_P2"),
+    ] {
+        cargo_build(&probe, &probe_out, target, &[]);
+        export(var, &probe_out, target, "probe.wasm");
+    }
+
+    let workspace_manifest = workspace.join("Cargo.toml");
+    let examples_out = out.join("examples");
+    cargo_build(
+        &workspace_manifest,
+        &examples_out,
+        "wasm32-wasip1",
+        &["-p", "kiln-toolbox", "-p", "kiln-npm-install"],
+    );
+    export(
+        "KILN_TOOLBOX",
+        &examples_out,
+        "wasm32-wasip1",
+        "toolbox.wasm",
+    );
+    export(
+        "KILN_NPM_INSTALL",
+        &examples_out,
+        "wasm32-wasip1",
+        "npm-install.wasm",
+    );
+    cargo_build(
+        &workspace_manifest,
+        &examples_out,
+        "wasm32-wasip2",
+        &["-p", "kiln-asset-manifest"],
+    );
+    export(
+        "KILN_ASSET_MANIFEST",
+        &examples_out,
+        "wasm32-wasip2",
+        "asset-manifest.wasm",
+    );
+}
+
+/// `cargo build --release --target TARGET` of `manifest` into `target_dir`.
+fn cargo_build(manifest: &Path, target_dir: &Path, target: &str, packages: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--target", target])
+        .args(packages)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        // Steps ship without debug info, as examples/build.sh builds them.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        // The outer build's flags and wrappers (clippy, coverage) are
+        // for the host crates, not for these guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .status()
+        .expect("running cargo for the wasm programs");
+    assert!(
+        status.success(),
+        "building {} for {target} failed; is the target installed? \
+         (rustup target add wasm32-wasip1 wasm32-wasip2)",
+        manifest.display()
+    );
+}
+
+/// Tells the tests, through `var`, where `file` was built.
+fn export(var: &str, target_dir: &Path, target: &str, file: &str) {
+    let path = target_dir.join(target).join("release").join(file);
+    println!("cargo:rustc-env={var}={}", path.display());
 }

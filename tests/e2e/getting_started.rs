@@ -5,7 +5,6 @@
 //! regenerates it.
 
 use std::fs;
-use std::path::Path;
 
 use crate::util::{Sandbox, workspace};
 
@@ -16,39 +15,35 @@ struct Cmd {
     env: &'static [(&'static str, &'static str)],
 }
 
-/// Copies `from` to `to`, skipping build outputs and step sources.
-fn copy_example(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if ["bin", "target"].contains(&name.as_str()) {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_example(&e.path(), &to.join(&name));
-        } else {
-            fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
-/// Replaces what differs between runs (durations, step output times, ages)
-/// so the page can be compared with a fresh run.
+/// Replaces what differs between runs and machines so the page can be
+/// compared with a fresh run: durations and step output times, ages,
+/// digests and sizes (the wasm programs' bytes depend on the toolchain and
+/// where its sources live), and the column widths that follow from them.
 fn normalize(text: &str) -> String {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    let decimal = |s: &str| {
+        s.split_once('.')
+            .is_some_and(|(a, b)| digits(a) && digits(b))
+    };
+    let size = |s: &str| {
+        let number = s.trim_end_matches(['B', 'k', 'M', 'G']);
+        number.len() < s.len() && s.ends_with('B') && (digits(number) || decimal(number))
+    };
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
-        for (i, w) in words.clone().iter().enumerate() {
-            let is_time = |s: &str| s.split_once('.').is_some_and(|(a, b)| !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()));
-            if w.ends_with('s') && is_time(&w[..w.len() - 1]) {
+        let mut words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        for i in 0..words.len() {
+            let w = words[i].clone();
+            if w.strip_suffix('s').is_some_and(decimal) {
                 words[i] = "T.Ts".into();
-            } else if i == 1 && words[0].starts_with('#') && is_time(w) {
+            } else if i == 1 && words[0].starts_with('#') && decimal(&w) {
                 words[i] = "T.TTT".into();
-            } else if w == "years" || w == "months" {
-                if i > 0 {
-                    words[i - 1] = "N".into();
-                }
+            } else if (w == "years" || w == "months") && i > 0 {
+                words[i - 1] = "N".into();
+            } else if size(&w) {
+                words[i] = "SIZE".into();
+            } else {
+                words[i] = hide_hex(&w);
             }
         }
         out.push_str(&words.join(" "));
@@ -57,8 +52,27 @@ fn normalize(text: &str) -> String {
     out
 }
 
+/// `w` with every run of 12 or more hex digits (an id, a digest) as `HEX`.
+fn hide_hex(w: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in w.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() >= 12 { "HEX" } else { &run });
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
 fn render(sb: &Sandbox, cmds: &[Cmd]) -> String {
-    let mut page = String::from(include_str!("getting_started_intro.md"));
+    let kilnfile = fs::read_to_string(workspace().join("examples/npm-token/Kilnfile")).unwrap();
+    let mut page = include_str!("getting_started_intro.md")
+        .replace("{{examples/npm-token/Kilnfile}}", &kilnfile);
     for cmd in cmds {
         let mut args: Vec<&str> = cmd.args.to_vec();
         args.retain(|a| !a.is_empty());
@@ -104,28 +118,38 @@ const AFTER: &[(&str, &str)] = &[
 #[test]
 fn the_walkthrough_matches_its_page() {
     let sb = Sandbox::new();
-    copy_example(&workspace().join("examples/npm-token"), &sb.path("examples/npm-token"));
-    fs::create_dir_all(sb.path("examples/npm-token/bin")).unwrap();
-    fs::copy(env!("KILN_NPM_INSTALL"), sb.path("examples/npm-token/bin/npm-install.wasm")).unwrap();
-    fs::create_dir_all(sb.path("examples/toolbox")).unwrap();
-    fs::copy(workspace().join("examples/toolbox/Kilnfile"), sb.path("examples/toolbox/Kilnfile")).unwrap();
-    fs::create_dir_all(sb.path("target/wasm32-wasip1/release")).unwrap();
-    fs::copy(env!("KILN_TOOLBOX"), sb.path("target/wasm32-wasip1/release/toolbox.wasm")).unwrap();
+    sb.examples();
     sb.write("wrong_token.txt", "npm_not_the_right_token_0000");
     let token = fs::read_to_string(sb.path("examples/npm-token/npm_token.txt")).unwrap();
     let token: &'static str = Box::leak(token.into_boxed_str());
     let env: &'static [(&str, &str)] = Box::leak(vec![("NPM_TOKEN", token)].into_boxed_slice());
-    // What examples/build.sh does for the toolbox image.
-    sb.kiln(&["build", "--quiet", "-t", "toolbox", "-f", "examples/toolbox/Kilnfile", "."]).ok();
     let cmds = [
         Cmd {
             shown: "kiln build --progress plain --secret id=npm_token,src=examples/npm-token/npm_token.txt -t npm-app examples/npm-token",
-            args: &["build", "--progress", "plain", "--secret", "id=npm_token,src=examples/npm-token/npm_token.txt", "-t", "npm-app", "examples/npm-token"],
+            args: &[
+                "build",
+                "--progress",
+                "plain",
+                "--secret",
+                "id=npm_token,src=examples/npm-token/npm_token.txt",
+                "-t",
+                "npm-app",
+                "examples/npm-token",
+            ],
             env: &[],
         },
         Cmd {
             shown: "NPM_TOKEN=$(cat examples/npm-token/npm_token.txt) kiln build --progress plain --secret id=npm_token,env=NPM_TOKEN -t npm-app examples/npm-token",
-            args: &["build", "--progress", "plain", "--secret", "id=npm_token,env=NPM_TOKEN", "-t", "npm-app", "examples/npm-token"],
+            args: &[
+                "build",
+                "--progress",
+                "plain",
+                "--secret",
+                "id=npm_token,env=NPM_TOKEN",
+                "-t",
+                "npm-app",
+                "examples/npm-token",
+            ],
             env,
         },
         Cmd {
@@ -150,7 +174,14 @@ fn the_walkthrough_matches_its_page() {
         },
         Cmd {
             shown: "kiln build --progress plain --secret id=npm_token,src=wrong_token.txt examples/npm-token",
-            args: &["build", "--progress", "plain", "--secret", "id=npm_token,src=wrong_token.txt", "examples/npm-token"],
+            args: &[
+                "build",
+                "--progress",
+                "plain",
+                "--secret",
+                "id=npm_token,src=wrong_token.txt",
+                "examples/npm-token",
+            ],
             env: &[],
         },
         Cmd {
@@ -160,7 +191,20 @@ fn the_walkthrough_matches_its_page() {
         },
     ];
     let page = render(&sb, &cmds);
-    assert!(!page.contains(token.trim()), "the token must never show in the page");
+    // The page's install section repeats the README's first command.
+    let readme = fs::read_to_string(workspace().join("README.md")).unwrap();
+    let first = page
+        .lines()
+        .find(|l| l.starts_with("examples/build.sh && "))
+        .expect("the README's first command in the page");
+    assert!(
+        readme.contains(first),
+        "README.md and getting-started disagree on {first}"
+    );
+    assert!(
+        !page.contains(token.trim()),
+        "the token must never show in the page"
+    );
     let path = workspace().join("docs/getting-started.md");
     if std::env::var_os("KILN_BLESS").is_some() {
         fs::write(&path, &page).unwrap();

@@ -12,6 +12,7 @@ mod determinism;
 mod docs;
 mod errors;
 mod examples;
+mod getting_started;
 mod outside_tools;
 mod run;
 mod secrets;

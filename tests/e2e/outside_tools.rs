@@ -6,13 +6,16 @@ use kiln::layer::{Content, LayerOptions, PendingChanges, write_layer};
 use kiln::snapshot::{Change, ImagePath, Meta, Node};
 use kiln::store::{Descriptor, MANIFEST_MEDIA_TYPE, Store};
 
-use crate::util::{Sandbox, tool, workspace};
+use crate::util::{Sandbox, tool};
 
+/// Builds examples/hello (and, the first time, the toolbox it starts from).
 fn hello(sb: &Sandbox, extra: &[&str]) -> String {
-    let ctx = workspace().join("examples/hello");
+    if !sb.path("examples").exists() {
+        sb.examples();
+    }
     let mut args = vec!["-t", "hello"];
     args.extend_from_slice(extra);
-    sb.build(ctx.to_str().unwrap(), &args)
+    sb.build("examples/hello", &args)
 }
 
 #[test]
@@ -125,9 +128,31 @@ fn oci_image_tool_validates_the_store_and_layouts() {
 #[test]
 fn umoci_unpacks_a_linux_build() {
     let sb = Sandbox::new();
-    hello(&sb, &["--platform", "linux/amd64"]);
+    sb.examples();
+    // umoci only unpacks Linux images: the toolbox and hello, for linux/amd64.
+    let linux = ["--platform", "linux/amd64"];
+    sb.build(
+        "examples/toolbox",
+        &[&["-t", "toolbox"][..], &linux].concat(),
+    );
+    hello(&sb, &linux);
     let bundle = sb.umoci_unpack("hello:latest");
     let root = bundle.join("rootfs");
+    // The toolbox's tools are symlinks to its one program.
+    assert!(root.join("bin/toolbox.wasm").is_file());
+    for tool in ["cat", "ls", "tar", "sha256sum"] {
+        let link = fs::read_link(root.join("bin").join(tool)).unwrap();
+        assert_eq!(link, std::path::Path::new("toolbox.wasm"), "{tool}");
+    }
+    // The RUN step's archive holds the site.
+    let tgz = fs::File::open(root.join("srv/site.tgz")).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(flate2::read::GzDecoder::new(tgz))
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert!(names.iter().any(|n| n.ends_with("index.html")), "{names:?}");
     assert_eq!(
         fs::read_to_string(root.join("etc/motd")).unwrap(),
         "hello from kiln 1.0.0\n"

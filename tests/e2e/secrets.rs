@@ -30,7 +30,7 @@ fn kiln(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> crate::util::Run {
 }
 
 /// The forms of the token the search looks for.
-fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
     use base64::Engine as _;
     vec![
         secret.to_vec(),
@@ -48,7 +48,7 @@ fn hex_lower(b: &[u8]) -> Vec<u8> {
 }
 
 /// Every file under `dir` that contains any of `needles`.
-fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

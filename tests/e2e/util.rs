@@ -129,11 +129,55 @@ impl Sandbox {
         bundle
     }
 
+    /// What `examples/build.sh` does, inside the sandbox: copies the
+    /// examples to `examples/` (without build outputs), puts the wasm
+    /// programs that `build.rs` built into their `bin/` directories, and
+    /// builds the `toolbox` image into this sandbox's store.
+    pub fn examples(&self) -> PathBuf {
+        let to = self.path("examples");
+        copy_tree(&workspace().join("examples"), &to);
+        for (program, dest) in [
+            (env!("KILN_TOOLBOX"), "toolbox/bin/toolbox.wasm"),
+            (env!("KILN_NPM_INSTALL"), "npm-token/bin/npm-install.wasm"),
+            (
+                env!("KILN_ASSET_MANIFEST"),
+                "plugin-step/bin/asset-manifest.wasm",
+            ),
+        ] {
+            let dest = to.join(dest);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(program, dest).unwrap();
+        }
+        self.kiln(&["build", "-q", "-t", "toolbox", "examples/toolbox"])
+            .ok();
+        to
+    }
+
     /// `kiln inspect` parsed.
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.kiln(&["inspect", image]).ok();
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         v[0].clone()
+    }
+}
+
+/// Copies the files of `from` to `to`, leaving out build outputs (`bin`,
+/// `target`) and the examples' Rust crates that are not build contexts.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let rust_crate = path.join("Cargo.toml").is_file() && !path.join("Kilnfile").is_file();
+        if ["bin", "target"].contains(&name.as_str()) || rust_crate {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            fs::copy(&path, to.join(&name)).unwrap();
+        }
     }
 }
 
