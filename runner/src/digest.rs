@@ -29,6 +29,11 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// A digest computed elsewhere (a finished sha256).
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
     /// The 64 hex digits without the algorithm prefix.
     pub fn hex(&self) -> String {
         hex::encode(self.0)

@@ -36,6 +36,9 @@ pub struct StepSpec {
     pub limits: StepLimits,
     /// Directories preopened after `/` (secret mounts), as capabilities.
     pub preopens: Vec<ImagePath>,
+    /// A virtual wall clock and seeded random bytes instead of the real
+    /// ones (`SOURCE_DATE_EPOCH`).
+    pub reproducible: Option<wasi::Reproducible>,
 }
 
 /// Why a step could not start.
@@ -235,8 +238,14 @@ pub fn run(
         cwd,
         preopens,
         stdio,
-        clocks: Clocks::system(),
-        random: Box::new(SecureRandom),
+        clocks: match spec.reproducible {
+            Some(r) => Clocks::reproducible(r.epoch),
+            None => Clocks::system(),
+        },
+        random: match &spec.reproducible {
+            Some(r) => Box::new(wasi::SeededRandom::new(&r.seed, "p1 random")),
+            None => Box::new(SecureRandom),
+        },
         cancel,
         deadline: None,
         p1,
@@ -247,7 +256,8 @@ pub fn run(
         },
     };
     if program.kind() == ProgramKind::Component {
-        wasi::p2::P2State::install(&mut state);
+        let seed = spec.reproducible.as_ref().map(|r| &r.seed);
+        wasi::p2::P2State::install(&mut state, seed);
     }
     let (mut state, outcome) = engine.run(&program, state, &spec.limits);
     // The environment may hold secrets (`env=` secret mounts): zero it.

@@ -105,12 +105,25 @@ impl Source for ContextSource<'_> {
     }
 
     fn content(&self, path: &str, size: u64) -> Result<Content, String> {
+        // Hashed now, for the step's cache key; read again only when the
+        // layer is written.
+        let origin = format!("{path} in the build context");
+        let (digest, hashed) = self
+            .opener
+            .digest(path)
+            .map_err(|e| format!("reading {origin}: {e}"))?;
+        if hashed != size {
+            return Err(format!(
+                "{origin} changed while the build read it; run the build again"
+            ));
+        }
         let opener = Arc::clone(&self.opener);
         let rel = path.to_string();
         Ok(Content::Reader {
             size,
             open: Box::new(move || opener.open(&rel)),
-            origin: format!("{path} in the build context"),
+            origin,
+            digest: Some(digest),
         })
     }
 

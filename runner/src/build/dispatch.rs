@@ -3,8 +3,10 @@
 
 use oci_spec::image::{Config, History, ImageConfiguration};
 
+use super::cache::{self, Key};
 use super::copy;
 use super::{Build, BuildError, StageResult, users};
+use crate::digest::Digest;
 use crate::frontend::{self, CommandLine, Instruction, InstructionKind, Span, Word};
 use crate::image::{Image, Platform, rfc3339};
 use crate::layer::{LayerOptions, PendingChanges, write_layer};
@@ -80,6 +82,8 @@ struct State {
     workdir: ImagePath,
     cmd_set: bool,
     stage: usize,
+    /// The step cache key of the filesystem so far (see `cache.rs`).
+    key: Digest,
     /// The runtime config (Env, Cmd...), put into `config` at the end.
     run: Config,
 }
@@ -117,7 +121,10 @@ impl Build<'_> {
         let target = self.opts.platform.clone().unwrap_or_else(Platform::wasi);
         let mut args = platform_args(&target);
         for decl in &self.kilnfile.global_args {
-            self.consumed.borrow_mut().insert(decl.name.clone());
+            self.consumed
+                .lock()
+                .expect("args lock")
+                .insert(decl.name.clone());
             let value = match self.build_args.get(&decl.name) {
                 Some(v) => Some(v.clone()),
                 None => match &decl.default {
@@ -136,30 +143,8 @@ impl Build<'_> {
         Ok(args)
     }
 
-    /// The result of stage `index`, built once per build.
-    pub(super) fn stage_result(&self, index: usize) -> Result<StageResult, BuildError> {
-        if let Some(done) = self.stages.borrow().get(&index) {
-            return Ok(done.clone());
-        }
-        if self.building.borrow().contains(&index) {
-            let name = self.kilnfile.stages[index]
-                .name
-                .clone()
-                .unwrap_or_else(|| index.to_string());
-            return Err(BuildError::Usage(format!(
-                "stage {name:?} depends on itself"
-            )));
-        }
-        self.building.borrow_mut().push(index);
-        let result = self.build_stage(index);
-        self.building.borrow_mut().retain(|i| *i != index);
-        let result = result?;
-        self.stages.borrow_mut().insert(index, result.clone());
-        Ok(result)
-    }
-
     /// Builds stage `index` (and the earlier stages it uses).
-    fn build_stage(&self, index: usize) -> Result<StageResult, BuildError> {
+    pub(super) fn build_stage(&self, index: usize) -> Result<StageResult, BuildError> {
         let kf = self.kilnfile;
         let stage = &kf.stages[index];
         let numbered = 1 + stage
@@ -236,6 +221,7 @@ impl Build<'_> {
             snapshot: std::sync::Arc::unwrap_or_clone(state.snapshot),
             config: state.config,
             layers: state.layers,
+            key: state.key,
         })
     }
 
@@ -248,21 +234,23 @@ impl Build<'_> {
         step: usize,
     ) -> Result<State, BuildError> {
         let kf = self.kilnfile;
-        let (snapshot, mut config, layers) = if image_name == "scratch" {
+        let (snapshot, mut config, layers, key) = if image_name == "scratch" {
             let platform = platform.cloned().unwrap_or_else(Platform::wasi);
+            let mut key = Key::new("base");
+            key.add("scratch", platform.to_string());
             let mut config = ImageConfiguration::default();
             config.set_os(platform.os.as_str().into());
             config.set_architecture(platform.arch.as_str().into());
             config.set_variant(platform.variant.clone());
             config.set_history(Some(Vec::new()));
-            (Snapshot::empty(), config, Vec::new())
+            (Snapshot::empty(), config, Vec::new(), key.finish())
         } else if let Some(dep) = kf
             .stage(image_name)
             .filter(|s| s.index < index && s.name.is_some())
         {
             self.steps.log(step, &format!("using stage {image_name}"));
             let r = self.stage_result(dep.index)?;
-            (r.snapshot, r.config, r.layers)
+            (r.snapshot, r.config, r.layers, r.key)
         } else {
             let descriptor = self.store.resolve(image_name).map_err(|e| {
                 kf.error(
@@ -290,7 +278,9 @@ impl Build<'_> {
             );
             let snapshot = image.snapshot(self.store)?;
             let layers = image.layers()?.into_iter().map(|(d, _)| d).collect();
-            (snapshot, image.config, layers)
+            let mut key = Key::new("base");
+            key.digest("image", &image.descriptor.digest);
+            (snapshot, image.config, layers, key.finish())
         };
         if config.history().is_none() {
             config.set_history(Some(Vec::new()));
@@ -311,6 +301,7 @@ impl Build<'_> {
             workdir,
             cmd_set: false,
             stage: index,
+            key,
             run: config.config().clone().unwrap_or_default(),
             config,
         })
@@ -347,7 +338,10 @@ impl Build<'_> {
             InstructionKind::Arg(decls) => {
                 let mut shown = Vec::new();
                 for decl in decls {
-                    self.consumed.borrow_mut().insert(decl.name.clone());
+                    self.consumed
+                        .lock()
+                        .expect("args lock")
+                        .insert(decl.name.clone());
                     let global = self.global_args.iter().rev().find(|(k, _)| *k == decl.name);
                     let value = match self.build_args.get(&decl.name) {
                         Some(v) => Some(v.clone()),
@@ -420,12 +414,11 @@ impl Build<'_> {
                     .map_err(|e| kf.error(w.span.clone(), e.to_string()))?;
                 let name = step_name(&source_text);
                 self.steps
-                    .run(&name, |_| self.workdir(state, &path, w, &name))?;
+                    .run(&name, |id| self.workdir(state, &path, w, &name, id))?;
             }
             InstructionKind::Copy(c) => {
                 let name = step_name(&source_text);
                 self.steps.run(&name, |id| {
-                    let _ = id;
                     let planned = {
                         let scope = state.scope();
                         copy::plan(
@@ -437,23 +430,45 @@ impl Build<'_> {
                             state.stage,
                         )?
                     };
-                    self.commit_layer(state, planned.changes, planned.created_by, &name)
+                    let mut key = self.step_key("copy", &state.key);
+                    key.add("created_by", &planned.created_by);
+                    cache::add_changes(&mut key, &planned.changes).map_err(|e| {
+                        BuildError::Step {
+                            step: name.clone(),
+                            message: e,
+                            stderr: String::new(),
+                        }
+                    })?;
+                    let key = key.finish();
+                    if self.reuse(state, &key, &planned.created_by, &name, id)? {
+                        return Ok(());
+                    }
+                    self.commit_layer(state, planned.changes, planned.created_by, &name, key)
                 })?;
             }
             InstructionKind::Run(run) => {
                 let name = step_name(&source_text);
                 let owner = self.user_ids(state, inst.span.clone())?;
                 self.steps.run(&name, |id| {
+                    let snapshot = std::sync::Arc::clone(&state.snapshot);
+                    let workdir = state.workdir.clone();
                     let cx = super::run::RunContext {
-                        snapshot: &state.snapshot,
+                        snapshot: &snapshot,
                         env: state.step_env(),
-                        workdir: &state.workdir,
+                        workdir: &workdir,
                         owner,
                         step_id: id,
                         step_name: &name,
                     };
-                    let result = super::run::run(self, run, &inst.span, cx)?;
-                    self.commit_layer(state, result.changes, result.created_by, &name)
+                    let prepared = super::run::prepare(self, run, &inst.span, &cx)?;
+                    let platform = crate::image::Platform::of(&state.config).to_string();
+                    let key = self.run_key(&state.key, &prepared, &cx, &platform)?;
+                    if self.reuse(state, &key, &prepared.created_by, &name, id)? {
+                        return Ok(());
+                    }
+                    let created_by = prepared.created_by.clone();
+                    let changes = super::run::run(self, prepared, cx, &key)?;
+                    self.commit_layer(state, changes, created_by, &name, key)
                 })?;
             }
             InstructionKind::Cmd(cl) | InstructionKind::Entrypoint(cl) => {
@@ -551,6 +566,7 @@ impl Build<'_> {
         path: &ImagePath,
         word: &Word,
         name: &str,
+        id: usize,
     ) -> Result<(), BuildError> {
         let kf = self.kilnfile;
         state.workdir = path.clone();
@@ -586,7 +602,14 @@ impl Build<'_> {
                 }
             }
         }
-        self.commit_layer(state, changes, created_by, name)
+        let mut key = self.step_key("workdir", &state.key);
+        key.add("created_by", &created_by);
+        cache::add_changes(&mut key, &changes).expect("directories have no contents");
+        let key = key.finish();
+        if self.reuse(state, &key, &created_by, name, id)? {
+            return Ok(());
+        }
+        self.commit_layer(state, changes, created_by, name, key)
     }
 
     /// The ids of the stage's USER, for directories WORKDIR creates.
@@ -599,16 +622,20 @@ impl Build<'_> {
         }
     }
 
-    /// Writes `changes` as a layer (or records an empty history entry).
+    /// Writes `changes` as a layer (or records an empty history entry),
+    /// and remembers it in the step cache under `key`.
     fn commit_layer(
         &self,
         state: &mut State,
         changes: PendingChanges,
         created_by: String,
         step: &str,
+        key: Digest,
     ) -> Result<(), BuildError> {
+        state.key = key;
         if changes.is_empty() {
             self.history(state, created_by, true);
+            self.remember(&key, None, Vec::new());
             return Ok(());
         }
         let opts = LayerOptions {
@@ -628,6 +655,17 @@ impl Build<'_> {
             ));
         }
         self.store.put_layer_index(&layer.diff_id, &layer.changes)?;
+        // Only a layer the guard passed is known to be free of these secrets.
+        let clean_of = if layer.leaks.is_empty() && opts.guard.as_ref().is_some_and(|g| g.fail) {
+            self.secret_fingerprints()?
+        } else {
+            Vec::new()
+        };
+        self.remember(
+            &key,
+            Some((layer.diff_id, layer.descriptor.clone())),
+            clean_of,
+        );
         std::sync::Arc::make_mut(&mut state.snapshot).apply(&layer.changes);
         state.layers.push(layer.descriptor);
         state
@@ -637,6 +675,201 @@ impl Build<'_> {
             .push(layer.diff_id.to_string());
         self.history(state, created_by, false);
         Ok(())
+    }
+
+    /// Records in the step cache that `key` gave this layer (or none). A
+    /// cache that cannot be written costs the next build time, not this
+    /// one its result: the failure is a warning.
+    fn remember(
+        &self,
+        key: &Digest,
+        layer: Option<(Digest, crate::store::Descriptor)>,
+        clean_of: Vec<String>,
+    ) {
+        let (diff_id, layer) = match layer {
+            Some((d, l)) => (Some(d), Some(l)),
+            None => (None, None),
+        };
+        let entry = crate::store::StepEntry {
+            diff_id,
+            layer,
+            used: unix_now(),
+            clean_of,
+        };
+        if let Err(e) = self.store.put_step_entry(key, &entry) {
+            self.steps
+                .warn(&format!("could not record the step in the cache: {e}"));
+        }
+    }
+
+    /// Whether stage `index` may use the step cache (`--no-cache`,
+    /// `--no-cache-filter`).
+    fn cache_enabled(&self, index: usize) -> bool {
+        if self.opts.no_cache {
+            return false;
+        }
+        let stage = &self.kilnfile.stages[index];
+        let name = stage.name.clone().unwrap_or_else(|| index.to_string());
+        !self.opts.no_cache_filter.iter().any(|f| *f == name)
+    }
+
+    /// Reuses what the step cache has for `key`, when it has a sound entry:
+    /// the layer blob must be present and match its digest, and its change
+    /// index must be there. Returns whether it did; anything short of that
+    /// is a miss (said in the step's log) and the step runs.
+    fn reuse(
+        &self,
+        state: &mut State,
+        key: &Digest,
+        created_by: &str,
+        step: &str,
+        id: usize,
+    ) -> Result<bool, BuildError> {
+        if !self.cache_enabled(state.stage) {
+            return Ok(false);
+        }
+        let mut entry = match self.store.step_entry(key) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                self.steps
+                    .log(id, &format!("ignoring a damaged cache entry: {e}"));
+                return Ok(false);
+            }
+        };
+        match (&entry.layer, entry.diff_id) {
+            (None, _) => self.history(state, created_by.to_string(), true),
+            (Some(layer), Some(diff_id)) => {
+                let changes = match self.cached_layer(layer, &diff_id) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        self.steps.log(
+                            id,
+                            &format!(
+                                "the cached layer is unusable ({why}); running the step again"
+                            ),
+                        );
+                        return Ok(false);
+                    }
+                };
+                let fingerprints = match self.guard() {
+                    Some(_) => self.secret_fingerprints()?,
+                    None => Vec::new(),
+                };
+                if !fingerprints.iter().all(|f| entry.clean_of.contains(f)) {
+                    let clean = self.scan_cached(&changes, step)?;
+                    if clean {
+                        entry.clean_of.extend(fingerprints);
+                        entry.clean_of.sort();
+                        entry.clean_of.dedup();
+                    }
+                }
+                std::sync::Arc::make_mut(&mut state.snapshot).apply(&changes);
+                state.layers.push(layer.clone());
+                state
+                    .config
+                    .rootfs_mut()
+                    .diff_ids_mut()
+                    .push(diff_id.to_string());
+                self.history(state, created_by.to_string(), false);
+            }
+            (Some(_), None) => {
+                self.steps
+                    .log(id, "ignoring a cache entry without a diff_id");
+                return Ok(false);
+            }
+        }
+        entry.used = unix_now();
+        if let Err(e) = self.store.put_step_entry(key, &entry) {
+            self.steps
+                .warn(&format!("could not update the step cache: {e}"));
+        }
+        state.key = *key;
+        self.steps.mark_cached(id);
+        Ok(true)
+    }
+
+    /// The change index of a cached layer, after checking the blob.
+    fn cached_layer(
+        &self,
+        layer: &crate::store::Descriptor,
+        diff_id: &Digest,
+    ) -> Result<crate::snapshot::ChangeSet, String> {
+        let size = self
+            .store
+            .blob_size(&layer.digest)
+            .map_err(|e| e.to_string())?;
+        if size != layer.size {
+            return Err(format!("the blob has {size} bytes, not {}", layer.size));
+        }
+        let mut reader = self
+            .store
+            .open_blob(&layer.digest)
+            .map_err(|e| e.to_string())?;
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| e.to_string())?;
+        self.store
+            .layer_index(diff_id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "its change index is missing".to_string())
+    }
+
+    /// Searches a cached layer for this build's secrets (names, link
+    /// targets, contents), as the layer writer would have. Returns whether
+    /// it is clean; a hit fails the build or warns, as `--secret-scan` says.
+    fn scan_cached(
+        &self,
+        changes: &crate::snapshot::ChangeSet,
+        step: &str,
+    ) -> Result<bool, BuildError> {
+        use std::io::Read as _;
+        let Some(guard) = self.guard() else {
+            return Ok(true);
+        };
+        let mut clean = true;
+        for (path, change) in changes {
+            let mut hit = guard.scanner.find(path.absolute().as_bytes());
+            if hit.is_none() {
+                match change {
+                    Change::Put(Node::Symlink(_, target)) => {
+                        hit = guard.scanner.find(target.as_bytes())
+                    }
+                    Change::Put(Node::File(_, f)) => {
+                        let mut reader = self.store.open_content(f)?;
+                        let mut scan = crate::secrets::StreamScan::new(&guard.scanner);
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            let n = reader.read(&mut buf).map_err(|e| BuildError::Step {
+                                step: step.to_string(),
+                                message: format!("reading the cached layer: {e}"),
+                                stderr: String::new(),
+                            })?;
+                            if n == 0 || scan.feed(&buf[..n]).is_some() {
+                                break;
+                            }
+                        }
+                        hit = scan.hit().cloned();
+                    }
+                    _ => {}
+                }
+            }
+            let Some(hit) = hit else { continue };
+            clean = false;
+            if guard.fail {
+                return Err(BuildError::Layer {
+                    step: step.to_string(),
+                    source: crate::layer::LayerError::SecretLeak {
+                        path: path.clone(),
+                        id: hit.id,
+                        encoding: hit.encoding,
+                    },
+                });
+            }
+            self.steps.warn(&format!(
+                "{step}: {path} contains secret {:?} ({}); it is in the image (--secret-scan=warn)",
+                hit.id, hit.encoding
+            ));
+        }
+        Ok(clean)
     }
 
     /// The argv of CMD/ENTRYPOINT: exec form as written; plain form split
@@ -679,6 +912,13 @@ impl Build<'_> {
             }
         }
     }
+}
+
+/// Now, in Unix seconds (for the cache's least-recently-used order only).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Parses an EXPOSE entry: `80`, `80/tcp`, `53/udp`, `8000-8010/tcp`.

@@ -14,10 +14,12 @@
 
 pub(crate) use run::masked;
 
+mod cache;
 mod copy;
 mod dispatch;
 mod mounts;
 mod run;
+mod stages;
 mod users;
 
 use std::collections::BTreeMap;
@@ -61,6 +63,10 @@ pub struct BuildOptions {
     pub secrets: std::sync::Arc<crate::secrets::SecretStore>,
     /// What the leak guard does when it finds a secret in the image.
     pub secret_scan: SecretScan,
+    /// `--no-cache`: run every step (their results still go into the cache).
+    pub no_cache: bool,
+    /// `--no-cache-filter`: stages (by name, or index) that run every step.
+    pub no_cache_filter: Vec<String>,
 }
 
 /// `--secret-scan`: what the leak guard does when a layer or the image
@@ -112,6 +118,11 @@ pub enum Event<'a> {
         id: usize,
         /// How long it took.
         elapsed: Duration,
+    },
+    /// Step `id` was not run: the step cache had its result.
+    Cached {
+        /// Step number.
+        id: usize,
     },
     /// Step `id` failed.
     Failed {
@@ -174,6 +185,9 @@ pub enum BuildError {
         /// The end of the step's stderr.
         stderr: String,
     },
+    /// A stage this one needs failed; its own error is reported.
+    #[error("stage {0:?} was not built: a stage it needs failed")]
+    DependencyFailed(String),
     /// Ctrl-C.
     #[error("cancelled")]
     Cancelled,
@@ -207,23 +221,33 @@ impl BuildError {
 /// Step numbering and timing shared by all stages.
 struct Steps<'p> {
     progress: &'p dyn Progress,
-    next_id: std::cell::Cell<usize>,
+    next_id: std::sync::atomic::AtomicUsize,
+    /// Steps whose result came from the cache.
+    cached: std::sync::Mutex<std::collections::BTreeSet<usize>>,
 }
 
 impl Steps<'_> {
     /// Runs `f` as a numbered step, reporting start, end and failure.
     fn run<T, E>(&self, name: &str, f: impl FnOnce(usize) -> Result<T, E>) -> Result<T, E> {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.progress.event(Event::Start { id, name });
         let start = Instant::now();
         let out = f(id);
         let elapsed = start.elapsed();
+        let cached = self.cached.lock().expect("steps lock").remove(&id);
         match &out {
+            Ok(_) if cached => self.progress.event(Event::Cached { id }),
             Ok(_) => self.progress.event(Event::Done { id, elapsed }),
             Err(_) => self.progress.event(Event::Failed { id, elapsed }),
         }
         out
+    }
+
+    /// Marks step `id` as answered from the cache.
+    fn mark_cached(&self, id: usize) {
+        self.cached.lock().expect("steps lock").insert(id);
     }
 
     fn log(&self, id: usize, text: &str) {
@@ -245,17 +269,20 @@ struct Build<'a> {
     /// Build args given on the command line (last one wins).
     build_args: BTreeMap<String, String>,
     /// Which build args some ARG declared.
-    consumed: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    consumed: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Global ARG values (after build-arg overrides), for FROM and redeclaration.
     global_args: Vec<(String, Option<String>)>,
     /// Timestamps of everything written.
     epoch: i64,
-    /// Stages built so far, by index.
-    stages: std::cell::RefCell<BTreeMap<usize, StageResult>>,
-    /// Stages being built (to refuse cycles through `--mount=from=`).
-    building: std::cell::RefCell<Vec<usize>>,
+    /// Whether `SOURCE_DATE_EPOCH` was given: steps then see a virtual
+    /// clock starting at `epoch` and seeded random bytes.
+    reproducible: bool,
+    /// Each stage's state, by index (see `stages.rs`).
+    stages: std::sync::Mutex<BTreeMap<usize, stages::Slot>>,
+    /// Signalled when a stage finishes.
+    stage_done: std::sync::Condvar,
     /// The wasm engine, started by the first RUN.
-    engine: std::cell::OnceCell<crate::exec::Engine>,
+    engine: std::sync::OnceLock<crate::exec::Engine>,
     /// Searches for the build's secrets (leak guard and output masking).
     scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
 }
@@ -317,7 +344,8 @@ pub fn build(
 ) -> Result<BuildOutput, BuildError> {
     let steps = Steps {
         progress,
-        next_id: std::cell::Cell::new(1),
+        next_id: std::sync::atomic::AtomicUsize::new(1),
+        cached: Default::default(),
     };
     let kilnfile = steps.run(
         &format!(
@@ -341,12 +369,28 @@ pub fn build(
         Ok::<_, BuildError>(ctx)
     })?;
 
+    for stage in &opts.no_cache_filter {
+        let known = kilnfile
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(stage) || s.index.to_string() == *stage);
+        if !known {
+            return Err(BuildError::Usage(format!(
+                "--no-cache-filter {stage:?}: no such stage in {} (name a stage, or give its index from 0)",
+                opts.kilnfile_name
+            )));
+        }
+    }
     let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
-    let epoch = match build_args.get("SOURCE_DATE_EPOCH") {
-        Some(v) => parse_epoch(v)
-            .map_err(|e| BuildError::Usage(format!("--build-arg SOURCE_DATE_EPOCH={v}: {e}")))?,
-        None => opts.source_date_epoch.unwrap_or(0),
-    };
+    let epoch =
+        match build_args.get("SOURCE_DATE_EPOCH") {
+            Some(v) => Some(parse_epoch(v).map_err(|e| {
+                BuildError::Usage(format!("--build-arg SOURCE_DATE_EPOCH={v}: {e}"))
+            })?),
+            None => opts.source_date_epoch,
+        };
+    let reproducible = epoch.is_some();
+    let epoch = epoch.unwrap_or(0);
     let mut b = Build {
         store,
         kilnfile: &kilnfile,
@@ -357,8 +401,9 @@ pub fn build(
         consumed: Default::default(),
         global_args: Vec::new(),
         epoch,
+        reproducible,
         stages: Default::default(),
-        building: Default::default(),
+        stage_done: Default::default(),
         engine: Default::default(),
         scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
             .map(std::sync::Arc::new),
@@ -389,12 +434,14 @@ pub fn build(
         }
         None => kilnfile.stages.len() - 1,
     };
-    let result = b.stage_result(target)?;
+    let result = b.build_target(target)?;
 
     let unused: Vec<&String> = b
         .build_args
         .keys()
-        .filter(|k| !b.consumed.borrow().contains(*k) && !dispatch::is_predefined_arg(k))
+        .filter(|k| {
+            !b.consumed.lock().expect("args lock").contains(*k) && !dispatch::is_predefined_arg(k)
+        })
         .collect();
     if !unused.is_empty() {
         let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
@@ -480,6 +527,8 @@ struct StageResult {
     snapshot: Snapshot,
     config: oci_spec::image::ImageConfiguration,
     layers: Vec<Descriptor>,
+    /// The step cache key of its filesystem.
+    key: crate::digest::Digest,
 }
 
 #[cfg(test)]

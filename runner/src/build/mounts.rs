@@ -33,6 +33,7 @@ pub(super) fn attach_all(
     vfs: &mut Vfs,
     mounts: &[(Mount, Span)],
     workdir: &ImagePath,
+    clock: &crate::vfs::Clock,
 ) -> Result<Scratch, BuildError> {
     let kf = b.kilnfile;
     let mut scratch = Vec::new();
@@ -41,7 +42,7 @@ pub(super) fn attach_all(
         let target = m.target.as_deref().unwrap_or("/");
         let target = ImagePath::resolve(workdir, target).map_err(|e| err(e.to_string()))?;
         let dev = 2 + i as u64;
-        let clock = crate::vfs::system_clock();
+        let clock = clock.clone();
         match m.kind {
             MountType::Tmpfs => {
                 let mut fs =

@@ -37,9 +37,12 @@ pub(super) struct RunContext<'a> {
     pub step_name: &'a str,
 }
 
-/// A finished RUN: its changes and its history line.
-pub(super) struct RunResult {
-    pub changes: PendingChanges,
+/// A RUN with its mounts parsed and its command line expanded: what its
+/// cache key is made of, before anything runs.
+pub(super) struct Prepared {
+    pub mounts: Vec<(frontend::Mount, Span)>,
+    pub argv: Vec<String>,
+    /// The history line: `RUN`, the flags, the command as written.
     pub created_by: String,
 }
 
@@ -117,13 +120,13 @@ fn argv(
     }
 }
 
-/// Runs one RUN instruction.
-pub(super) fn run(
+/// Parses a RUN's flags and expands its command line.
+pub(super) fn prepare(
     b: &Build<'_>,
     run: &frontend::Run,
     span: &Span,
-    cx: RunContext<'_>,
-) -> Result<RunResult, BuildError> {
+    cx: &RunContext<'_>,
+) -> Result<Prepared, BuildError> {
     let kf = b.kilnfile;
     let env = cx.env.clone();
     let lookup = |k: &str| {
@@ -152,7 +155,7 @@ pub(super) fn run(
         flags.push(format!("--mount={text}"));
         mounts.push((mount, m.spec.span.clone()));
     }
-    let argv = argv(b, run, &cx, span)?;
+    let argv = argv(b, run, cx, span)?;
     let shown = match &run.command {
         CommandLine::Exec(words) => {
             serde_json::to_string(&words.iter().map(|w| &w.raw).collect::<Vec<_>>())
@@ -166,13 +169,41 @@ pub(super) fn run(
         created_by.push(' ');
     }
     created_by.push_str(&shown);
+    Ok(Prepared {
+        mounts,
+        argv,
+        created_by,
+    })
+}
 
+/// Runs a prepared RUN whose cache key is `key`; returns what it changed.
+pub(super) fn run(
+    b: &Build<'_>,
+    prepared: Prepared,
+    cx: RunContext<'_>,
+    key: &crate::digest::Digest,
+) -> Result<PendingChanges, BuildError> {
+    let Prepared { mounts, argv, .. } = prepared;
+    // With SOURCE_DATE_EPOCH, the step's clock starts at the epoch and its
+    // random bytes are seeded by its cache key: same inputs, same bytes.
+    let reproducible = b.reproducible.then(|| crate::wasi::Reproducible {
+        epoch: b.epoch,
+        seed: *key.as_bytes(),
+    });
+    let file_clock = match reproducible {
+        Some(r) => {
+            let at = r.epoch.saturating_mul(1_000_000_000);
+            let clock: crate::vfs::Clock = std::sync::Arc::new(move || at);
+            clock
+        }
+        None => crate::vfs::system_clock(),
+    };
     // The step's filesystem.
     let mut overlay = OverlayFs::new(
         std::sync::Arc::clone(cx.snapshot),
         b.store.clone(),
         1,
-        crate::vfs::system_clock(),
+        file_clock.clone(),
     );
     let limits = b.opts.step_limits;
     overlay.set_limits(crate::vfs::WriteLimits {
@@ -181,7 +212,7 @@ pub(super) fn run(
     });
     overlay.set_owner_of_new(cx.owner.0, cx.owner.1);
     let mut vfs = Vfs::new(overlay);
-    let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir)?;
+    let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir, &file_clock)?;
     let secret_mounts: Vec<&frontend::Mount> = mounts.iter().map(|(m, _)| m).collect();
     let secrets = crate::secrets::mount::attach(
         &mut vfs,
@@ -212,6 +243,7 @@ pub(super) fn run(
         cwd: cx.workdir.clone(),
         limits,
         preopens: secrets.preopens,
+        reproducible,
     };
     let started = Instant::now();
     let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
@@ -284,14 +316,9 @@ pub(super) fn run(
         Outcome::Cancelled => return Err(BuildError::Cancelled),
     }
     let mut vfs = finished.vfs;
-    let changes = vfs
-        .overlay()
+    vfs.overlay()
         .changes()
-        .map_err(|e| fail(format!("reading what the step wrote: {e}")))?;
-    Ok(RunResult {
-        changes,
-        created_by,
-    })
+        .map_err(|e| fail(format!("reading what the step wrote: {e}")))
 }
 
 fn emit(b: &Build<'_>, id: usize, started: Instant, line: &str, err: bool, tail: &mut Vec<String>) {

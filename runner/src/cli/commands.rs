@@ -109,9 +109,6 @@ fn build(
             ));
         }
     }
-    if args.no_cache {
-        // Nothing to do: every build runs every step.
-    }
     let platform = match &args.platform {
         Some(p) => Some(Platform::parse(p).map_err(|e| usage(format!("--platform: {e}")))?),
         None => None,
@@ -143,6 +140,8 @@ fn build(
         cancel,
         secrets: std::sync::Arc::new(secrets),
         secret_scan: args.secret_scan,
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
     };
 
     let _lock = store.lock_shared()?;
@@ -435,7 +434,11 @@ fn rmi(store: &Store, args: RmiArgs, printer: &Printer) -> Result<ExitCode> {
 }
 
 fn prune(store: &Store, args: PruneArgs, printer: &Printer) -> Result<ExitCode> {
-    let report = store.prune(args.all)?;
+    let report = store.prune(crate::store::PruneOptions {
+        untagged: args.all,
+        all_cache: args.all,
+        keep_storage: args.keep_storage,
+    })?;
     for problem in &report.problems {
         printer.warn(problem);
     }
@@ -443,6 +446,15 @@ fn prune(store: &Store, args: PruneArgs, printer: &Printer) -> Result<ExitCode> 
     if args.all {
         parts.push(format!("{} untagged image(s)", report.images));
     }
+    parts.push(format!(
+        "{} cache entr{}",
+        report.cache_entries,
+        if report.cache_entries == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    ));
     parts.push(format!("{} blob(s)", report.blobs));
     parts.push(format!("{} file content(s)", report.files));
     parts.push(format!("{} other file(s)", report.other));

@@ -151,9 +151,12 @@ pub struct BuildArgs {
     /// Build this stage instead of the last
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
-    /// Do not use the step cache (kiln has none yet: every build runs every step)
+    /// Run every step instead of reusing the step cache (results still go into it)
     #[arg(long)]
     pub no_cache: bool,
+    /// Run every step of this stage (by name, or index) instead of reusing the cache; repeatable
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
     /// The image platform, OS/ARCH [default: the base image's, or wasi/wasm]
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
@@ -210,9 +213,12 @@ pub struct RmiArgs {
 /// `kiln prune`.
 #[derive(Args, Debug)]
 pub struct PruneArgs {
-    /// Also remove untagged images
+    /// Also remove untagged images and the whole step cache
     #[arg(long)]
     pub all: bool,
+    /// Keep at most SIZE of step cache data (least recently used goes first), like 10g
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub keep_storage: Option<u64>,
 }
 
 /// Parses `--secret` flags and reads the values into memory.

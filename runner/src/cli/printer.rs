@@ -5,14 +5,15 @@
 //! works. Progress has three looks:
 //! - `plain`: BuildKit's plain style, one line per event
 //!   (`#2 [1/3] FROM scratch`, `#2 DONE 0.0s`), stable for logs and tests;
-//! - `tty`: a spinner per running step, one line per finished step;
+//! - `tty`: a spinner per running step (several when stages run in
+//!   parallel), one line per finished step;
 //! - `quiet`: nothing but warnings and errors.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::build::{Event, Progress};
 
@@ -37,7 +38,10 @@ pub struct Printer {
 
 #[derive(Default)]
 struct State {
-    spinner: Option<(usize, String, ProgressBar)>,
+    /// The running steps' spinners (tty mode), by step number.
+    spinners: std::collections::BTreeMap<usize, (String, ProgressBar)>,
+    /// What draws them, made with the first one.
+    multi: Option<MultiProgress>,
     warnings: usize,
 }
 
@@ -100,11 +104,11 @@ impl Printer {
 
     fn err_line(&self, line: &str) {
         let state = self.state.lock().expect("printer lock");
-        match &state.spinner {
-            Some((_, _, bar)) => bar.suspend(|| {
+        match &state.multi {
+            Some(multi) if !state.spinners.is_empty() => multi.suspend(|| {
                 let _ = writeln!(io::stderr().lock(), "{line}");
             }),
-            None => {
+            _ => {
                 let _ = writeln!(io::stderr().lock(), "{line}");
             }
         }
@@ -115,6 +119,7 @@ impl Printer {
             Event::Start { id, name } => format!("\n#{id} {name}"),
             Event::Log { id, text } => format!("#{id} {text}"),
             Event::Done { id, elapsed } => format!("#{id} DONE {}", secs(elapsed)),
+            Event::Cached { id } => format!("#{id} CACHED"),
             Event::Failed { id, elapsed } => format!("#{id} ERROR {}", secs(elapsed)),
             Event::Warning(text) => return self.warn(text),
         };
@@ -125,8 +130,8 @@ impl Printer {
         let mut state = self.state.lock().expect("printer lock");
         match event {
             Event::Start { id, name } => {
-                let bar =
-                    ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+                let multi = state.multi.get_or_insert_with(MultiProgress::new);
+                let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
                         .expect("constant template")
@@ -134,29 +139,31 @@ impl Printer {
                 );
                 bar.set_message(format!("#{id} {name}"));
                 bar.enable_steady_tick(Duration::from_millis(100));
-                state.spinner = Some((id, name.to_string(), bar));
+                state.spinners.insert(id, (name.to_string(), bar));
             }
             Event::Log { id, text } => {
-                if let Some((sid, name, bar)) = &state.spinner
-                    && *sid == id
-                {
+                if let Some((name, bar)) = state.spinners.get(&id) {
                     bar.set_message(format!("#{id} {name} · {text}"));
                 }
             }
-            Event::Done { id, elapsed } | Event::Failed { id, elapsed } => {
-                let failed = matches!(event, Event::Failed { .. });
-                if let Some((_, name, bar)) = state.spinner.take() {
-                    bar.finish_and_clear();
-                    let mark = if failed {
-                        "\x1b[31m✘\x1b[0m"
-                    } else {
-                        "\x1b[32m✔\x1b[0m"
+            Event::Done { id, .. } | Event::Failed { id, .. } | Event::Cached { id } => {
+                if let Some((name, bar)) = state.spinners.remove(&id) {
+                    let (mark, after) = match event {
+                        Event::Failed { elapsed, .. } => ("\x1b[31m✘\x1b[0m", secs(elapsed)),
+                        Event::Done { elapsed, .. } => ("\x1b[32m✔\x1b[0m", secs(elapsed)),
+                        _ => ("\x1b[32m✔\x1b[0m", "CACHED".to_string()),
                     };
-                    let _ = writeln!(
-                        io::stderr().lock(),
-                        "{mark} #{id} {name} \x1b[2m{}\x1b[0m",
-                        secs(elapsed)
-                    );
+                    let line = format!("{mark} #{id} {name} \x1b[2m{after}\x1b[0m");
+                    match &state.multi {
+                        Some(multi) => {
+                            let _ = multi.println(line);
+                            multi.remove(&bar);
+                        }
+                        None => {
+                            let _ = writeln!(io::stderr().lock(), "{line}");
+                        }
+                    }
+                    bar.finish_and_clear();
                 }
             }
             Event::Warning(text) => {

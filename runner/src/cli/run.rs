@@ -124,6 +124,7 @@ pub(super) fn run(
         cwd,
         limits,
         preopens: attached.preopens,
+        reproducible: None,
     };
     let finished = step::run(
         &engine,

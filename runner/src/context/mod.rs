@@ -287,6 +287,21 @@ impl ContextOpener {
         )))
     }
 
+    /// The sha256 of `path`'s contents, and their length.
+    pub fn digest(&self, path: &str) -> io::Result<(crate::digest::Digest, u64)> {
+        let mut f = self.dir.open(os_path(path))?.into_std();
+        let mut hasher = crate::digest::Hasher::new();
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher.finish())
+    }
+
     /// A second handle to the same directory.
     pub fn try_clone(&self) -> io::Result<ContextOpener> {
         Ok(ContextOpener {

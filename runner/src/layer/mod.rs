@@ -25,6 +25,7 @@ use std::io::{self, Read};
 pub use reader::read_layer;
 pub use writer::{WrittenLayer, write_layer};
 
+use crate::digest::Digest;
 use crate::snapshot::{self, FileRef};
 use crate::store::StoreError;
 
@@ -100,6 +101,11 @@ pub enum Content {
         open: Opener,
         /// Shown in errors: where the bytes come from.
         origin: String,
+        /// The digest of the bytes when the source was hashed beforehand
+        /// (a COPY source, for its cache key). The writer checks that it
+        /// read the same bytes, so a file changed in between cannot put
+        /// other contents under that key.
+        digest: Option<Digest>,
     },
 }
 
@@ -178,6 +184,12 @@ pub enum LayerError {
         id: String,
         /// How it was encoded.
         encoding: &'static str,
+    },
+    /// A source changed between being hashed and being read.
+    #[error("{origin} changed while the build read it; run the build again")]
+    Changed {
+        /// The source.
+        origin: String,
     },
     /// A hard link to a path that is not in the layer.
     #[error("hard link {link} points to {target}, which is not part of the same layer")]

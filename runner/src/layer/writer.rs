@@ -248,7 +248,12 @@ fn append_file(
                 .map_err(LayerError::Write)?;
             Ok((FileRef { digest, size }, hit))
         }
-        Content::Reader { open, origin, .. } => {
+        Content::Reader {
+            open,
+            origin,
+            digest: expected,
+            ..
+        } => {
             let source = open().map_err(|source| LayerError::Read {
                 origin: origin.clone(),
                 source,
@@ -271,6 +276,9 @@ fn append_file(
             }
             let (digest, written) = copy.commit()?;
             debug_assert_eq!(written, size);
+            if expected.is_some_and(|e| e != digest) {
+                return Err(LayerError::Changed { origin });
+            }
             Ok((FileRef { digest, size }, hit))
         }
     }

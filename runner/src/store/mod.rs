@@ -10,6 +10,9 @@
 //! STORE/kiln/version                    kiln's own format version
 //! STORE/kiln/files/sha256/<hex>         file contents, for snapshots (never extracted to trees)
 //! STORE/kiln/layers/sha256/<hex>.json   per-layer index of changes, by diff_id
+//! STORE/kiln/steps/<key>.json           the step cache: a cache key's layer (`steps.rs`)
+//! STORE/kiln/secret-key                 random key of the secret HMACs in cache keys
+//! STORE/kiln/cache/<id>/                RUN --mount=type=cache directories
 //! STORE/kiln/tmp/                       temp files; everything is written here first
 //! STORE/kiln/lock                       builds hold it shared, prune exclusive
 //! STORE/kiln/index.lock                 serializes index.json updates
@@ -25,6 +28,7 @@ mod blob;
 mod index;
 mod lock;
 mod prune;
+mod steps;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -36,7 +40,8 @@ pub use index::{
     normalize_name,
 };
 pub use lock::StoreLock;
-pub use prune::PruneReport;
+pub use prune::{PruneOptions, PruneReport};
+pub use steps::StepEntry;
 
 use crate::digest::Digest;
 use crate::snapshot::FileRef;

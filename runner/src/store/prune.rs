@@ -2,9 +2,14 @@
 //!
 //! Everything reachable from `index.json` is live: manifests, their configs
 //! and layers, the layer indexes of the config's diff_ids, and the file
-//! contents those indexes name. Everything else in `blobs/`, `kiln/files/`,
-//! `kiln/layers/` and `kiln/tmp/` is deleted. Running builds hold the lock
-//! shared, so prune waits for them instead of deleting what they write.
+//! contents those indexes name. So is what the step cache (`kiln/steps/`)
+//! names: each entry's layer blob, its index and contents. First the cache
+//! is trimmed: `--all` drops every entry, `--keep-storage SIZE` drops the
+//! least recently used entries until what only the cache holds fits in
+//! SIZE, and entries whose layer is gone are dropped always. Everything
+//! else in `blobs/`, `kiln/files/`, `kiln/layers/` and `kiln/tmp/` is
+//! deleted. Running builds hold the lock shared, so prune waits for them
+//! instead of deleting what they write.
 
 use std::collections::HashSet;
 use std::fs;
@@ -15,11 +20,25 @@ use super::{Result, Store, io_err};
 use crate::digest::Digest;
 use crate::snapshot::{Change, Node};
 
+/// What to prune besides what nothing refers to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// Drop untagged images from the index first.
+    pub untagged: bool,
+    /// Drop every step cache entry.
+    pub all_cache: bool,
+    /// Keep at most this many bytes that only the step cache holds,
+    /// dropping the least recently used entries first.
+    pub keep_storage: Option<u64>,
+}
+
 /// What a prune removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PruneReport {
     /// Untagged images removed from the index (with `untagged`).
     pub images: usize,
+    /// Step cache entries dropped.
+    pub cache_entries: usize,
     /// Blobs deleted.
     pub blobs: usize,
     /// File contents deleted.
@@ -33,12 +52,12 @@ pub struct PruneReport {
 }
 
 impl Store {
-    /// Deletes everything unreachable from the index; with `untagged`, first
-    /// drops untagged images from the index.
-    pub fn prune(&self, untagged: bool) -> Result<PruneReport> {
+    /// Deletes everything unreachable from the index and the step cache,
+    /// after trimming them as `opts` says.
+    pub fn prune(&self, opts: PruneOptions) -> Result<PruneReport> {
         let _lock = self.lock_exclusive()?;
         let mut report = PruneReport::default();
-        if untagged {
+        if opts.untagged {
             self.update_index(|index| {
                 let before = index.manifests.len();
                 index.manifests.retain(|d| d.ref_name().is_some());
@@ -59,18 +78,11 @@ impl Store {
         }
         let mut contents = HashSet::new();
         for diff_id in &diff_ids {
-            match self.layer_index(diff_id) {
-                Ok(Some(changes)) => {
-                    for change in changes.values() {
-                        if let Change::Put(Node::File(_, f)) = change {
-                            contents.insert(f.digest);
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => report.problems.push(e.to_string()),
+            for (digest, _) in self.index_contents(diff_id, &mut report.problems) {
+                contents.insert(digest);
             }
         }
+        self.trim_cache(opts, &mut blobs, &mut diff_ids, &mut contents, &mut report)?;
 
         let root = self.root().to_path_buf();
         sweep(
@@ -106,6 +118,87 @@ impl Store {
             },
         )?;
         Ok(report)
+    }
+
+    /// Drops the cache entries `opts` and their state say to drop, and
+    /// marks what the others keep alive.
+    fn trim_cache(
+        &self,
+        opts: PruneOptions,
+        blobs: &mut HashSet<Digest>,
+        diff_ids: &mut HashSet<Digest>,
+        contents: &mut HashSet<Digest>,
+        report: &mut PruneReport,
+    ) -> Result<()> {
+        let mut entries = self.step_entries(&mut report.problems)?;
+        // Most recently used first: those are kept when space is short.
+        entries.sort_by(|(ka, a), (kb, b)| b.used.cmp(&a.used).then(ka.cmp(kb)));
+        let mut cache_only = 0u64;
+        for (key, entry) in entries {
+            let layer = match (&entry.layer, entry.diff_id) {
+                (Some(l), Some(d)) => Some((l, d)),
+                (None, None) => None,
+                _ => {
+                    self.remove_step_entry(&key)?;
+                    report.cache_entries += 1;
+                    continue;
+                }
+            };
+            let broken = layer.is_some_and(|(l, d)| {
+                !self.has_blob(&l.digest) || !self.layer_index_path(&d).is_file()
+            });
+            let mut extra = 0u64;
+            let mut new_contents = Vec::new();
+            if let Some((l, _)) = layer
+                && !blobs.contains(&l.digest)
+            {
+                extra += l.size;
+            }
+            if let Some((_, diff_id)) = layer
+                && !broken
+                && !diff_ids.contains(&diff_id)
+            {
+                for (digest, size) in self.index_contents(&diff_id, &mut report.problems) {
+                    if !contents.contains(&digest) && !new_contents.contains(&digest) {
+                        extra += size;
+                        new_contents.push(digest);
+                    }
+                }
+            }
+            let over = opts
+                .keep_storage
+                .is_some_and(|limit| cache_only.saturating_add(extra) > limit);
+            if broken || opts.all_cache || over {
+                self.remove_step_entry(&key)?;
+                report.cache_entries += 1;
+                continue;
+            }
+            cache_only += extra;
+            if let Some((l, d)) = layer {
+                blobs.insert(l.digest);
+                diff_ids.insert(d);
+            }
+            contents.extend(new_contents);
+        }
+        Ok(())
+    }
+
+    /// The file contents (digest, size) a layer's index names.
+    fn index_contents(&self, diff_id: &Digest, problems: &mut Vec<String>) -> Vec<(Digest, u64)> {
+        match self.layer_index(diff_id) {
+            Ok(Some(changes)) => changes
+                .values()
+                .filter_map(|change| match change {
+                    Change::Put(Node::File(_, f)) => Some((f.digest, f.size)),
+                    _ => None,
+                })
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                problems.push(e.to_string());
+                Vec::new()
+            }
+        }
     }
 
     fn mark_manifest(

@@ -207,7 +207,7 @@ fn prune_keeps_what_tagged_images_use() {
     let (orphan, _) = w.commit().unwrap();
     std::fs::write(s.tmp_dir().join(".tmp-stale"), b"left by a killed build").unwrap();
 
-    let report = s.prune(false).unwrap();
+    let report = s.prune(Default::default()).unwrap();
     assert_eq!(
         (report.blobs, report.files, report.other),
         (1, 1, 1),
@@ -222,7 +222,7 @@ fn prune_keeps_what_tagged_images_use() {
 
     // Untagging then pruning removes the rest.
     s.remove_image("keep:me").unwrap();
-    let report = s.prune(false).unwrap();
+    let report = s.prune(Default::default()).unwrap();
     assert_eq!(
         (report.blobs, report.files, report.other),
         (3, 1, 1),

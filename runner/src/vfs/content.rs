@@ -184,6 +184,7 @@ impl Data {
                         Ok(Box::new(io::BufReader::with_capacity(COPY_BUFFER, copy)))
                     }),
                     origin: "a file written by the step".into(),
+                    digest: None,
                 }
             }
         })

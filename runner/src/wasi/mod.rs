@@ -50,6 +50,98 @@ impl Random for SecureRandom {
     }
 }
 
+/// A reproducible random source: the SHA-256 of a seed and a block counter,
+/// block after block. The same seed gives the same bytes on every host;
+/// kiln seeds it from the step's cache key when `SOURCE_DATE_EPOCH` is set.
+/// It is not a secret generator: anyone who knows the inputs of the step
+/// can compute its output, which is the point.
+pub struct SeededRandom {
+    seed: [u8; 32],
+    counter: u64,
+    block: [u8; 32],
+    used: usize,
+}
+
+impl SeededRandom {
+    /// A generator for `seed`, and `stream` (to draw independent sequences
+    /// from one seed).
+    pub fn new(seed: &[u8; 32], stream: &str) -> SeededRandom {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"kiln seeded random\0");
+        h.update(seed);
+        h.update(stream.as_bytes());
+        SeededRandom {
+            seed: h.finalize().into(),
+            counter: 0,
+            block: [0; 32],
+            used: 32,
+        }
+    }
+
+    fn next_block(&mut self) {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.seed);
+        h.update(self.counter.to_le_bytes());
+        self.block = h.finalize().into();
+        self.counter += 1;
+        self.used = 0;
+    }
+}
+
+impl Random for SeededRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut done = 0;
+        while done < buf.len() {
+            if self.used == self.block.len() {
+                self.next_block();
+            }
+            let n = (buf.len() - done).min(self.block.len() - self.used);
+            buf[done..done + n].copy_from_slice(&self.block[self.used..self.used + n]);
+            self.used += n;
+            done += n;
+        }
+    }
+}
+
+impl rand_core::TryRng for SeededRandom {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.fill(&mut b);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.fill(dst);
+        Ok(())
+    }
+}
+
+/// What makes a step reproducible (`SOURCE_DATE_EPOCH`): its wall clock
+/// starts at `epoch` and its random bytes come from `seed`.
+#[derive(Clone, Copy)]
+pub struct Reproducible {
+    /// Seconds since the Unix epoch.
+    pub epoch: i64,
+    /// The seed of every random source of the step.
+    pub seed: [u8; 32],
+}
+
+impl std::fmt::Debug for Reproducible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reproducible(epoch {})", self.epoch)
+    }
+}
+
 /// The step's clocks, in nanoseconds.
 pub struct Clocks {
     /// Wall-clock time since the Unix epoch.
@@ -63,6 +155,20 @@ impl Clocks {
     pub fn system() -> Clocks {
         Clocks {
             wall: crate::vfs::system_clock(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Clocks whose wall clock starts at `epoch` (seconds) and advances one
+    /// microsecond each time it is read, whatever the real time: a program
+    /// that writes the time writes the same bytes on every run, and two
+    /// readings still differ and increase. The monotonic clock stays real
+    /// (it measures durations, and sleeping must take real time).
+    pub fn reproducible(epoch: i64) -> Clocks {
+        let base = epoch.saturating_mul(1_000_000_000);
+        let ticks = std::sync::atomic::AtomicI64::new(0);
+        Clocks {
+            wall: Arc::new(move || base.saturating_add(ticks.fetch_add(1_000, Ordering::Relaxed))),
             start: Instant::now(),
         }
     }

@@ -127,6 +127,15 @@ fn run(op: &[String]) -> std::io::Result<()> {
             getrandom(&mut b);
             writeln!(out, "{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())?
         }
+        // Writes the time (nanoseconds) and random bytes into a file: what
+        // a build step embedding a timestamp or a nonce does.
+        "stamp" => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            let mut b = [0u8; 16];
+            getrandom(&mut b);
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            fs::write(arg(1), format!("{} {hex}\n", now.as_nanos()))?
+        }
         "noop" => {}
         // Writes something derived from a file's bytes (their length and a
         // hash), never the bytes: what a well-behaved step does with a token.

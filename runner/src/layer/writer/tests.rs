@@ -38,6 +38,7 @@ fn sample() -> PendingChanges {
                 size: 5,
                 open: Box::new(|| Ok(Box::new(&b"hello"[..]))),
                 origin: "test".into(),
+                digest: None,
             },
         )),
     );
@@ -248,6 +249,7 @@ fn a_source_that_shrinks_is_an_error_not_a_torn_layer() {
                 size: 10,
                 open: Box::new(|| Ok(Box::new(&b"short"[..]))),
                 origin: "context file f".into(),
+                digest: None,
             },
         )),
     );
@@ -287,6 +289,7 @@ fn the_leak_guard_stops_a_layer_holding_a_secret() {
                         Ok(Box::new(&b"//registry/:_authToken=npm_TOKEN_value_123"[..]))
                     }),
                     origin: "test".into(),
+                    digest: None,
                 },
             )),
         );

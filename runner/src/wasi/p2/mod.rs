@@ -12,7 +12,7 @@
 //! | `wasi:cli/environment` | ours (`environment.rs`): arguments, environment and working directory straight from `StepState`, so secret values live in one place that is zeroed |
 //! | `wasi:cli/*` (exit with `exit-with-code`, stdio, terminals) | wasmtime-wasi, over the [`WasiCtx`] in [`P2State`] |
 //! | `wasi:clocks/wall-clock`, `wasi:clocks/monotonic-clock` | wasmtime-wasi, reading the step's [`Clocks`] |
-//! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators) |
+//! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators), or seeded streams for reproducible steps |
 //!
 //! Nothing else: no `wasi:sockets` (a plain `wasm32-wasip2` program does not
 //! import it), no host directories. A component that imports anything
@@ -86,7 +86,11 @@ impl P2State {
     /// are moved behind shared handles whose clones are put back into
     /// `stdio`, so the caller's `Stdio` stays usable and writes through
     /// either end reach the same writer in order.
-    pub fn new(stdio: &mut Stdio, clocks: &Clocks) -> P2State {
+    ///
+    /// With a `seed`, the random sources (`wasi:random/*`) are
+    /// [`SeededRandom`](crate::wasi::SeededRandom) streams of it instead of
+    /// the operating system's.
+    pub fn new(stdio: &mut Stdio, clocks: &Clocks, seed: Option<&[u8; 32]>) -> P2State {
         let shared = stdio::share(stdio);
         let mut b = closed_builder();
         // Arguments, environment and working directory are served from
@@ -96,6 +100,16 @@ impl P2State {
             .stderr(shared.stderr)
             .wall_clock(clocks::WallClock::new(clocks))
             .monotonic_clock(clocks::MonotonicClock::new(clocks));
+        if let Some(seed) = seed {
+            let mut insecure_seed = [0u8; 16];
+            crate::wasi::Random::fill(
+                &mut crate::wasi::SeededRandom::new(seed, "p2 insecure-seed"),
+                &mut insecure_seed,
+            );
+            b.secure_random(crate::wasi::SeededRandom::new(seed, "p2 random"))
+                .insecure_random(crate::wasi::SeededRandom::new(seed, "p2 insecure"))
+                .insecure_random_seed(u128::from_le_bytes(insecure_seed));
+        }
         P2State {
             ctx: b.build(),
             table: ResourceTable::new(),
@@ -105,8 +119,8 @@ impl P2State {
 
     /// Sets `state.p2` for running a component, from the state's own
     /// arguments, environment, working directory, stdio and clocks.
-    pub fn install(state: &mut StepState) {
-        state.p2 = P2State::new(&mut state.stdio, &state.clocks);
+    pub fn install(state: &mut StepState, seed: Option<&[u8; 32]>) {
+        state.p2 = P2State::new(&mut state.stdio, &state.clocks, seed);
     }
 }
 

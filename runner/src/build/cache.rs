@@ -1,0 +1,288 @@
+//! The step cache, from the builder's side: cache keys, and reusing the
+//! layer a key names (the entries themselves live in `store/steps.rs`).
+//!
+//! Every instruction that makes a layer (COPY, RUN, WORKDIR) has a key: a
+//! sha256 over, in order and length-prefixed, a format version, the kind of
+//! step, the key of the step before it (a chain that starts at the base:
+//! `scratch` and the platform, a stored image's manifest digest, or another
+//! stage's last key), the timestamp epoch and layer compression, and what
+//! the step reads:
+//!
+//! - COPY: its history line after expansion, and every change it will make
+//!   (paths, modes, owners, and file contents by sha256, never by mtime);
+//! - RUN: its history line (the command as written and its mount specs),
+//!   the argv after expansion, the environment, WORKDIR, user and platform;
+//!   for each bind mount, the digest of what it shows (a context directory
+//!   hashed file by file, another stage's key, an image's digest); for each
+//!   secret mount, an HMAC of the value under the store's own key, or that
+//!   it was absent; cache and tmpfs mounts by their spec only, as BuildKit;
+//! - WORKDIR: the path and the owner of the directories it creates.
+//!
+//! Metadata instructions (ENV, LABEL, CMD...) are not in the chain: they
+//! reach a step only through what its key already holds (the environment,
+//! the user...), so changing a LABEL reruns nothing. The filesystem a RUN
+//! sees is the result of the steps before it, which the chain pins.
+
+use sha2::{Digest as _, Sha256};
+
+use super::{Build, BuildError};
+use crate::context::{self, EntryKind};
+use crate::digest::Digest;
+use crate::layer::{Content, PendingChanges};
+use crate::snapshot::{Change, Meta, Node};
+
+/// Changes when what goes into keys changes, so old entries simply miss.
+const KEY_FORMAT: &str = "kiln step cache v1";
+
+/// Builds a cache key field by field.
+pub(super) struct Key(Sha256);
+
+impl Key {
+    /// A key for a step of `kind` (`copy`, `run`, `workdir`, `base`...).
+    pub(super) fn new(kind: &str) -> Key {
+        let mut k = Key(Sha256::new());
+        k.add("format", KEY_FORMAT).add("kind", kind);
+        k
+    }
+
+    /// Adds a named field; names and values are length-prefixed, so no two
+    /// different sequences of fields hash the same bytes.
+    pub(super) fn add(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Key {
+        let value = value.as_ref();
+        self.0.update((name.len() as u64).to_le_bytes());
+        self.0.update(name.as_bytes());
+        self.0.update((value.len() as u64).to_le_bytes());
+        self.0.update(value);
+        self
+    }
+
+    /// Adds a digest.
+    pub(super) fn digest(&mut self, name: &str, d: &Digest) -> &mut Key {
+        self.add(name, d.as_bytes())
+    }
+
+    /// Adds a node's metadata.
+    fn meta(&mut self, m: &Meta) -> &mut Key {
+        self.add(
+            "meta",
+            format!("{:o} {}:{} {}", m.mode, m.uid, m.gid, m.mtime),
+        )
+    }
+
+    /// The key.
+    pub(super) fn finish(self) -> Digest {
+        Digest::from_bytes(self.0.finalize().into())
+    }
+}
+
+/// Adds every change of a COPY to `key`: what will be written, with file
+/// contents by digest.
+pub(super) fn add_changes(key: &mut Key, changes: &PendingChanges) -> Result<(), String> {
+    key.add("changes", (changes.len() as u64).to_le_bytes());
+    for (path, change) in changes {
+        key.add("path", path.absolute());
+        match change {
+            Change::Put(Node::Dir(m)) => {
+                key.add("put", "dir").meta(m);
+            }
+            Change::Put(Node::Symlink(m, target)) => {
+                key.add("put", "symlink").meta(m).add("target", target);
+            }
+            Change::Put(Node::File(m, content)) => {
+                key.add("put", "file").meta(m);
+                match content {
+                    Content::Stored(f) => key.digest("content", &f.digest),
+                    Content::Bytes(b) => key.digest("content", &Digest::of(b)),
+                    Content::Reader {
+                        digest: Some(d), ..
+                    } => key.digest("content", d),
+                    Content::Reader { origin, .. } => {
+                        return Err(format!("{origin} has no digest for the cache key"));
+                    }
+                };
+            }
+            Change::Hardlink(target) => {
+                key.add("hardlink", target.absolute());
+            }
+            Change::Whiteout => {
+                key.add("whiteout", "");
+            }
+            Change::Opaque(m) => {
+                key.add("opaque", "").meta(m);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Build<'_> {
+    /// A key for a layer step of `kind` after `parent`, with what every
+    /// layer depends on: the timestamp epoch (and whether steps see it as
+    /// their clock) and the compression.
+    pub(super) fn step_key(&self, kind: &str, parent: &Digest) -> Key {
+        let mut key = Key::new(kind);
+        key.digest("parent", parent)
+            .add("epoch", self.epoch.to_le_bytes())
+            .add("reproducible", [u8::from(self.reproducible)])
+            .add("compression", format!("{:?}", self.opts.compression));
+        key
+    }
+
+    /// The digest of context directory `source` as a bind mount shows it:
+    /// every name, kind, executable bit, symlink target and file content
+    /// (by sha256), in sorted order, ignored paths left out.
+    pub(super) fn context_tree_digest(&self, source: &str) -> Result<Digest, String> {
+        let opener = self.context.opener().map_err(|e| e.to_string())?;
+        let mut key = Key::new("context-tree");
+        let mut stack = vec![source.to_string()];
+        while let Some(dir) = stack.pop() {
+            key.add("dir", &dir);
+            let mut subdirs = Vec::new();
+            for name in self.context.list(&dir).map_err(|e| e.to_string())? {
+                let path = context::join(&dir, &name);
+                key.add("name", &name);
+                match self.context.entry(&path).map_err(|e| e.to_string())? {
+                    EntryKind::Dir => {
+                        key.add("kind", "dir");
+                        subdirs.push(path);
+                    }
+                    EntryKind::File { executable, .. } => {
+                        let (d, _) = opener
+                            .digest(&path)
+                            .map_err(|e| format!("reading {path} in the build context: {e}"))?;
+                        key.add("kind", if executable { "exe" } else { "file" })
+                            .digest("content", &d);
+                    }
+                    EntryKind::Symlink(target) => {
+                        key.add("kind", "symlink").add("target", target);
+                    }
+                    EntryKind::Special => {
+                        key.add("kind", "special");
+                    }
+                }
+            }
+            // Depth first, in sorted order.
+            stack.extend(subdirs.into_iter().rev());
+        }
+        Ok(key.finish())
+    }
+
+    /// An HMAC-SHA256 of `value` under the store's secret key, labelled by
+    /// `purpose`, in hex. It identifies a secret value without revealing it.
+    pub(super) fn secret_mac(&self, purpose: &str, value: &[u8]) -> Result<String, BuildError> {
+        use hmac::Mac as _;
+        let key = self.store.secret_key()?;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        let tag = mac.finalize().into_bytes();
+        Ok(tag.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The key of a RUN: see the module docs.
+    pub(super) fn run_key(
+        &self,
+        parent: &Digest,
+        prepared: &super::run::Prepared,
+        cx: &super::run::RunContext<'_>,
+        platform: &str,
+    ) -> Result<Digest, BuildError> {
+        use crate::frontend::MountType;
+        let mut key = self.step_key("run", parent);
+        key.add("created_by", &prepared.created_by)
+            .add("argv", (prepared.argv.len() as u64).to_le_bytes());
+        for a in &prepared.argv {
+            key.add("arg", a);
+        }
+        key.add("env", (cx.env.len() as u64).to_le_bytes());
+        for (k, v) in &cx.env {
+            key.add("name", k).add("value", v);
+        }
+        key.add("workdir", cx.workdir.absolute())
+            .add("owner", format!("{}:{}", cx.owner.0, cx.owner.1))
+            .add("platform", platform);
+        for (m, span) in &prepared.mounts {
+            key.add("mount", format!("{m:?}"));
+            let err = |msg: String| -> BuildError { self.kilnfile.error(span.clone(), msg).into() };
+            match m.kind {
+                MountType::Bind => match m.from.as_deref() {
+                    Some(from) => match self.kilnfile.stage(from) {
+                        Some(stage) => {
+                            let r = self.stage_result(stage.index)?;
+                            key.digest("from-stage", &r.key);
+                        }
+                        None => {
+                            let d = self
+                                .store
+                                .resolve(from)
+                                .map_err(|e| err(format!("from={from}: not a stage, and {e}")))?;
+                            key.digest("from-image", &d.digest);
+                        }
+                    },
+                    None => {
+                        let source = context::clean(m.source.as_deref().unwrap_or("."));
+                        let d = self
+                            .context_tree_digest(&source)
+                            .map_err(|e| err(format!("bind source {source:?}: {e}")))?;
+                        key.digest("context", &d);
+                    }
+                },
+                MountType::Secret => {
+                    let id = m.id.clone().unwrap_or_default();
+                    match self.opts.secrets.get(&id) {
+                        Some(s) => {
+                            let mut labelled = id.clone().into_bytes();
+                            labelled.push(0);
+                            labelled.extend_from_slice(s.expose());
+                            let mac = self.secret_mac("step", &labelled);
+                            labelled.fill(0);
+                            key.add("secret", mac?);
+                        }
+                        None => {
+                            key.add("secret-absent", &id);
+                        }
+                    }
+                }
+                // Cache and tmpfs mounts start as they start; their
+                // contents are not inputs, as in BuildKit.
+                MountType::Cache | MountType::Tmpfs | MountType::Ssh => {}
+            }
+        }
+        Ok(key.finish())
+    }
+
+    /// HMACs of every secret of the build, for [`crate::store::StepEntry::clean_of`].
+    pub(super) fn secret_fingerprints(&self) -> Result<Vec<String>, BuildError> {
+        let mut out = Vec::new();
+        for s in self.opts.secrets.all() {
+            out.push(self.secret_mac("scan", s.expose())?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_length_prefixed() {
+        let a = {
+            let mut k = Key::new("t");
+            k.add("a", "bc").add("d", "");
+            k.finish()
+        };
+        let b = {
+            let mut k = Key::new("t");
+            k.add("a", "b").add("cd", "");
+            k.finish()
+        };
+        assert_ne!(a, b);
+        let mut k = Key::new("t");
+        k.add("a", "bc").add("d", "");
+        assert_eq!(k.finish(), a, "keys are stable");
+    }
+}
