@@ -114,6 +114,7 @@ fn kiln_layer(dir: &Path, store_dir: &Path, compression: Compression) -> Duratio
                         size,
                         open: Box::new(move || opener.open(&rel2)),
                         origin: rel,
+                        digest: None,
                     };
                     changes.insert(path, Change::Put(Node::File(Meta::root(0o644, 0), content)));
                 }

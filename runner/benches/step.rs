@@ -120,6 +120,7 @@ fn kiln_step(
         cwd: ImagePath::root(),
         limits: StepLimits::default(),
         preopens: Vec::new(),
+        reproducible: None,
     };
     let finished = step::run(
         engine,

@@ -254,7 +254,7 @@ fn run_bytes(bytes: &[u8], step: Step<'_>) -> Ran {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let clocks = Clocks::system();
-    let p2 = P2State::new(&mut stdio, &clocks);
+    let p2 = P2State::new(&mut stdio, &clocks, None);
     let state = StepState {
         vfs,
         args,

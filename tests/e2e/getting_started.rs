@@ -103,7 +103,7 @@ const AFTER: &[(&str, &str)] = &[
     ),
     (
         "NPM_TOKEN=$(cat examples/npm-token/npm_token.txt) kiln build --progress plain --secret id=npm_token,env=NPM_TOKEN -t npm-app examples/npm-token",
-        "\nThe same image id: the token shaped no byte of it. The history names the\nsecret by its id, never its value:\n",
+        "\nThe same token, so every step came from the step cache and the image id is\nthe same. (The cache knows a secret only by an HMAC of its value under a key\nthat never leaves this store; a different token reruns the step that mounts\nit.) The history names the secret by its id, never its value:\n",
     ),
     (
         "kiln history npm-app",

@@ -7,6 +7,7 @@
 #![allow(missing_docs, unreachable_pub)]
 
 mod build;
+mod cache;
 mod conformance;
 mod determinism;
 mod docs;

@@ -408,8 +408,17 @@ fn mounts_are_seen_by_the_step_and_never_reach_the_layer() {
             .filter(|l| !l.contains("/src/new"))
             .collect();
         sb.write("ctx/Kilnfile", kept.join("\n") + "\n");
+        // (--no-cache: the step must run again to see its cache mount.)
         let run = sb
-            .kiln(&["build", "--progress", "plain", "-t", "m", "ctx"])
+            .kiln(&[
+                "build",
+                "--progress",
+                "plain",
+                "--no-cache",
+                "-t",
+                "m",
+                "ctx",
+            ])
             .ok();
         assert!(
             run.stderr.contains(" xxtrue\n"),

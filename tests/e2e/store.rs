@@ -47,9 +47,12 @@ fn images_rmi_and_prune() {
     );
     assert_eq!(
         blobs(),
-        before - 3,
-        "the first image's manifest, config and layer"
+        before - 2,
+        "the first image's manifest and config; the step cache keeps its layer"
     );
+    let out = sb.kiln(&["prune", "--all"]).ok().stdout;
+    assert!(out.contains("cache entries"), "{out}");
+    assert_eq!(blobs(), before - 3, "and the layer, with the cache");
     // What remains still exports and validates.
     sb.kiln(&["export", "app", "-o", sb.path("a.tar").to_str().unwrap()])
         .ok();

@@ -3,10 +3,12 @@
 //!
 //! Every instruction that makes a layer (COPY, RUN, WORKDIR) has a key: a
 //! sha256 over, in order and length-prefixed, a format version, the kind of
-//! step, the key of the step before it (a chain that starts at the base:
-//! `scratch` and the platform, a stored image's manifest digest, or another
-//! stage's last key), the timestamp epoch and layer compression, and what
-//! the step reads:
+//! step, the key of the filesystem it starts from, the timestamp epoch and
+//! layer compression, and what the step reads. The filesystem key starts at
+//! the base (`scratch` and the platform, a stored image's manifest digest,
+//! or another stage's filesystem key) and takes in the diff_id of each
+//! layer made on it ([`filesystem_key`]), so it names the bytes the step
+//! sees, whatever steps made them. What a step reads:
 //!
 //! - COPY: its history line after expansion, and every change it will make
 //!   (paths, modes, owners, and file contents by sha256, never by mtime);
@@ -73,6 +75,18 @@ impl Key {
     pub(super) fn finish(self) -> Digest {
         Digest::from_bytes(self.0.finalize().into())
     }
+}
+
+/// The key of the filesystem `parent` with the layer `diff_id` on top.
+///
+/// The chain follows what steps produced, not what they were given: a step
+/// that ran again (a new secret value, a rebuilt module) and wrote the same
+/// bytes leaves the filesystem key as it was, so the steps after it are
+/// still cache hits. A step that changes nothing leaves it as it was too.
+pub(super) fn filesystem_key(parent: &Digest, diff_id: &Digest) -> Digest {
+    let mut key = Key::new("filesystem");
+    key.digest("parent", parent).digest("layer", diff_id);
+    key.finish()
 }
 
 /// Adds every change of a COPY to `key`: what will be written, with file

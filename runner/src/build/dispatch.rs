@@ -632,7 +632,10 @@ impl Build<'_> {
         step: &str,
         key: Digest,
     ) -> Result<(), BuildError> {
-        state.key = key;
+        self.keys
+            .lock()
+            .expect("keys lock")
+            .push((state.stage, key));
         if changes.is_empty() {
             self.history(state, created_by, true);
             self.remember(&key, None, Vec::new());
@@ -667,6 +670,7 @@ impl Build<'_> {
             clean_of,
         );
         std::sync::Arc::make_mut(&mut state.snapshot).apply(&layer.changes);
+        state.key = cache::filesystem_key(&state.key, &layer.diff_id);
         state.layers.push(layer.descriptor);
         state
             .config
@@ -708,9 +712,12 @@ impl Build<'_> {
         if self.opts.no_cache {
             return false;
         }
-        let stage = &self.kilnfile.stages[index];
-        let name = stage.name.clone().unwrap_or_else(|| index.to_string());
-        !self.opts.no_cache_filter.iter().any(|f| *f == name)
+        let name = self.kilnfile.stages[index].name.as_deref();
+        !self
+            .opts
+            .no_cache_filter
+            .iter()
+            .any(|f| Some(f.as_str()) == name || *f == index.to_string())
     }
 
     /// Reuses what the step cache has for `key`, when it has a sound entry:
@@ -730,7 +737,10 @@ impl Build<'_> {
         }
         let mut entry = match self.store.step_entry(key) {
             Ok(Some(e)) => e,
-            Ok(None) => return Ok(false),
+            Ok(None) => match self.import(key, id) {
+                Some(e) => e,
+                None => return Ok(false),
+            },
             Err(e) => {
                 self.steps
                     .log(id, &format!("ignoring a damaged cache entry: {e}"));
@@ -765,6 +775,7 @@ impl Build<'_> {
                     }
                 }
                 std::sync::Arc::make_mut(&mut state.snapshot).apply(&changes);
+                state.key = cache::filesystem_key(&state.key, &diff_id);
                 state.layers.push(layer.clone());
                 state
                     .config
@@ -784,9 +795,28 @@ impl Build<'_> {
             self.steps
                 .warn(&format!("could not update the step cache: {e}"));
         }
-        state.key = *key;
+        self.keys
+            .lock()
+            .expect("keys lock")
+            .push((state.stage, *key));
         self.steps.mark_cached(id);
         Ok(true)
+    }
+
+    /// The entry for `key` from a `--cache-from` directory, copied into the
+    /// store; a damaged one is skipped with a note in the step's log.
+    fn import(&self, key: &Digest, id: usize) -> Option<crate::store::StepEntry> {
+        for dir in &self.cache_from {
+            match dir.import(self.store, key, unix_now()) {
+                Ok(Some(e)) => {
+                    self.steps.log(id, "imported from --cache-from");
+                    return Some(e);
+                }
+                Ok(None) => {}
+                Err(e) => self.steps.log(id, &format!("ignoring a cache entry: {e}")),
+            }
+        }
+        None
     }
 
     /// The change index of a cached layer, after checking the blob.
@@ -806,7 +836,14 @@ impl Build<'_> {
             .store
             .open_blob(&layer.digest)
             .map_err(|e| e.to_string())?;
-        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| e.to_string())?;
+        if let Err(e) = std::io::copy(&mut reader, &mut std::io::sink()) {
+            // Bytes that do not match their name are worthless: remove them
+            // so the step's rerun can store the layer again.
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                let _ = self.store.discard_blob(&layer.digest);
+            }
+            return Err(e.to_string());
+        }
         self.store
             .layer_index(diff_id)
             .map_err(|e| e.to_string())?

@@ -15,6 +15,7 @@
 pub(crate) use run::masked;
 
 mod cache;
+pub mod cache_dir;
 mod copy;
 mod dispatch;
 mod mounts;
@@ -67,6 +68,79 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stages (by name, or index) that run every step.
     pub no_cache_filter: Vec<String>,
+    /// `--cache-from type=local,src=DIR`: caches to import entries from.
+    pub cache_from: Vec<PathBuf>,
+    /// `--cache-to type=local,dest=DIR`: where to export the build's cache.
+    pub cache_to: Option<CacheTo>,
+}
+
+/// `--cache-to type=local,dest=DIR[,mode=min|max]`.
+#[derive(Clone, Debug)]
+pub struct CacheTo {
+    /// The OCI layout directory.
+    pub dest: PathBuf,
+    /// `mode=max`: every stage's steps; `min` (the default, as BuildKit):
+    /// the target stage's.
+    pub all_stages: bool,
+}
+
+impl CacheTo {
+    /// Parses the value of `--cache-to`.
+    pub fn parse(spec: &str) -> Result<CacheTo, String> {
+        let fields = cache_fields(spec)?;
+        let mut dest = None;
+        let mut all_stages = false;
+        for (k, v) in fields {
+            match k.as_str() {
+                "dest" => dest = Some(PathBuf::from(v)),
+                "mode" => {
+                    all_stages = match v.as_str() {
+                        "max" => true,
+                        "min" => false,
+                        other => return Err(format!("mode={other}: expected min or max")),
+                    }
+                }
+                other => return Err(format!("unknown key {other:?}: expected type, dest, mode")),
+            }
+        }
+        let dest = dest.ok_or("missing dest=DIR")?;
+        Ok(CacheTo { dest, all_stages })
+    }
+}
+
+/// Parses the value of `--cache-from`: the directory.
+pub fn parse_cache_from(spec: &str) -> Result<PathBuf, String> {
+    let mut src = None;
+    for (k, v) in cache_fields(spec)? {
+        match k.as_str() {
+            "src" => src = Some(PathBuf::from(v)),
+            other => return Err(format!("unknown key {other:?}: expected type, src")),
+        }
+    }
+    src.ok_or_else(|| "missing src=DIR".to_string())
+}
+
+/// `type=local,K=V,...`: the fields after the type, which must be local.
+fn cache_fields(spec: &str) -> Result<Vec<(String, String)>, String> {
+    let mut ty = None;
+    let mut out = Vec::new();
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("{field:?}: expected KEY=VALUE"))?;
+        if k == "type" {
+            ty = Some(v.to_string());
+        } else {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    match ty.as_deref() {
+        Some("local") => Ok(out),
+        Some(other) => Err(format!(
+            "type={other} is not supported: kiln shares caches through directories (type=local); registry caches come with registry support"
+        )),
+        None => Err("missing type=local".into()),
+    }
 }
 
 /// `--secret-scan`: what the leak guard does when a layer or the image
@@ -283,6 +357,10 @@ struct Build<'a> {
     stage_done: std::sync::Condvar,
     /// The wasm engine, started by the first RUN.
     engine: std::sync::OnceLock<crate::exec::Engine>,
+    /// The `--cache-from` directories.
+    cache_from: Vec<cache_dir::CacheDir>,
+    /// The cache key of every layer step of this build, with its stage.
+    keys: std::sync::Mutex<Vec<(usize, crate::digest::Digest)>>,
     /// Searches for the build's secrets (leak guard and output masking).
     scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
 }
@@ -389,6 +467,10 @@ pub fn build(
             })?),
             None => opts.source_date_epoch,
         };
+    let mut cache_from = Vec::new();
+    for dir in &opts.cache_from {
+        cache_from.push(cache_dir::CacheDir::open(dir).map_err(BuildError::Usage)?);
+    }
     let reproducible = epoch.is_some();
     let epoch = epoch.unwrap_or(0);
     let mut b = Build {
@@ -404,6 +486,8 @@ pub fn build(
         reproducible,
         stages: Default::default(),
         stage_done: Default::default(),
+        cache_from,
+        keys: Default::default(),
         engine: Default::default(),
         scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
             .map(std::sync::Arc::new),
@@ -469,6 +553,32 @@ pub fn build(
             epoch,
         })
     })?;
+    if let Some(to) = &opts.cache_to {
+        b.steps
+            .run(&format!("exporting cache to {}", to.dest.display()), |id| {
+                let keys = b.keys.lock().expect("keys lock").clone();
+                let mut entries = Vec::new();
+                for (stage, key) in keys {
+                    if (to.all_stages || stage == target)
+                        && let Some(e) = store.step_entry(&key)?
+                    {
+                        entries.push((key, e));
+                    }
+                }
+                let total = cache_dir::export(store, &to.dest, &entries).map_err(|message| {
+                    BuildError::Step {
+                        step: format!("exporting cache to {}", to.dest.display()),
+                        message,
+                        stderr: String::new(),
+                    }
+                })?;
+                b.steps.log(
+                    id,
+                    &format!("{} step(s) written, {total} in the cache", entries.len()),
+                );
+                Ok::<_, BuildError>(())
+            })?;
+    }
     Ok(output)
 }
 

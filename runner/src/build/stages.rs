@@ -25,7 +25,7 @@ pub(super) enum Slot {
     /// A thread is building it.
     Building,
     /// Built.
-    Done(StageResult),
+    Done(Box<StageResult>),
     /// Its build failed (the error is reported by the thread that built it).
     Failed,
 }
@@ -41,7 +41,7 @@ impl Build<'_> {
         let mut slots = self.stages.lock().expect("stages lock");
         loop {
             match slots.get(&index) {
-                Some(Slot::Done(r)) => return Ok(r.clone()),
+                Some(Slot::Done(r)) => return Ok((**r).clone()),
                 Some(Slot::Failed) => {
                     return Err(BuildError::DependencyFailed(self.stage_label(index)));
                 }
@@ -63,7 +63,7 @@ impl Build<'_> {
         slots.insert(
             index,
             match &result {
-                Ok(r) => Slot::Done(r.clone()),
+                Ok(r) => Slot::Done(Box::new(r.clone())),
                 Err(_) => Slot::Failed,
             },
         );

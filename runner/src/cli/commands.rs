@@ -119,6 +119,19 @@ fn build(
         }
         None => OutputSpec::default(),
     };
+    let mut cache_from = Vec::new();
+    for spec in &args.cache_from {
+        cache_from.push(
+            build::parse_cache_from(spec)
+                .map_err(|e| usage(format!("--cache-from {spec}: {e}")))?,
+        );
+    }
+    let cache_to = match &args.cache_to {
+        Some(spec) => Some(
+            build::CacheTo::parse(spec).map_err(|e| usage(format!("--cache-to {spec}: {e}")))?,
+        ),
+        None => None,
+    };
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             build::parse_epoch(&v)
@@ -142,6 +155,8 @@ fn build(
         secret_scan: args.secret_scan,
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
+        cache_from,
+        cache_to,
     };
 
     let _lock = store.lock_shared()?;

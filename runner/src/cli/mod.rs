@@ -50,7 +50,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Remove images (their data goes with the next prune)
     Rmi(RmiArgs),
-    /// Delete data no image in the store uses
+    /// Delete data no image and no step cache entry uses (and trim the cache)
     Prune(PruneArgs),
     /// Run a program of an image (or of `scratch` with mounts) once
     Run(RunArgs),
@@ -157,6 +157,12 @@ pub struct BuildArgs {
     /// Run every step of this stage (by name, or index) instead of reusing the cache; repeatable
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
+    /// Import step cache entries from an OCI layout directory: type=local,src=DIR; repeatable
+    #[arg(long, value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export this build's step cache to an OCI layout directory: type=local,dest=DIR[,mode=min|max]
+    #[arg(long, value_name = "SPEC")]
+    pub cache_to: Option<String>,
     /// The image platform, OS/ARCH [default: the base image's, or wasi/wasm]
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,

@@ -192,6 +192,11 @@ impl Store {
         self.root.join("index.json")
     }
 
+    /// Deletes a blob found corrupt, so it can be written again.
+    pub fn discard_blob(&self, digest: &Digest) -> Result<()> {
+        blob::remove_if_exists(&self.blob_path(digest))
+    }
+
     /// Whether the blob exists.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
