@@ -14,6 +14,10 @@
 
 #![allow(missing_docs, clippy::print_stdout)]
 
+mod common;
+
+use common::{build_probe, workspace};
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,36 +31,6 @@ use kiln::snapshot::{Change, ImagePath, Meta, Node, Snapshot};
 use kiln::step::{self, StepSpec};
 use kiln::store::Store;
 use kiln::vfs::{OverlayFs, Vfs, system_clock};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn build_probe() -> PathBuf {
-    let target = workspace().join("target/bench-guests");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "--manifest-path",
-        ])
-        .arg(workspace().join("tests/guests/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("cargo");
-    assert!(
-        status.success(),
-        "building the probe guest (rustup target add wasm32-wasip1)"
-    );
-    target.join("wasm32-wasip1/release/probe.wasm")
-}
 
 fn wasmtime_cli() -> PathBuf {
     let dir = workspace().join("target/bench-tools");

@@ -175,11 +175,16 @@ RUN ["probe", "cat", "/src/a.txt"]
         "COPY src/",
         "cat",
     ];
+    let output = std::cell::RefCell::new(String::new());
     let go = |extra: &[&str]| {
         let mut args = vec!["--secret", "id=tok,src=tok.txt"];
         args.extend_from_slice(extra);
         args.push("ctx");
-        ran(&build(&sb, &args), &labels)
+        let run = build(&sb, &args);
+        output
+            .borrow_mut()
+            .push_str(&(run.stdout.clone() + &run.stderr));
+        ran(&run, &labels)
     };
     assert_eq!(go(&[]), labels);
     assert!(go(&[]).is_empty(), "an unchanged rebuild runs nothing");
@@ -205,10 +210,18 @@ RUN ["probe", "cat", "/src/a.txt"]
     f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
     assert!(go(&["--build-arg", "MODE=two"]).is_empty());
 
-    // No form of either secret value is in any file kiln wrote.
+    // Exported, the cache holds no more of the secret than the store.
+    let dest = format!("type=local,dest={},mode=max", sb.path("exported").display());
+    assert!(go(&["--build-arg", "MODE=two", "--cache-to", &dest]).is_empty());
+
+    // No form of either secret value is in any file kiln wrote (the store
+    // with its cache and temp files, the exported cache) or in its output.
     for value in ["tok_first_value_0123456789", "tok_second_value_9876543210"] {
-        let hits = files_containing(&sb.store(), &forms(value.as_bytes()));
-        assert!(hits.is_empty(), "{value} in {hits:?}");
+        for dir in [sb.store(), sb.path("exported")] {
+            let hits = files_containing(&dir, &forms(value.as_bytes()));
+            assert!(hits.is_empty(), "{value} in {hits:?}");
+        }
+        assert!(!output.borrow().contains(value));
     }
 }
 

@@ -72,6 +72,8 @@ pub struct BuildOptions {
     pub cache_from: Vec<PathBuf>,
     /// `--cache-to type=local,dest=DIR`: where to export the build's cache.
     pub cache_to: Option<CacheTo>,
+    /// `--jobs`: how many stages may build at once (default: the cores).
+    pub jobs: Option<usize>,
 }
 
 /// `--cache-to type=local,dest=DIR[,mode=min|max]`.

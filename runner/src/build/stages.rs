@@ -4,9 +4,10 @@
 //! A stage's dependencies are the stages its `FROM`, `COPY --from` and
 //! `RUN --mount=...,from=` name. Those written literally are known before
 //! anything runs ([`Build::static_deps`]): [`Build::build_target`] starts a
-//! worker per core that takes the needed stages in dependency order, and
-//! builds the target on the calling thread. A reference that only an
-//! expansion reveals (`COPY --from=$STAGE`) is built when it is met.
+//! worker per core (`--jobs`) that takes the needed stages in dependency
+//! order, the target last; a worker that reaches a stage whose dependency
+//! is still building waits for it. A reference that only an expansion
+//! reveals (`COPY --from=$STAGE`) is built by the worker that meets it.
 //!
 //! [`Build::stage_result`] is the one way to a stage's result: it returns a
 //! finished one, waits for one another thread is building, or builds it.
@@ -141,8 +142,9 @@ impl Build<'_> {
             .collect()
     }
 
-    /// Builds `target`, with the stages it needs started in parallel on up
-    /// to one worker per core.
+    /// Builds `target` and the stages it needs, each as soon as a worker is
+    /// free: up to `--jobs` workers (one per core by default) take them in
+    /// dependency order, the target last.
     pub(super) fn build_target(&self, target: usize) -> Result<StageResult, BuildError> {
         let deps = self.static_deps();
         // The needed stages in dependency order (depth first, post-order).
@@ -171,10 +173,8 @@ impl Build<'_> {
                 }
             }
         }
-        order.pop(); // the target itself, built below on this thread
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(order.len());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self.opts.jobs.unwrap_or(cores).min(order.len());
         if workers <= 1 {
             return self.stage_result(target);
         }
@@ -199,11 +199,17 @@ impl Build<'_> {
                     })
                 })
                 .collect();
-            let result = self.stage_result(target);
             let mut errors = Vec::new();
             for h in handles {
                 errors.extend(h.join().expect("a stage worker panicked"));
             }
+            // Built by a worker (the target is last in `order`), unless a
+            // failure stopped them first.
+            let result = if errors.is_empty() {
+                self.stage_result(target)
+            } else {
+                Err(BuildError::DependencyFailed(self.stage_label(target)))
+            };
             (result, errors)
         });
         // The error worth showing is the one that started it, not a stage

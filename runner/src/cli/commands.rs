@@ -157,6 +157,7 @@ fn build(
         no_cache_filter: args.no_cache_filter.clone(),
         cache_from,
         cache_to,
+        jobs: args.jobs.map(usize::from),
     };
 
     let _lock = store.lock_shared()?;

@@ -157,6 +157,9 @@ pub struct BuildArgs {
     /// Run every step of this stage (by name, or index) instead of reusing the cache; repeatable
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
+    /// How many stages may build at once [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
     /// Import step cache entries from an OCI layout directory: type=local,src=DIR; repeatable
     #[arg(long, value_name = "SPEC")]
     pub cache_from: Vec<String>,

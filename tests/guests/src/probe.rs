@@ -120,6 +120,16 @@ fn run(op: &[String]) -> std::io::Result<()> {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
         }
+        // Keeps a core busy for the given milliseconds (CPU-bound work).
+        "burn" => {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(arg(1).parse().unwrap_or(0));
+            let mut x = 0u64;
+            while std::time::Instant::now() < until {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+        }
         "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg(1).parse().unwrap_or(0))),
         "time" => writeln!(out, "{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())?,
         "random" => {
