@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root.
-pub fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -13,7 +13,7 @@ pub fn workspace() -> PathBuf {
 
 /// Builds tests/guests (`probe`) for wasm32-wasip1 into target/bench-guests
 /// and returns the module's path.
-pub fn build_probe() -> PathBuf {
+pub(crate) fn build_probe() -> PathBuf {
     let target = workspace().join("target/bench-guests");
     let status = Command::new(env!("CARGO"))
         .args([
