@@ -241,15 +241,8 @@ fn copy_file(
     io: &mut Io<'_>,
 ) -> Result {
     if let Ok(existing) = fs::metadata(dst) {
-        if options.no_clobber {
+        if keep_existing(&existing, src, dst, options)? {
             return Ok(());
-        }
-        if existing.is_dir() {
-            return Err(failed(format!(
-                "cannot overwrite directory {} with non-directory {}",
-                quote(dst),
-                quote(src)
-            )));
         }
         let same = sys::same_file(meta, &existing).unwrap_or(false)
             || fsx::absolute(src).ok() == fsx::absolute(dst).ok();
@@ -302,19 +295,33 @@ fn copy_file(
     Ok(())
 }
 
+/// Whether an existing `dst` stays as it is (`-n`); a directory is never
+/// replaced by the non-directory `src`.
+fn keep_existing(
+    existing: &Metadata,
+    src: &Path,
+    dst: &Path,
+    options: &CopyOptions,
+) -> Result<bool> {
+    if options.no_clobber {
+        return Ok(true);
+    }
+    if existing.is_dir() {
+        return Err(failed(format!(
+            "cannot overwrite directory {} with non-directory {}",
+            quote(dst),
+            quote(src)
+        )));
+    }
+    Ok(false)
+}
+
 fn copy_symlink(src: &Path, dst: &Path, options: &CopyOptions, io: &mut Io<'_>) -> Result {
     let target =
         fs::read_link(src).or_fail(|| format!("cannot read symbolic link {}", quote(src)))?;
     if let Ok(existing) = fs::symlink_metadata(dst) {
-        if options.no_clobber {
+        if keep_existing(&existing, src, dst, options)? {
             return Ok(());
-        }
-        if existing.is_dir() {
-            return Err(failed(format!(
-                "cannot overwrite directory {} with non-directory {}",
-                quote(dst),
-                quote(src)
-            )));
         }
         fs::remove_file(dst).or_fail(|| format!("cannot remove {}", quote(dst)))?;
     }
