@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 rustup --quiet target add wasm32-wasip1 wasm32-wasip2
 # Steps ship without debug info: smaller modules, faster to load.
 export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
+# Without the paths of this checkout and cargo home in them (panic
+# locations), the programs have the same bytes on every machine with the
+# same toolchain, and so do the images built from them. Host builds keep
+# their flags: these apply to the wasm targets only.
+remap="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$PWD=/kiln --remap-path-prefix=$PWD/target=/target"
+export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$remap" CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="$remap"
 cargo build --quiet --release --target wasm32-wasip1 -p kiln-toolbox -p kiln-npm-install
 cargo build --quiet --release --target wasm32-wasip2 -p kiln-asset-manifest
 mkdir -p examples/toolbox/bin examples/npm-token/bin examples/plugin-step/bin

@@ -40,7 +40,7 @@ fn main() {
         ("wasm32-wasip1", "KILN_GUEST_P1"),
         ("wasm32-wasip2", "KILN_GUEST_P2"),
     ] {
-        cargo_build(&probe, &probe_out, target, &[]);
+        cargo_build(&probe, &probe_out, target, &[], &workspace);
         export(var, &probe_out, target, "probe.wasm");
     }
 
@@ -51,6 +51,7 @@ fn main() {
         &examples_out,
         "wasm32-wasip1",
         &["-p", "kiln-toolbox", "-p", "kiln-npm-install"],
+        &workspace,
     );
     export(
         "KILN_TOOLBOX",
@@ -69,6 +70,7 @@ fn main() {
         &examples_out,
         "wasm32-wasip2",
         &["-p", "kiln-asset-manifest"],
+        &workspace,
     );
     export(
         "KILN_ASSET_MANIFEST",
@@ -78,9 +80,29 @@ fn main() {
     );
 }
 
-/// `cargo build --release --target TARGET` of `manifest` into `target_dir`.
-fn cargo_build(manifest: &Path, target_dir: &Path, target: &str, packages: &[&str]) {
+/// `cargo build --release --target TARGET` of `manifest` into `target_dir`,
+/// with the same path remapping as examples/build.sh, so the programs have
+/// the same bytes whatever the checkout, cargo home or target directory.
+fn cargo_build(
+    manifest: &Path,
+    target_dir: &Path,
+    target: &str,
+    packages: &[&str],
+    workspace: &Path,
+) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| {
+        format!("{}/.cargo", std::env::var("HOME").unwrap_or_default())
+    });
+    let remap = format!(
+        "--remap-path-prefix={cargo_home}=/cargo --remap-path-prefix={}=/kiln --remap-path-prefix={}=/target",
+        workspace.display(),
+        target_dir.display()
+    );
+    let flags_var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        target.to_uppercase().replace('-', "_")
+    );
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--release", "--target", target])
         .args(packages)
@@ -91,6 +113,7 @@ fn cargo_build(manifest: &Path, target_dir: &Path, target: &str, packages: &[&st
         // Steps ship without debug info, as examples/build.sh builds them.
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env(flags_var, remap)
         // The outer build's flags and wrappers (clippy, coverage) are
         // for the host crates, not for these guests.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
