@@ -91,9 +91,8 @@ fn cargo_build(
     workspace: &Path,
 ) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| {
-        format!("{}/.cargo", std::env::var("HOME").unwrap_or_default())
-    });
+    let cargo_home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
     let remap = format!(
         "--remap-path-prefix={cargo_home}=/cargo --remap-path-prefix={}=/kiln --remap-path-prefix={}=/target",
         workspace.display(),
