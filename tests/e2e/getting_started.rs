@@ -111,7 +111,7 @@ const AFTER: &[(&str, &str)] = &[
     ),
     (
         "kiln run --rm npm-app cat /run/secrets/npm_token",
-        "\nA wrong token is refused by the registry, and the step's error says why:\n",
+        "\nA wrong token is refused by the registry, and the step's error says why:\n\n```sh\necho npm_not_the_right_token_0000 > wrong_token.txt\n```\n",
     ),
 ];
 
@@ -119,7 +119,7 @@ const AFTER: &[(&str, &str)] = &[
 fn the_walkthrough_matches_its_page() {
     let sb = Sandbox::new();
     sb.examples();
-    sb.write("wrong_token.txt", "npm_not_the_right_token_0000");
+    sb.write("wrong_token.txt", "npm_not_the_right_token_0000\n");
     let token = fs::read_to_string(sb.path("examples/npm-token/npm_token.txt")).unwrap();
     let token: &'static str = Box::leak(token.into_boxed_str());
     let env: &'static [(&str, &str)] = Box::leak(vec![("NPM_TOKEN", token)].into_boxed_slice());
