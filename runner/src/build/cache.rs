@@ -145,7 +145,21 @@ impl Build<'_> {
     /// The digest of context directory `source` as a bind mount shows it:
     /// every name, kind, executable bit, symlink target and file content
     /// (by sha256), in sorted order, ignored paths left out.
+    /// Each directory is hashed once per build, however many steps bind it.
     pub(super) fn context_tree_digest(&self, source: &str) -> Result<Digest, String> {
+        if let Some(d) = self.memo.lock().expect("memo lock").trees.get(source) {
+            return Ok(*d);
+        }
+        let digest = self.hash_context_tree(source)?;
+        self.memo
+            .lock()
+            .expect("memo lock")
+            .trees
+            .insert(source.to_string(), digest);
+        Ok(digest)
+    }
+
+    fn hash_context_tree(&self, source: &str) -> Result<Digest, String> {
         let opener = self.context.opener().map_err(|e| e.to_string())?;
         let mut key = Key::new("context-tree");
         let mut stack = vec![source.to_string()];
@@ -185,7 +199,14 @@ impl Build<'_> {
     /// `purpose`, in hex. It identifies a secret value without revealing it.
     pub(super) fn secret_mac(&self, purpose: &str, value: &[u8]) -> Result<String, BuildError> {
         use hmac::Mac as _;
-        let key = self.store.secret_key()?;
+        let key = match self.memo.lock().expect("memo lock").secret_key {
+            Some(k) => k,
+            None => {
+                let k = self.store.secret_key()?;
+                self.memo.lock().expect("memo lock").secret_key = Some(k);
+                k
+            }
+        };
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
@@ -267,15 +288,31 @@ impl Build<'_> {
     }
 
     /// HMACs of every secret of the build, for [`crate::store::StepEntry::clean_of`].
+    /// Computed once per build.
     pub(super) fn secret_fingerprints(&self) -> Result<Vec<String>, BuildError> {
+        if let Some(f) = &self.memo.lock().expect("memo lock").fingerprints {
+            return Ok(f.clone());
+        }
         let mut out = Vec::new();
         for s in self.opts.secrets.all() {
             out.push(self.secret_mac("scan", s.expose())?);
         }
         out.sort();
         out.dedup();
+        self.memo.lock().expect("memo lock").fingerprints = Some(out.clone());
         Ok(out)
     }
+}
+
+/// What the cache computes once per build.
+#[derive(Default)]
+pub(super) struct Memo {
+    /// The store's secret key, read once.
+    secret_key: Option<[u8; 32]>,
+    /// [`Build::secret_fingerprints`].
+    fingerprints: Option<Vec<String>>,
+    /// [`Build::context_tree_digest`], by context directory.
+    trees: std::collections::HashMap<String, Digest>,
 }
 
 #[cfg(test)]

@@ -110,11 +110,13 @@ fn cache_manifest(dir: &Path) -> Result<Option<Descriptor>, String> {
         .find(|d| d.ref_name() == Some(REF)))
 }
 
-/// The entries of the cache in `dir` (none when it has no cache), and the
-/// digests of its manifest and config.
-fn read_cache(dir: &Path) -> Result<(Vec<Record>, Vec<Digest>), String> {
+/// A cache as read: its entries, and the digests of its manifest and config.
+type CacheRead = (Vec<Record>, Vec<Digest>);
+
+/// The cache in `dir`; `None` when the directory holds none.
+fn read_cache(dir: &Path) -> Result<Option<CacheRead>, String> {
     let Some(manifest) = cache_manifest(dir)? else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(None);
     };
     let doc: serde_json::Value = read_json_blob(dir, &manifest.digest)?;
     if doc.get("artifactType").and_then(|t| t.as_str()) != Some(ARTIFACT_TYPE) {
@@ -129,7 +131,7 @@ fn read_cache(dir: &Path) -> Result<(Vec<Record>, Vec<Digest>), String> {
         .and_then(|c| serde_json::from_value(c).ok())
         .ok_or_else(|| err(dir, "the cache manifest has no config"))?;
     let cfg: Config = read_json_blob(dir, &config.digest)?;
-    Ok((cfg.entries, vec![manifest.digest, config.digest]))
+    Ok(Some((cfg.entries, vec![manifest.digest, config.digest])))
 }
 
 impl CacheDir {
@@ -139,24 +141,13 @@ impl CacheDir {
         if !dir.join("oci-layout").is_file() {
             return Err(err(dir, "not an OCI image layout (no oci-layout file)"));
         }
-        let (records, _) = read_cache(dir)?;
-        if records.is_empty() && cache_manifest(dir)?.is_none() {
+        let Some((records, _)) = read_cache(dir)? else {
             return Err(err(dir, format!("holds no kiln cache ({REF})")));
-        }
+        };
         Ok(CacheDir {
             dir: dir.to_path_buf(),
             entries: records.into_iter().map(|r| (r.key, r)).collect(),
         })
-    }
-
-    /// How many entries it has.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether it has none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Copies the entry for `key` into `store` (its layer blob, checked,
@@ -218,7 +209,7 @@ pub fn export(store: &Store, dir: &Path, entries: &[(Digest, StepEntry)]) -> Res
     if !layout.is_file() {
         write_atomic(dir, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     }
-    let (old, old_docs) = read_cache(dir)?;
+    let (old, old_docs) = read_cache(dir)?.unwrap_or_default();
     let mut merged: BTreeMap<Digest, Record> = old.into_iter().map(|r| (r.key, r)).collect();
     for (key, entry) in entries {
         merged.insert(

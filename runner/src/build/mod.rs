@@ -361,6 +361,8 @@ struct Build<'a> {
     engine: std::sync::OnceLock<crate::exec::Engine>,
     /// The `--cache-from` directories.
     cache_from: Vec<cache_dir::CacheDir>,
+    /// Keys, digests and HMACs the cache computes once per build.
+    memo: std::sync::Mutex<cache::Memo>,
     /// The cache key of every layer step of this build, with its stage.
     keys: std::sync::Mutex<Vec<(usize, crate::digest::Digest)>>,
     /// Searches for the build's secrets (leak guard and output masking).
@@ -490,6 +492,7 @@ pub fn build(
         stage_done: Default::default(),
         cache_from,
         keys: Default::default(),
+        memo: Default::default(),
         engine: Default::default(),
         scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
             .map(std::sync::Arc::new),
