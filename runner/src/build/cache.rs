@@ -199,7 +199,9 @@ impl Build<'_> {
     /// `purpose`, in hex. It identifies a secret value without revealing it.
     pub(super) fn secret_mac(&self, purpose: &str, value: &[u8]) -> Result<String, BuildError> {
         use hmac::Mac as _;
-        let key = match self.memo.lock().expect("memo lock").secret_key {
+        // (The memo's lock is not held while the store is read.)
+        let memoized = self.memo.lock().expect("memo lock").secret_key;
+        let key = match memoized {
             Some(k) => k,
             None => {
                 let k = self.store.secret_key()?;
