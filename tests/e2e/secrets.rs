@@ -177,34 +177,17 @@ fn the_seed_scenario_keeps_the_token_out_of_the_image() {
         let needles = forms(TOKEN.as_bytes());
         let archive = sb.path("out.tar");
         let local = sb.path("local");
-        kiln(
-            &sb,
-            &[
-                "build",
-                "-q",
-                "--secret",
-                &src,
-                "--output",
-                &format!("type=oci,dest={}", archive.display()),
-                "ctx",
-            ],
-            &[],
-        )
-        .ok();
-        kiln(
-            &sb,
-            &[
-                "build",
-                "-q",
-                "--secret",
-                &src,
-                "--output",
-                &format!("type=local,dest={}", local.display()),
-                "ctx",
-            ],
-            &[],
-        )
-        .ok();
+        for output in [
+            format!("type=oci,dest={}", archive.display()),
+            format!("type=local,dest={}", local.display()),
+        ] {
+            kiln(
+                &sb,
+                &["build", "-q", "--secret", &src, "--output", &output, "ctx"],
+                &[],
+            )
+            .ok();
+        }
         for dir in [sb.store(), sb.path("tmp"), local] {
             assert_eq!(
                 files_containing(&dir, &needles),
