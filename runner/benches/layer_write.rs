@@ -126,6 +126,7 @@ fn kiln_layer(dir: &Path, store_dir: &Path, compression: Compression) -> Duratio
         compression,
         clamp_mtime: None,
         guard: None,
+        cancel: None,
     };
     write_layer(&store, changes, &opts).unwrap();
     start.elapsed()

@@ -14,6 +14,8 @@ mod docs;
 mod errors;
 mod examples;
 mod getting_started;
+#[cfg(target_os = "linux")]
+mod interrupt;
 mod outside_tools;
 mod run;
 mod secrets;

@@ -645,12 +645,15 @@ impl Build<'_> {
             compression: self.opts.compression,
             clamp_mtime: Some(self.epoch),
             guard: self.guard(),
+            cancel: Some(self.opts.cancel.clone()),
         };
-        let layer =
-            write_layer(self.store, changes, &opts).map_err(|source| BuildError::Layer {
+        let layer = write_layer(self.store, changes, &opts).map_err(|source| match source {
+            crate::layer::LayerError::Cancelled => BuildError::Cancelled,
+            source => BuildError::Layer {
                 step: step.to_string(),
                 source,
-            })?;
+            },
+        })?;
         for (path, hit) in &layer.leaks {
             self.steps.warn(&format!(
                 "{step}: {path} contains secret {:?} ({}); it is in the image (--secret-scan=warn)",

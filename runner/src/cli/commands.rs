@@ -99,7 +99,7 @@ fn build(
     for t in &args.tags {
         tags.push(normalize_name(t).map_err(|e| usage(format!("-t {t}: {e}")))?);
     }
-    let secrets = super::load_secrets(&args.secrets, args.secret_max_size)?;
+    let secrets = super::load_secrets(&args.secrets, args.secret_max_size, printer, &cancel)?;
     for s in secrets.all() {
         if s.len() < crate::secrets::MIN_SCAN_BYTES {
             printer.warn(&format!(

@@ -10,6 +10,7 @@
 mod commands;
 pub mod printer;
 mod run;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -230,10 +231,13 @@ pub struct PruneArgs {
     pub keep_storage: Option<u64>,
 }
 
-/// Parses `--secret` flags and reads the values into memory.
+/// Parses `--secret` flags and reads the values into memory; from then on
+/// the printer masks them in everything it prints.
 pub(crate) fn load_secrets(
     specs: &[String],
     max: u64,
+    printer: &Printer,
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<crate::secrets::SecretStore> {
     let mut parsed = Vec::new();
     for spec in specs {
@@ -242,9 +246,23 @@ pub(crate) fn load_secrets(
                 .map_err(|e| UsageError(format!("--secret {spec}: {e}")))?,
         );
     }
-    Ok(crate::secrets::SecretStore::load(&parsed, max, &|name| {
-        std::env::var_os(name)
-    })?)
+    let waiting = |id: &str, path: &std::path::Path| {
+        printer.status(&format!(
+            "secret {id:?}: waiting for {} to be written (a FIFO needs a writer; Ctrl-C stops)",
+            path.display()
+        ));
+    };
+    let secrets = crate::secrets::SecretStore::load_interruptible(
+        &parsed,
+        max,
+        &|name| std::env::var_os(name),
+        cancel,
+        &waiting,
+    )?;
+    if let Some(scanner) = crate::secrets::LeakScanner::new(secrets.all().map(|s| &**s)) {
+        printer.mask_secrets(std::sync::Arc::new(scanner));
+    }
+    Ok(secrets)
 }
 
 /// A mistake in how kiln was invoked: exit code 2.
@@ -267,17 +285,10 @@ pub fn main() -> ExitCode {
         _ => ProgressMode::Plain,
     };
     let printer = Printer::new(progress);
-    // Ctrl-C stops the running step and ends the command cleanly (temp
-    // files removed, nothing half-published); a second Ctrl-C exits at once.
+    // Ctrl-C, SIGTERM and SIGHUP stop the running step and end the command
+    // cleanly; a second one exits at once (`signals.rs`).
     let cancel = crate::exec::cancel_flag();
-    {
-        let cancel = std::sync::Arc::clone(&cancel);
-        let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    signals::install(std::sync::Arc::clone(&cancel));
     match commands::run(cli, &printer, cancel) {
         Ok(code) => code,
         Err(err) => {
@@ -286,8 +297,12 @@ pub fn main() -> ExitCode {
                 printer.hint(&hint);
             }
             let build = err.downcast_ref::<crate::build::BuildError>();
-            if matches!(build, Some(crate::build::BuildError::Cancelled)) {
-                return ExitCode::from(130);
+            let secret_wait = matches!(
+                err.downcast_ref::<crate::secrets::SecretError>(),
+                Some(crate::secrets::SecretError::Cancelled { .. })
+            );
+            if matches!(build, Some(crate::build::BuildError::Cancelled)) || secret_wait {
+                return ExitCode::from(signals::exit_code() as u8);
             }
             let usage =
                 err.downcast_ref::<UsageError>().is_some() || build.is_some_and(|b| b.is_usage());

@@ -8,14 +8,21 @@
 //! - `tty`: a spinner per running step (several when stages run in
 //!   parallel), one line per finished step;
 //! - `quiet`: nothing but warnings and errors.
+//!
+//! Once a command has loaded its secrets, every line the printer writes
+//! (results, progress, warnings, errors) goes through the same masking as
+//! step output: a secret in a path the leak guard names, or in an error
+//! that quotes a value, shows as `****`.
 
+use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::build::{Event, Progress};
+use crate::secrets::LeakScanner;
 
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +41,7 @@ pub enum ProgressMode {
 pub struct Printer {
     mode: ProgressMode,
     state: Mutex<State>,
+    mask: OnceLock<Arc<LeakScanner>>,
 }
 
 #[derive(Default)]
@@ -56,11 +64,25 @@ impl Printer {
         Printer {
             mode,
             state: Mutex::new(State::default()),
+            mask: OnceLock::new(),
+        }
+    }
+
+    /// Masks the command's secrets in everything printed from now on.
+    pub fn mask_secrets(&self, scanner: Arc<LeakScanner>) {
+        let _ = self.mask.set(scanner);
+    }
+
+    fn masked<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match self.mask.get() {
+            Some(scanner) => Cow::Owned(scanner.mask(text)),
+            None => Cow::Borrowed(text),
         }
     }
 
     /// Writes a result line to stdout.
     pub fn out(&self, line: &str) {
+        let line = self.masked(line);
         let mut out = io::stdout().lock();
         // A closed pipe (`kiln images | head -1`) is not an error worth a panic.
         let _ = writeln!(out, "{line}");
@@ -103,6 +125,7 @@ impl Printer {
     }
 
     fn err_line(&self, line: &str) {
+        let line = self.masked(line);
         let state = self.state.lock().expect("printer lock");
         match &state.multi {
             Some(multi) if !state.spinners.is_empty() => multi.suspend(|| {
@@ -123,6 +146,7 @@ impl Printer {
             Event::Failed { id, elapsed } => format!("#{id} ERROR {}", secs(elapsed)),
             Event::Warning(text) => return self.warn(text),
         };
+        let line = self.masked(&line);
         let _ = writeln!(io::stderr().lock(), "{line}");
     }
 
@@ -137,12 +161,14 @@ impl Printer {
                         .expect("constant template")
                         .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
                 );
+                let name = self.masked(name).into_owned();
                 bar.set_message(format!("#{id} {name}"));
                 bar.enable_steady_tick(Duration::from_millis(100));
-                state.spinners.insert(id, (name.to_string(), bar));
+                state.spinners.insert(id, (name, bar));
             }
             Event::Log { id, text } => {
                 if let Some((name, bar)) = state.spinners.get(&id) {
+                    let text = self.masked(text);
                     bar.set_message(format!("#{id} {name} · {text}"));
                 }
             }

@@ -79,7 +79,7 @@ pub(super) fn run(
             .unwrap_or_else(|| "/".into()),
     };
     let cwd = ImagePath::parse(&workdir).map_err(|e| usage(format!("-w {workdir}: {e}")))?;
-    let secrets = super::load_secrets(&args.secrets, args.secret_max_size)?;
+    let secrets = super::load_secrets(&args.secrets, args.secret_max_size, printer, &cancel)?;
     let scanner = crate::secrets::LeakScanner::new(secrets.all().map(|s| &**s)).map(Arc::new);
 
     let limits = args.limits.limits();
@@ -155,7 +155,7 @@ pub(super) fn run(
             }
             Outcome::Cancelled => {
                 printer.error(&anyhow::anyhow!("cancelled"));
-                ExitCode::from(130)
+                ExitCode::from(super::signals::exit_code() as u8)
             }
         }),
     }

@@ -143,6 +143,9 @@ pub struct LayerOptions {
     /// The leak guard: search every name, link target and file for the
     /// build's secrets as the layer streams.
     pub guard: Option<LeakGuard>,
+    /// Set by Ctrl-C or SIGTERM: the write stops between two reads and
+    /// nothing is committed.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What the layer writer does with secrets it finds. See
@@ -191,6 +194,9 @@ pub enum LayerError {
         /// The source.
         origin: String,
     },
+    /// Ctrl-C or SIGTERM arrived while the layer was written.
+    #[error("cancelled")]
+    Cancelled,
     /// A hard link to a path that is not in the layer.
     #[error("hard link {link} points to {target}, which is not part of the same layer")]
     DanglingHardlink {

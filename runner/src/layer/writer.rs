@@ -6,7 +6,7 @@ use flate2::GzBuilder;
 use tar::{EntryType, Header};
 
 use super::tarfmt::{append_dir, append_marker, header};
-use super::{Compression, Content, LayerError, LayerOptions, LeakGuard, PendingChanges};
+use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
 use crate::digest::{Digest, HashingWriter};
 use crate::secrets::{Hit, StreamScan};
 use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node};
@@ -89,8 +89,33 @@ pub fn write_layer(
     changes: PendingChanges,
     opts: &LayerOptions,
 ) -> Result<WrittenLayer, LayerError> {
+    let cancelled = || {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    // Whatever failed once the flag is set, the cause is the interrupt.
+    write(store, changes, opts).map_err(|e| {
+        if cancelled() {
+            LayerError::Cancelled
+        } else {
+            e
+        }
+    })
+}
+
+fn write(
+    store: &Store,
+    changes: PendingChanges,
+    opts: &LayerOptions,
+) -> Result<WrittenLayer, LayerError> {
+    let cancelled = || {
+        opts.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
     let changes = order_hardlinks(changes)?;
-    let blob = store.blob_writer()?;
+    let blob = store.private_blob_writer()?;
     let sink: TarSink =
         HashingWriter::new(Encoder::new(opts.compression, blob).map_err(LayerError::Write)?);
     let mut tar = tar::Builder::new(sink);
@@ -122,6 +147,9 @@ pub fn write_layer(
     let marker_mtime = u64::try_from(opts.clamp_mtime.unwrap_or(0)).unwrap_or(0);
 
     for (path, change) in changes {
+        if cancelled() {
+            return Err(LayerError::Cancelled);
+        }
         let indexed = match change {
             Change::Put(Node::Dir(meta)) => {
                 let meta = clamp(meta);
@@ -155,15 +183,8 @@ pub fn write_layer(
             }
             Change::Put(Node::File(meta, content)) => {
                 let meta = clamp(meta);
-                let (file, hit) = append_file(
-                    store,
-                    &mut tar,
-                    &path,
-                    &meta,
-                    secs(&meta),
-                    content,
-                    opts.guard.as_ref(),
-                )?;
+                let (file, hit) =
+                    append_file(store, &mut tar, &path, &meta, secs(&meta), content, opts)?;
                 if let Some(hit) = hit {
                     found(&mut leaks, &path, hit)?;
                 }
@@ -204,8 +225,9 @@ fn append_file(
     meta: &Meta,
     mtime: u64,
     content: Content,
-    guard: Option<&LeakGuard>,
+    opts: &LayerOptions,
 ) -> Result<(FileRef, Option<Hit>), LayerError> {
+    let (guard, cancel) = (opts.guard.as_ref(), opts.cancel.as_deref());
     let size = content.size();
     let mut h = header(EntryType::Regular, meta, mtime, size);
     let mut scan = guard.map(|g| StreamScan::new(&g.scanner));
@@ -222,6 +244,7 @@ fn append_file(
             let reader = Scanning {
                 inner: store.open_content(&file)?,
                 scan: scan.as_mut(),
+                cancel,
             };
             let origin = format!("stored contents of {path}");
             append_exact(tar, &mut h, path, reader, size, &origin)?;
@@ -240,7 +263,7 @@ fn append_file(
             }
             let digest = Digest::of(&bytes);
             if !store.has_content(&digest) {
-                let mut w = store.content_writer()?;
+                let mut w = store.private_content_writer()?;
                 w.write_bytes(&bytes)?;
                 w.commit()?;
             }
@@ -258,13 +281,14 @@ fn append_file(
                 origin: origin.clone(),
                 source,
             })?;
-            let mut copy = store.content_writer()?;
+            let mut copy = store.private_content_writer()?;
             let tee = Scanning {
                 inner: Tee {
                     source,
                     copy: &mut copy,
                 },
                 scan: scan.as_mut(),
+                cancel,
             };
             append_exact(tar, &mut h, path, tee, size, &origin)?;
             let hit = scan.and_then(|s| s.hit().cloned());
@@ -284,14 +308,22 @@ fn append_file(
     }
 }
 
-/// Feeds what is read to the leak guard's scan.
+/// Feeds what is read to the leak guard's scan, and stops the read when
+/// the build is cancelled.
 struct Scanning<'s, 'g, R> {
     inner: R,
     scan: Option<&'s mut StreamScan<'g>>,
+    cancel: Option<&'s std::sync::atomic::AtomicBool>,
 }
 
 impl<R: Read> Read for Scanning<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(io::Error::other("cancelled"));
+        }
         let n = self.inner.read(buf)?;
         if let Some(scan) = self.scan.as_mut() {
             scan.feed(&buf[..n]);

@@ -17,4 +17,4 @@ mod store;
 
 pub use scan::{Hit, LeakScanner, MASK, MIN_SCAN_BYTES, MaskingWriter, PATTERN_PREFIX, StreamScan};
 pub use spec::{SecretSource, SecretSpec};
-pub use store::{DEFAULT_MAX_SECRET_BYTES, Secret, SecretError, SecretStore};
+pub use store::{DEFAULT_MAX_SECRET_BYTES, Secret, SecretError, SecretStore, WAIT_NOTICE};

@@ -42,6 +42,10 @@ pub struct LeakScanner {
     ac: AhoCorasick,
     labels: Vec<Hit>,
     max_len: usize,
+    /// The patterns themselves (zeroed when dropped), for
+    /// [`LeakScanner::partial_suffix`]: as secret as the secrets they come
+    /// from, which the build holds in memory anyway.
+    patterns: Vec<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for LeakScanner {
@@ -107,14 +111,12 @@ impl LeakScanner {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .expect("byte patterns always build");
-        // The patterns are copies of secret material: clear them now.
-        for p in &mut patterns {
-            zeroize::Zeroize::zeroize(p);
-        }
+        let patterns = patterns.into_iter().map(zeroize::Zeroizing::new).collect();
         Some(LeakScanner {
             ac,
             labels,
             max_len,
+            patterns,
         })
     }
 
@@ -123,6 +125,41 @@ impl LeakScanner {
         self.ac
             .find(data)
             .map(|m| self.labels[m.pattern().as_usize()].clone())
+    }
+
+    /// `text` with every secret (in every encoding searched for) replaced
+    /// by `****`: for messages kiln prints itself (a path the leak guard
+    /// names, an error that quotes a value).
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = Vec::with_capacity(text.len());
+        let mut pos = 0;
+        for m in self.ac.find_iter(text.as_bytes()) {
+            out.extend_from_slice(&text.as_bytes()[pos..m.start()]);
+            out.extend_from_slice(MASK);
+            pos = m.end();
+        }
+        if pos == 0 {
+            return text.to_string();
+        }
+        out.extend_from_slice(&text.as_bytes()[pos..]);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The length of the longest end of `tail` that is the beginning of a
+    /// secret (in any encoding): what masked output must hold back until
+    /// more bytes arrive. Anything before it can be shown at once, so a
+    /// step's `started` line is not held up because secrets exist.
+    pub fn partial_suffix(&self, tail: &[u8]) -> usize {
+        let longest = self.overlap().min(tail.len());
+        (1..=longest)
+            .rev()
+            .find(|&l| {
+                let end = &tail[tail.len() - l..];
+                self.patterns
+                    .iter()
+                    .any(|p| p.len() > l && p.starts_with(end))
+            })
+            .unwrap_or(0)
     }
 
     /// Bytes a stream must carry over between chunks.
@@ -219,8 +256,12 @@ impl<W: Write> MaskingWriter<W> {
             out.extend_from_slice(MASK);
             pos = m.end();
         }
-        let keep = if all { 0 } else { self.scanner.overlap() };
-        let release = self.buf.len().saturating_sub(keep).max(pos);
+        let keep = if all {
+            0
+        } else {
+            self.scanner.partial_suffix(&self.buf[pos..])
+        };
+        let release = self.buf.len() - keep;
         out.extend_from_slice(&self.buf[pos..release]);
         let rest = self.buf[release..].to_vec();
         zeroize::Zeroize::zeroize(&mut self.buf);
@@ -263,6 +304,47 @@ mod tests {
             .map(|(i, v)| Secret::new(format!("s{i}"), v.as_bytes().to_vec()))
             .collect();
         LeakScanner::new(&secrets).unwrap()
+    }
+
+    #[test]
+    fn masked_output_holds_back_only_a_possible_start_of_a_secret() {
+        let s = Arc::new(scanner(&["npm_TOKEN_1234"]));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = MaskingWriter::new(Sink(out.clone()), s);
+        w.write_all(b"started\n").unwrap();
+        assert_eq!(&*out.lock().unwrap(), b"started\n", "nothing to hold back");
+        w.write_all(b"key npm_TO").unwrap();
+        assert_eq!(
+            &*out.lock().unwrap(),
+            b"started\nkey ",
+            "a possible start waits"
+        );
+        w.write_all(b"KEN_1234 done\n").unwrap();
+        assert_eq!(&*out.lock().unwrap(), b"started\nkey **** done\n");
+        w.write_all(b"npm_TOAST\n").unwrap();
+        assert_eq!(
+            &*out.lock().unwrap(),
+            b"started\nkey **** done\nnpm_TOAST\n"
+        );
+    }
+
+    #[test]
+    fn mask_hides_every_encoding_in_a_message() {
+        let s = scanner(&["npm_TOKEN_1234"]);
+        let hex = hex::encode("npm_TOKEN_1234");
+        let text = format!("/out/npm_TOKEN_1234/x and {hex} end");
+        assert_eq!(s.mask(&text), "/out/****/x and **** end");
+        assert_eq!(s.mask("nothing here"), "nothing here");
     }
 
     #[test]

@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretBox};
 
@@ -105,6 +107,15 @@ pub enum SecretError {
         /// The limit.
         max: u64,
     },
+    /// The read was interrupted (Ctrl-C, SIGTERM) while waiting for a
+    /// writer on a FIFO or for input on a pipe.
+    #[error("secret {id:?}: cancelled while waiting for {path}")]
+    Cancelled {
+        /// The secret id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// `env=VAR` (or `type=env`) with VAR unset: an error, never an empty secret.
     #[error("secret {id:?}: the environment variable {var} is not set")]
     EnvUnset {
@@ -129,10 +140,26 @@ impl SecretStore {
         max_size: u64,
         env: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<SecretStore, SecretError> {
+        let never = AtomicBool::new(false);
+        Self::load_interruptible(specs, max_size, env, &never, &|_, _| {})
+    }
+
+    /// [`SecretStore::load`], for sources that can block: a FIFO with no
+    /// writer yet, a pipe, `/dev/stdin`. Those are read on a thread while
+    /// this one watches `cancel` (so Ctrl-C and SIGTERM are honoured) and
+    /// calls `waiting(id, path)` once if the read takes longer than
+    /// [`WAIT_NOTICE`], so the user learns what kiln is waiting for.
+    pub fn load_interruptible(
+        specs: &[SecretSpec],
+        max_size: u64,
+        env: &dyn Fn(&str) -> Option<OsString>,
+        cancel: &AtomicBool,
+        waiting: &dyn Fn(&str, &Path),
+    ) -> Result<SecretStore, SecretError> {
         let mut secrets = BTreeMap::new();
         for spec in specs {
             let bytes = match &spec.source {
-                SecretSource::File(path) => read_file(&spec.id, path, max_size)?,
+                SecretSource::File(path) => read_source(&spec.id, path, max_size, cancel, waiting)?,
                 SecretSource::Env(var) => {
                     let value = env(var).ok_or_else(|| SecretError::EnvUnset {
                         id: spec.id.clone(),
@@ -174,10 +201,71 @@ impl SecretStore {
     }
 }
 
-fn read_file(id: &str, path: &PathBuf, max: u64) -> Result<Vec<u8>, SecretError> {
+/// How long a secret source may keep kiln waiting before it says so.
+pub const WAIT_NOTICE: Duration = Duration::from_secs(1);
+
+/// How often a waiting read checks for cancellation.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// Reads a secret source: a regular file here, anything that can block
+/// (FIFO, pipe, terminal) on a thread this one can stop waiting for.
+fn read_source(
+    id: &str,
+    path: &Path,
+    max: u64,
+    cancel: &AtomicBool,
+    waiting: &dyn Fn(&str, &Path),
+) -> Result<Vec<u8>, SecretError> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return read_file(id, path, max);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (thread_id, thread_path) = (id.to_string(), path.to_path_buf());
+    // If kiln stops waiting, the thread stays blocked until the process
+    // exits; a value it reads later is zeroed when the send fails.
+    std::thread::Builder::new()
+        .name("kiln-secret-read".into())
+        .spawn(move || {
+            let read = read_file(&thread_id, &thread_path, max).map(zeroize::Zeroizing::new);
+            let _ = tx.send(read);
+        })
+        .map_err(|source| SecretError::Read {
+            id: id.into(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        match rx.recv_timeout(CANCEL_POLL) {
+            Ok(read) => return read.map(|mut bytes| std::mem::take(&mut *bytes)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.load(Ordering::SeqCst) {
+                    return Err(SecretError::Cancelled {
+                        id: id.into(),
+                        path: path.to_path_buf(),
+                    });
+                }
+                if !told && started.elapsed() >= WAIT_NOTICE {
+                    waiting(id, path);
+                    told = true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(SecretError::Read {
+                    id: id.into(),
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other("the reading thread ended"),
+                });
+            }
+        }
+    }
+}
+
+fn read_file(id: &str, path: &Path, max: u64) -> Result<Vec<u8>, SecretError> {
     let err = |source| SecretError::Read {
         id: id.into(),
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(err)?;
@@ -190,10 +278,7 @@ fn read_file(id: &str, path: &PathBuf, max: u64) -> Result<Vec<u8>, SecretError>
             max,
         });
     }
-    // Allocate once, with room to notice growth: a reallocation would leave
-    // a copy of the secret in freed memory.
-    let mut bytes = Vec::with_capacity(size as usize + 1);
-    file.take(max + 1).read_to_end(&mut bytes).map_err(err)?;
+    let mut bytes = read_zeroizing(file.take(max + 1), size).map_err(err)?;
     if bytes.len() as u64 > max {
         let size = bytes.len() as u64;
         zeroize::Zeroize::zeroize(&mut bytes);
@@ -205,6 +290,38 @@ fn read_file(id: &str, path: &PathBuf, max: u64) -> Result<Vec<u8>, SecretError>
         });
     }
     Ok(bytes)
+}
+
+/// Reads everything into one buffer. Allocated once for a regular file
+/// (`hint` is its size, plus room to notice growth); for a pipe, whose size
+/// is unknown, each growth copies into a bigger buffer and zeroes the old
+/// one, so freed memory never keeps a copy of the secret.
+fn read_zeroizing(mut source: impl Read, hint: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(
+        usize::try_from(hint)
+            .unwrap_or(0)
+            .saturating_add(1)
+            .max(4096),
+    );
+    let mut chunk = zeroize::Zeroizing::new([0u8; 4096]);
+    loop {
+        let n = match source.read(&mut chunk[..]) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut bytes);
+                return Err(e);
+            }
+        };
+        if bytes.len() + n > bytes.capacity() {
+            let mut bigger = Vec::with_capacity((bytes.len() + n).saturating_mul(2));
+            bigger.extend_from_slice(&bytes);
+            zeroize::Zeroize::zeroize(&mut bytes);
+            bytes = bigger;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
 }
 
 #[cfg(unix)]

@@ -1,15 +1,25 @@
 //! Writing and reading content-addressed objects.
 //!
-//! [`AtomicWriter`] streams into a temp file in the store, hashing as it
-//! goes, and `commit` renames it to its digest: a reader can never observe a
-//! partial object under a real name. Objects are not fsynced one by one
-//! (a layer of 100,000 files would pay 100,000 syncs); instead every read
-//! goes through [`BlobReader`], which verifies the digest, so an object torn
-//! by a power loss is detected as corrupt, never trusted. `index.json`, the
-//! root everything else hangs from, is synced.
+//! [`AtomicWriter`] streams into a temp file, hashing as it goes, and
+//! `commit` names it by its digest: a reader can never observe a partial
+//! object under a real name. Objects are not fsynced one by one (a layer of
+//! 100,000 files would pay 100,000 syncs); instead every read goes through
+//! [`BlobReader`], which verifies the digest, so an object torn by a power
+//! loss is detected as corrupt, never trusted. `index.json`, the root
+//! everything else hangs from, is synced.
+//!
+//! The temp file has no name while it is written. On Linux it is an
+//! `O_TMPFILE` file, linked into place at `commit` through
+//! `/proc/self/fd`: a process killed mid-write leaves nothing on disk, and
+//! a layer the leak guard refuses is never named at all. Where that is not
+//! available, a *private* writer (for layers, which hold what steps wrote)
+//! still writes into an unlinked file and copies it to a named temp file
+//! only at `commit`, after the scan passed; a plain writer (manifests,
+//! configs, imports) writes a named temp file in the process's own temp
+//! directory, which the next start sweeps if the process dies.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -20,30 +30,70 @@ use crate::digest::{Digest, Hasher, VerifyingReader};
 /// Buffer size for store I/O: large enough that syscalls are not the cost.
 const IO_BUFFER: usize = 256 << 10;
 
+/// Where an object's bytes go until it is committed.
+enum Spool {
+    /// A file with no name (see the module docs).
+    Unnamed(File),
+    /// A named temp file in the process's temp directory.
+    Named(NamedTempFile),
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Spool::Unnamed(f) => f.write(buf),
+            Spool::Named(f) => f.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Spool::Unnamed(f) => f.write_all(buf),
+            Spool::Named(f) => f.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Spool::Unnamed(f) => f.flush(),
+            Spool::Named(f) => f.flush(),
+        }
+    }
+}
+
 /// A new object being written; see the module docs.
 pub struct AtomicWriter {
-    file: BufWriter<NamedTempFile>,
+    file: BufWriter<Spool>,
     hasher: Hasher,
+    tmp_dir: PathBuf,
     dest_dir: PathBuf,
 }
 
 impl AtomicWriter {
-    pub(super) fn new(tmp_dir: &Path, dest_dir: PathBuf) -> Result<AtomicWriter> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(tmp_dir)
-            .map_err(io_err("creating a temp file in", tmp_dir))?;
+    pub(super) fn new(tmp_dir: &Path, dest_dir: PathBuf, private: bool) -> Result<AtomicWriter> {
+        let spool = if cfg!(target_os = "linux") || private {
+            // On Linux `tempfile` opens with O_TMPFILE (falling back to
+            // create-and-unlink on filesystems without it).
+            Spool::Unnamed(
+                tempfile::tempfile_in(tmp_dir)
+                    .map_err(io_err("creating a temp file in", tmp_dir))?,
+            )
+        } else {
+            Spool::Named(named_temp(tmp_dir)?)
+        };
         Ok(AtomicWriter {
-            file: BufWriter::with_capacity(IO_BUFFER, tmp),
+            file: BufWriter::with_capacity(IO_BUFFER, spool),
             hasher: Hasher::new(),
+            tmp_dir: tmp_dir.to_path_buf(),
             dest_dir,
         })
     }
 
     /// Writes all of `bytes`.
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let tmp = self.tmp_dir.clone();
         self.write_all(bytes)
-            .map_err(io_err("writing", self.file.get_ref().path()))
+            .map_err(io_err("writing a temp file in", &tmp))
     }
 
     /// Bytes written so far.
@@ -60,22 +110,70 @@ impl AtomicWriter {
     /// exists, the new copy is discarded (they are identical).
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (digest, len) = self.hasher.finish();
-        let tmp = self.file.into_inner().map_err(|e| {
-            let (source, writer) = e.into_parts();
-            StoreError::Io {
-                action: "writing",
-                path: writer.get_ref().path().to_path_buf(),
-                source,
-            }
+        let tmp_dir = self.tmp_dir;
+        let spool = self.file.into_inner().map_err(|e| StoreError::Io {
+            action: "writing a temp file in",
+            path: tmp_dir.clone(),
+            source: e.into_error(),
         })?;
         let dest = self.dest_dir.join(digest.hex());
         if dest.is_file() {
             return Ok((digest, len));
         }
-        tmp.persist(&dest)
+        let named = match spool {
+            Spool::Named(tmp) => tmp,
+            Spool::Unnamed(file) => name_unnamed(file, &tmp_dir)?,
+        };
+        named
+            .persist(&dest)
             .map_err(|e| io_err("renaming into", &dest)(e.error))?;
         Ok((digest, len))
     }
+}
+
+fn named_temp(tmp_dir: &Path) -> Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(tmp_dir)
+        .map_err(io_err("creating a temp file in", tmp_dir))
+}
+
+/// Gives a complete, unnamed temp file a name in `tmp_dir`: a link where
+/// the OS can make one, else a copy.
+fn name_unnamed(mut file: File, tmp_dir: &Path) -> Result<NamedTempFile> {
+    #[cfg(target_os = "linux")]
+    if let Some(named) = link_unnamed(&file, tmp_dir) {
+        return Ok(named);
+    }
+    let mut named = named_temp(tmp_dir)?;
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| io::copy(&mut file, named.as_file_mut()))
+        .map_err(io_err("copying into", named.path()))?;
+    Ok(named)
+}
+
+/// Links an `O_TMPFILE` file into `tmp_dir` through `/proc/self/fd`. `None`
+/// when it cannot be (no `/proc`, or the file was created and unlinked, as
+/// on filesystems without `O_TMPFILE`): the caller copies instead.
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, tmp_dir: &Path) -> Option<NamedTempFile> {
+    use std::os::fd::AsRawFd;
+    let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    // `tempfile` picks a free name and hands it back as a `TempPath`, which
+    // deletes it if the commit fails before the rename.
+    let placeholder = named_temp(tmp_dir).ok()?;
+    let (_, path) = placeholder.into_parts();
+    let _ = fs::remove_file(&path);
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        source.as_str(),
+        rustix::fs::CWD,
+        &*path,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .ok()?;
+    let file = File::open(&path).ok()?;
+    Some(NamedTempFile::from_parts(file, path))
 }
 
 impl Write for AtomicWriter {

@@ -31,4 +31,17 @@ impl StoreLock {
         }
         Ok(StoreLock { _file: file })
     }
+
+    /// Takes the lock exclusively if nobody holds it, without waiting.
+    pub(super) fn try_exclusive(path: &Path) -> Option<StoreLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .ok()?;
+        file.try_lock().ok()?;
+        Some(StoreLock { _file: file })
+    }
 }

@@ -13,14 +13,15 @@
 //! STORE/kiln/steps/<key>.json           the step cache: a cache key's layer (`steps.rs`)
 //! STORE/kiln/secret-key                 random key of the secret HMACs in cache keys
 //! STORE/kiln/cache/<id>/                RUN --mount=type=cache directories
-//! STORE/kiln/tmp/                       temp files; everything is written here first
+//! STORE/kiln/tmp/<pid>-<nonce>/         one process's temp files (`tmp.rs`); swept when dead
 //! STORE/kiln/lock                       builds hold it shared, prune exclusive
 //! STORE/kiln/index.lock                 serializes index.json updates
 //! ```
 //!
-//! Every write goes to a temp file in `kiln/tmp`, is hashed while written and
-//! renamed into place: a crash leaves at worst an orphan temp file, never a
-//! partial blob under a real name. Every read of a blob or file content is
+//! Every write goes to a temp file (unlinked where the OS allows, else in
+//! the process's own directory under `kiln/tmp`), is hashed while written
+//! and named into place: a crash leaves at worst a temp file the next start
+//! sweeps away, never a partial blob under a real name. Every read of a blob or file content is
 //! verified against its digest. Read `blob.rs` for the writers, `index.rs`
 //! for tags.
 
@@ -29,10 +30,12 @@ mod index;
 mod lock;
 mod prune;
 mod steps;
+mod tmp;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use blob::{AtomicWriter, BlobReader};
 pub use index::{
@@ -42,6 +45,7 @@ pub use index::{
 pub use lock::StoreLock;
 pub use prune::{PruneOptions, PruneReport};
 pub use steps::StepEntry;
+pub use tmp::SweepReport;
 
 use crate::digest::Digest;
 use crate::snapshot::FileRef;
@@ -116,21 +120,31 @@ pub(crate) fn io_err<'p>(
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// This process's temp directory, removed with the last clone.
+    session: Arc<tmp::Session>,
 }
 
 impl Store {
     /// Opens the store at `root`, creating an empty one if needed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
-        let store = Store { root };
+        let tmp_root = root.join("kiln/tmp");
         for dir in [
-            store.root.join("blobs/sha256"),
-            store.kiln_dir().join("files/sha256"),
-            store.kiln_dir().join("layers/sha256"),
-            store.tmp_dir(),
+            root.join("blobs/sha256"),
+            root.join("kiln/files/sha256"),
+            root.join("kiln/layers/sha256"),
+            tmp_root.clone(),
         ] {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
+        // What killed processes left is removed before anything else runs.
+        let idle = StoreLock::try_exclusive(&root.join("kiln/lock"));
+        tmp::sweep(&tmp_root, idle.is_some());
+        drop(idle);
+        let store = Store {
+            session: Arc::new(tmp::Session::create(&tmp_root)?),
+            root,
+        };
         let version = store.kiln_dir().join("version");
         match fs::read_to_string(&version) {
             Ok(v) if v.trim() == FORMAT_VERSION => {}
@@ -167,9 +181,17 @@ impl Store {
         self.root.join("kiln")
     }
 
-    /// Where temp files go before they are renamed into place.
+    /// Where this process's named temp files go (its own directory, swept
+    /// when the process is gone; see `tmp.rs`).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.kiln_dir().join("tmp")
+        self.session.dir().to_path_buf()
+    }
+
+    /// Removes the temp files of dead kiln processes; with `idle` (the
+    /// caller holds the store lock exclusively) loose ones of older kilns
+    /// too. Opening a store already does this.
+    pub(crate) fn sweep_temps(&self, idle: bool) -> SweepReport {
+        tmp::sweep(&self.kiln_dir().join("tmp"), idle)
     }
 
     /// Path of a blob (which may not exist).
@@ -204,12 +226,24 @@ impl Store {
 
     /// A writer for a new blob; `commit` names it by its digest.
     pub fn blob_writer(&self) -> Result<AtomicWriter> {
-        AtomicWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"))
+        AtomicWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"), false)
     }
 
     /// A writer for new file contents; `commit` names them by their digest.
     pub fn content_writer(&self) -> Result<AtomicWriter> {
-        AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"))
+        AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"), false)
+    }
+
+    /// A writer for a blob that may hold what a step wrote (a layer): its
+    /// bytes never sit in a named file until `commit`, even on hosts
+    /// without unlinked files that can be named later. See `blob.rs`.
+    pub fn private_blob_writer(&self) -> Result<AtomicWriter> {
+        AtomicWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"), true)
+    }
+
+    /// [`Store::private_blob_writer`] for file contents.
+    pub fn private_content_writer(&self) -> Result<AtomicWriter> {
+        AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"), true)
     }
 
     /// Stores `bytes` as a blob and returns its digest.

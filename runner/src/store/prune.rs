@@ -109,14 +109,9 @@ impl Store {
                 report.bytes += b;
             },
         )?;
-        sweep(
-            &self.tmp_dir(),
-            |_| false,
-            |n, b| {
-                report.other += n;
-                report.bytes += b;
-            },
-        )?;
+        // Builds wait for the exclusive lock prune holds, so every temp
+        // file but this process's own is left from a dead one.
+        report.other += self.sweep_temps(true).removed as usize;
         Ok(report)
     }
 

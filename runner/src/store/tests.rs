@@ -1,6 +1,6 @@
 //! Store tests: layout, atomic writes, verification, tags, locks, prune.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use super::*;
 use crate::layer::{Content, LayerOptions, PendingChanges, write_layer};
@@ -49,6 +49,74 @@ fn blobs_are_content_addressed_and_verified_on_read() {
         s.read_blob(&missing),
         Err(StoreError::Missing { .. })
     ));
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if std::fs::read(e.path())
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(e.path());
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn private_writes_have_no_name_until_committed() {
+    let (_d, s) = store();
+    let secret = b"s3cr3t-bytes-of-a-step-0451";
+    let mut w = s.private_blob_writer().unwrap();
+    w.write_bytes(secret).unwrap();
+    w.flush().unwrap();
+    // Written and flushed, yet no file in the store holds it: a kill now
+    // leaves nothing behind.
+    assert_eq!(
+        files_containing(s.root(), secret),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let (digest, _) = w.commit().unwrap();
+    assert_eq!(
+        files_containing(s.root(), secret),
+        vec![s.blob_path(&digest)]
+    );
+    assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn plain_writes_have_no_name_until_committed_on_linux() {
+    let (_d, s) = store();
+    let mut w = s.content_writer().unwrap();
+    w.write_bytes(b"contents-in-flight-7731").unwrap();
+    w.flush().unwrap();
+    assert!(files_containing(s.root(), b"contents-in-flight-7731").is_empty());
+    w.commit().unwrap();
+}
+
+#[test]
+fn a_store_left_by_a_killed_process_is_swept_on_open() {
+    let (_d, s) = store();
+    let tmp = s.root().join("kiln/tmp");
+    // What a killed kiln leaves: its session directory and an unheld lock.
+    std::fs::create_dir(tmp.join("4242-00ff")).unwrap();
+    std::fs::write(tmp.join("4242-00ff/.tmp-x"), b"half a layer").unwrap();
+    std::fs::write(tmp.join("4242-00ff.lock"), b"").unwrap();
+    let again = Store::open(s.root()).unwrap();
+    assert!(!tmp.join("4242-00ff").exists());
+    assert!(!tmp.join("4242-00ff.lock").exists());
+    assert!(s.tmp_dir().exists(), "the first store's session is alive");
+    assert_ne!(s.tmp_dir(), again.tmp_dir());
 }
 
 #[test]
@@ -205,7 +273,11 @@ fn prune_keeps_what_tagged_images_use() {
     let mut w = s.content_writer().unwrap();
     w.write_bytes(b"orphan content").unwrap();
     let (orphan, _) = w.commit().unwrap();
-    std::fs::write(s.tmp_dir().join(".tmp-stale"), b"left by a killed build").unwrap();
+    std::fs::write(
+        s.root().join("kiln/tmp/.tmp-stale"),
+        b"left by an older kiln",
+    )
+    .unwrap();
 
     let report = s.prune(Default::default()).unwrap();
     assert_eq!(

@@ -81,6 +81,23 @@ fn run(op: &[String]) -> std::io::Result<()> {
                 f.write_all(&chunk)?;
             }
         }
+        // Appends MiB of filler to a file (a big output after, say, a token).
+        "pad" => {
+            let mib: u64 = arg(2).parse().unwrap_or(1);
+            let mut f = fs::OpenOptions::new().append(true).create(true).open(arg(1))?;
+            let chunk: Vec<u8> = (0..1u32 << 20).map(|j| (j % 251) as u8).collect();
+            for _ in 0..mib {
+                f.write_all(&chunk)?;
+            }
+        }
+        // Names a file and a symlink target after a file's contents: what a
+        // careless step does with a token (`touch /out/$TOKEN`).
+        "name-from" => {
+            let name = fs::read_to_string(arg(1))?;
+            fs::create_dir_all(arg(2))?;
+            fs::write(format!("{}/{}", arg(2), name.trim()), "x")?;
+            symlink(&format!("/opt/{}", name.trim()), &format!("{}/link", arg(2)))?;
+        }
         "sum" => {
             let mut f = fs::File::open(arg(1))?;
             let mut buf = vec![0u8; 1 << 20];

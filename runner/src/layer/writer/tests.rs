@@ -184,6 +184,7 @@ fn output_is_identical_across_stores_and_codecs_are_stable() {
             compression,
             clamp_mtime: None,
             guard: None,
+            cancel: None,
         };
         let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let l1 = write_layer(&Store::open(d1.path()).unwrap(), sample(), &opts).unwrap();
@@ -343,4 +344,24 @@ fn the_leak_guard_stops_a_layer_holding_a_secret() {
         hits,
         ["/app/.npmrc npm_token", "/npm_TOKEN_value_123 npm_token"]
     );
+}
+
+#[test]
+fn a_cancelled_write_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opts = LayerOptions {
+        cancel: Some(cancel),
+        ..Default::default()
+    };
+    let err = write_layer(&store, sample(), &opts).unwrap_err();
+    assert!(matches!(err, crate::layer::LayerError::Cancelled), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
 }
