@@ -84,9 +84,11 @@ pub(super) fn run(
 
     let limits = args.limits.limits();
     let lower = Arc::new(snapshot);
+    // A damaged object the program meets is said after it ends.
+    let watched = store.watched();
     let mut overlay = OverlayFs::new(
         Arc::clone(&lower),
-        store.clone(),
+        watched.clone(),
         1,
         crate::vfs::system_clock(),
     );
@@ -137,6 +139,9 @@ pub(super) fn run(
         terminal,
         cancel,
     );
+    if let Some(damage) = watched.damage() {
+        printer.error(&anyhow::Error::from(damage));
+    }
     match finished {
         Err(e @ StepError::NotFound { .. }) => {
             printer.error(&anyhow::Error::from(e));

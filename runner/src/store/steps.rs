@@ -48,7 +48,7 @@ pub struct StepEntry {
 }
 
 impl Store {
-    fn steps_dir(&self) -> PathBuf {
+    pub(super) fn steps_dir(&self) -> PathBuf {
         self.kiln_dir().join("steps")
     }
 
