@@ -455,4 +455,6 @@ fn open_or(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<File> {
 }
 
 #[cfg(test)]
+mod heal_tests;
+#[cfg(test)]
 mod tests;

@@ -52,7 +52,7 @@ impl Store {
         self.kiln_dir().join("steps")
     }
 
-    fn step_path(&self, key: &Digest) -> PathBuf {
+    pub(super) fn step_path(&self, key: &Digest) -> PathBuf {
         self.steps_dir().join(format!("{}.json", key.hex()))
     }
 
