@@ -106,7 +106,10 @@ fn a_damaged_layer_index_is_rebuilt_and_prune_keeps_what_tags_use() {
         }
     }
     let pruned = sb.kiln(&["prune"]).ok();
-    assert!(pruned.stderr.contains("kept every file content"), "{pruned:?}");
+    assert!(
+        pruned.stderr.contains("kept every file content"),
+        "{pruned:?}"
+    );
     // Tagged data survived: the image runs and builds FROM it read it.
     assert_eq!(cat_data(&sb, "base").ok().stdout, DATA);
     child(&sb);
@@ -174,7 +177,10 @@ fn check_reports_each_kind_of_damage_and_repair_heals_the_store() {
         assert!(checked.stdout.contains(kind), "{kind}: {checked:?}");
     }
     assert!(checked.stdout.contains("tag other:latest"), "{checked:?}");
-    assert!(checked.stderr.contains("kiln check --repair"), "{checked:?}");
+    assert!(
+        checked.stderr.contains("kiln check --repair"),
+        "{checked:?}"
+    );
 
     let repaired = sb.kiln(&["check", "--repair"]).ok();
     assert!(

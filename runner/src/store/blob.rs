@@ -73,10 +73,10 @@ impl AtomicWriter {
             }
         })?;
         let dest = self.dest_dir.join(digest.hex());
-        if let Err(e) = tmp.persist(&dest) {
-            if !dest.is_file() || !is_intact(&dest, &digest, len) {
-                return Err(io_err("renaming into", &dest)(e.error));
-            }
+        if let Err(e) = tmp.persist(&dest)
+            && !is_intact(&dest, &digest, len)
+        {
+            return Err(io_err("renaming into", &dest)(e.error));
         }
         Ok((digest, len))
     }

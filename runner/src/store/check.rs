@@ -168,7 +168,10 @@ impl Scan {
     }
 
     fn reach(&mut self, object: Object, by: &str) {
-        self.reached.entry(object).or_default().insert(by.to_string());
+        self.reached
+            .entry(object)
+            .or_default()
+            .insert(by.to_string());
     }
 
     /// How an `index.json` entry is named in reports.
@@ -310,7 +313,11 @@ impl Store {
     /// used by `by`; contents it names that are missing are findings.
     fn scan_layer(&self, scan: &mut Scan, diff_id: &Digest, by: &str) {
         scan.reach(Object::LayerIndex(*diff_id), by);
-        let named = scan.index_contents.get(diff_id).cloned().unwrap_or_default();
+        let named = scan
+            .index_contents
+            .get(diff_id)
+            .cloned()
+            .unwrap_or_default();
         for content in named {
             scan.reach(Object::FileContent(content), by);
             if !scan.bad_contents.contains(&content) && !self.has_content(&content) {

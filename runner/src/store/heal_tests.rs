@@ -118,7 +118,10 @@ fn prune_keeps_what_a_damaged_index_or_config_might_name() {
     let report = s.prune(PruneOptions::default()).unwrap();
     assert_eq!(report.files, 0, "{report:?}");
     assert!(
-        report.problems.iter().any(|p| p.contains("kept every file content")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("kept every file content")),
         "{report:?}"
     );
     assert!(s.has_content(&Digest::of(b"kept")) && s.has_content(&orphan));
@@ -167,7 +170,12 @@ fn a_watched_handle_records_the_damaged_content_a_reader_met() {
     let step = s.watched();
     let file = FileRef { digest, size: 3 };
     let mut out = Vec::new();
-    assert!(step.open_content(&file).unwrap().read_to_end(&mut out).is_err());
+    assert!(
+        step.open_content(&file)
+            .unwrap()
+            .read_to_end(&mut out)
+            .is_err()
+    );
     let damage = step.damage().expect("recorded");
     assert_eq!((damage.what, damage.digest), ("file content", digest));
     let text = damage.to_string();
@@ -213,7 +221,10 @@ fn check_finds_and_repairs_a_damaged_layer_index_and_file_content() {
     assert!(repaired.unrepaired.is_empty());
     assert!(check(&s, false).is_clean(), "{:?}", check(&s, false));
     assert_eq!(snapshot_reads_f(&s, &img), "kept");
-    assert!(s.has_content(&Digest::of(b"other")), "the layer was read again");
+    assert!(
+        s.has_content(&Digest::of(b"other")),
+        "the layer was read again"
+    );
 
     // Contents an intact index names: reported with the tag, then rewritten.
     flip(&s.content_path(&kept));

@@ -221,7 +221,13 @@ impl Store {
     }
 
     /// Records the damage a failed open reports, and passes the error on.
-    fn noting(&self, what: &'static str, digest: Digest, path: PathBuf, err: StoreError) -> StoreError {
+    fn noting(
+        &self,
+        what: &'static str,
+        digest: Digest,
+        path: PathBuf,
+        err: StoreError,
+    ) -> StoreError {
         let reason = match &err {
             StoreError::Missing { .. } => Some("missing".to_string()),
             StoreError::Corrupt { reason, .. } => Some(reason.clone()),

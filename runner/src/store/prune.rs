@@ -125,7 +125,13 @@ impl Store {
                 None => unknown.contents = true,
             }
         }
-        unknown.add(self.trim_cache(opts, &mut blobs, &mut diff_ids, &mut contents, &mut report)?);
+        unknown.add(self.trim_cache(
+            opts,
+            &mut blobs,
+            &mut diff_ids,
+            &mut contents,
+            &mut report,
+        )?);
         if opts.cache_mounts {
             self.sweep_cache_mounts(&mut report)?;
         }
