@@ -93,6 +93,34 @@ fn a_rebuild_rewrites_a_damaged_config_blob_and_tags_a_readable_image() {
 }
 
 #[test]
+fn a_build_whose_image_cannot_be_read_back_moves_no_tag() {
+    let sb = Sandbox::new();
+    base(&sb);
+    child(&sb);
+    sb.build("child", &["-t", "child"]);
+    let before = sb.inspect("child")["Id"].clone();
+    // The base's first layer blob is gone; its index still says what is in
+    // it, so the steps run, but the image would name a blob nobody has.
+    let layer = sb.inspect("base")["Manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::remove_file(store_file(&sb, "blobs/sha256").join(layer.trim_start_matches("sha256:")))
+        .unwrap();
+    sb.write(
+        "child/Kilnfile",
+        "FROM base\nRUN [\"probe\", \"write\", \"/new.txt\", \"new\"]\n",
+    );
+    let failed = sb.kiln(&["build", "-q", "-t", "child", "child"]).fails(1);
+    assert!(failed.stderr.contains(&layer), "{failed:?}");
+    assert_eq!(
+        sb.inspect("child")["Id"],
+        before,
+        "the tag stayed where it was"
+    );
+}
+
+#[test]
 fn a_damaged_layer_index_is_rebuilt_and_prune_keeps_what_tags_use() {
     let sb = Sandbox::new();
     base(&sb);

@@ -139,8 +139,9 @@ pub(super) fn run(
         terminal,
         cancel,
     );
-    if let Some(damage) = watched.damage() {
-        printer.error(&anyhow::Error::from(damage));
+    let damaged = watched.damage();
+    if let Some(damage) = &damaged {
+        printer.error(&anyhow::Error::from(damage.clone()));
     }
     match finished {
         Err(e @ StepError::NotFound { .. }) => {
@@ -149,6 +150,9 @@ pub(super) fn run(
         }
         Err(e) => Err(e.into()),
         Ok(f) => Ok(match f.outcome {
+            // A program that read damaged bytes did not do its job, even
+            // if it says it did.
+            Outcome::Exit(0) if damaged.is_some() => ExitCode::FAILURE,
             Outcome::Exit(code) => ExitCode::from(code as u8),
             Outcome::Trap(trap) => {
                 printer.error(&anyhow::anyhow!("{} trapped: {trap}", f.program));
