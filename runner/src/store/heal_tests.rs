@@ -136,6 +136,40 @@ fn prune_keeps_what_a_damaged_index_or_config_might_name() {
 }
 
 #[test]
+fn prune_keeps_what_an_unreadable_cache_entry_might_name() {
+    let (_d, s) = store();
+    let img = image(&s);
+    let key = Digest::of(b"key");
+    s.put_step_entry(
+        &key,
+        &StepEntry {
+            diff_id: Some(img.diff_id),
+            layer: Some(img.layer_desc.clone()),
+            used: 0,
+            clean_of: Vec::new(),
+        },
+    )
+    .unwrap();
+    // Only the cache reaches the layer now.
+    s.remove_image("img:1").unwrap();
+    fs::write(s.step_path(&key), b"{\"diff_id\":").unwrap();
+    let report = s.prune(PruneOptions::default()).unwrap();
+    assert_eq!(
+        (report.blobs, report.files, report.other),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    assert!(s.has_blob(&img.layer) && s.layer_index_path(&img.diff_id).is_file());
+    assert!(s.has_content(&Digest::of(b"kept")));
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("kept every blob"))
+    );
+}
+
+#[test]
 fn prune_all_and_cache_mounts_remove_cache_mount_directories() {
     let (_d, s) = store();
     let img = image(&s);

@@ -28,7 +28,8 @@
 //! damaged layer index is rebuilt from its blob. A reader that meets a
 //! damaged or missing object records it as [`Damage`] in the handle it
 //! went through ([`Store::watched`]), so a step whose guest saw only "I/O
-//! error" can say what is damaged and how to repair it (`kiln check`).
+//! error" can say what is damaged and how to repair it (`kiln check`,
+//! in `check.rs` and `repair.rs`).
 
 mod blob;
 mod check;
