@@ -305,7 +305,9 @@ pub(super) fn run(
         message,
         stderr: stderr.clone(),
     };
-    if let Some(damage) = watched.damage() {
+    if let Some(damage) = watched.damage()
+        && finished.outcome != Outcome::Cancelled
+    {
         // Even a step that exits 0 after an I/O error built on bytes it
         // could not read: its result is not to be trusted or cached.
         return Err(fail(damage.to_string()));

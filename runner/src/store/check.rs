@@ -371,9 +371,18 @@ impl Store {
         if let Some(why) = self.scan_blob(scan, digest, by) {
             return Some(why);
         }
+        // An intact blob that is not a usable image: the image is broken.
+        let unusable = |scan: &mut Scan, reason: String| {
+            scan.damaged(
+                Object::Image(by.to_string()),
+                self.blob_path(digest),
+                reason.clone(),
+            );
+            Some(reason)
+        };
         let doc: serde_json::Value = match self.read_json(digest) {
             Ok(v) => v,
-            Err(e) => return Some(e.to_string()),
+            Err(e) => return unusable(scan, e.to_string()),
         };
         let digest_of = |v: &serde_json::Value| {
             v.get("digest")
@@ -381,9 +390,19 @@ impl Store {
                 .and_then(|d| d.parse::<Digest>().ok())
         };
         if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
+            // A multi-platform index often comes with only some platforms'
+            // manifests: an absent one is not damage, a damaged one is.
             let mut broken = None;
+            let mut present = 0;
             for child in children.iter().filter_map(digest_of) {
+                if !self.has_blob(&child) {
+                    continue;
+                }
+                present += 1;
                 broken = broken.or(self.scan_manifest(scan, &child, by, diff_ids));
+            }
+            if present == 0 {
+                return unusable(scan, format!("index {digest} has none of its manifests"));
             }
             return broken;
         }
@@ -396,14 +415,14 @@ impl Store {
             broken = broken.or(self.scan_blob(scan, &layer.digest, by));
         }
         let Some(config) = doc.get("config").and_then(digest_of) else {
-            return Some(format!("manifest {digest} names no config"));
+            return unusable(scan, format!("manifest {digest} names no config"));
         };
         if let Some(why) = self.scan_blob(scan, &config, by) {
             return Some(why);
         }
         let cfg: serde_json::Value = match self.read_json(&config) {
             Ok(v) => v,
-            Err(e) => return Some(e.to_string()),
+            Err(e) => return unusable(scan, e.to_string()),
         };
         let ids = cfg.pointer("/rootfs/diff_ids").and_then(|d| d.as_array());
         let ids: Vec<Digest> = ids

@@ -325,3 +325,29 @@ fn check_removes_an_unreadable_cache_entry_and_reports_a_broken_index_json() {
     assert_eq!(report.unrepaired.len(), 1, "{report:?}");
     assert_eq!(fs::read(s.index_path()).unwrap(), b"{", "left for a person");
 }
+
+#[test]
+fn check_accepts_a_multi_platform_index_with_absent_platforms() {
+    let (_d, s) = store();
+    let img = image(&s);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{INDEX_MEDIA_TYPE}","manifests":[{{"mediaType":"{MANIFEST_MEDIA_TYPE}","digest":"{}","size":{}}},{{"mediaType":"{MANIFEST_MEDIA_TYPE}","digest":"{}","size":9}}]}}"#,
+        img.manifest.digest,
+        img.manifest.size,
+        Digest::of(b"another platform")
+    );
+    let d = s.put_blob(index.as_bytes()).unwrap();
+    s.add_image(
+        &Descriptor::new(INDEX_MEDIA_TYPE, d, index.len() as u64),
+        &["multi:1".into()],
+    )
+    .unwrap();
+    let report = check(&s, false);
+    assert!(report.is_clean(), "{report:?}");
+    flip(&s.blob_path(&img.config));
+    let report = check(&s, false);
+    assert!(
+        report.damaged[0].reached_by.contains("tag multi:1"),
+        "{report:?}"
+    );
+}
