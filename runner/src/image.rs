@@ -13,7 +13,7 @@ use oci_spec::image::{ImageConfiguration, ImageManifest};
 
 use crate::digest::Digest;
 use crate::layer::{LayerError, read_layer};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{ChangeSet, Snapshot};
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store, StoreError};
 
 /// The media type of an OCI image config.
@@ -234,17 +234,38 @@ impl Image {
     pub fn snapshot(&self, store: &Store) -> Result<Snapshot, ImageError> {
         let mut snapshot = Snapshot::empty();
         for (blob, diff_id) in self.layers()? {
-            let changes = match store.layer_index(&diff_id)? {
-                Some(c) => c,
-                None => {
-                    let c = read_layer(store, &blob, &diff_id)?;
-                    store.put_layer_index(&diff_id, &c)?;
-                    c
-                }
-            };
-            snapshot.apply(&changes);
+            snapshot.apply(&layer_changes(store, &blob, &diff_id)?);
         }
         Ok(snapshot)
+    }
+
+    /// Checks that every layer blob is in the store with its size (the
+    /// manifest and config were verified when the image was loaded), so a
+    /// name is never given to an image that cannot be read. The layers'
+    /// bytes were verified when they were written or reused.
+    pub fn check_layers_present(&self, store: &Store) -> Result<(), ImageError> {
+        for (blob, _) in self.layers()? {
+            let size = match store.blob_size(&blob.digest) {
+                Ok(size) => size,
+                Err(_) if !store.has_blob(&blob.digest) => {
+                    return Err(StoreError::Missing {
+                        what: "layer blob",
+                        digest: blob.digest,
+                        root: store.root().to_path_buf(),
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if size != blob.size {
+                return Err(StoreError::Corrupt {
+                    path: store.blob_path(&blob.digest),
+                    reason: format!("{size} bytes, expected {}", blob.size),
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Total size of the image: manifest, config and layer blobs.
@@ -253,6 +274,24 @@ impl Image {
             + self.manifest.config().size()
             + self.manifest.layers().iter().map(|l| l.size()).sum::<u64>()
     }
+}
+
+/// The changes of layer `blob` (uncompressed digest `diff_id`): its index,
+/// or, when the index is missing or damaged, what reading the blob gives
+/// (which stores its file contents again and writes a new index).
+pub fn layer_changes(
+    store: &Store,
+    blob: &Descriptor,
+    diff_id: &Digest,
+) -> Result<ChangeSet, LayerError> {
+    match store.layer_index(diff_id) {
+        Ok(Some(c)) => return Ok(c),
+        Ok(None) | Err(StoreError::Corrupt { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let c = read_layer(store, blob, diff_id)?;
+    store.put_layer_index(diff_id, &c)?;
+    Ok(c)
 }
 
 /// Writes `config` and a manifest for it and `layers` into the store.

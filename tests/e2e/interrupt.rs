@@ -3,7 +3,8 @@
 //! A kiln killed (SIGKILL) or stopped (SIGTERM, SIGINT, SIGHUP) while the
 //! layer of a step that wrote a secret is being written and scanned leaves
 //! no file holding the secret, exits with the code shells expect, and the
-//! next kiln to open the store finds no temp files left. A FIFO secret
+//! next kiln to open the store finds it sound (`kiln check`) with no temp
+//! files left. A FIFO secret
 //! source says what kiln waits for and honours Ctrl-C. Secrets in names
 //! the leak guard reports are masked in kiln's own messages.
 
@@ -111,11 +112,12 @@ fn assert_no_token_on_disk(sb: &Sandbox, when: &str) {
     assert!(hits.is_empty(), "{when}: the token is on disk in {hits:?}");
 }
 
-/// Opens the store with another command; then the temp area must be empty
-/// (the dead process's files swept, the new process's own removed).
+/// Opens the store with `kiln check`, which finds it sound; then the temp
+/// area must be empty (the dead process's files swept, the new process's
+/// own removed).
 #[track_caller]
 fn assert_temp_area_swept(sb: &Sandbox) {
-    sb.kiln(&["images"]).ok();
+    sb.kiln(&["check"]).ok();
     let left: Vec<PathBuf> = fs::read_dir(sb.store().join("kiln/tmp"))
         .unwrap()
         .map(|e| e.unwrap().path())

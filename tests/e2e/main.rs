@@ -14,6 +14,7 @@ mod docs;
 mod errors;
 mod examples;
 mod getting_started;
+mod heal;
 #[cfg(target_os = "linux")]
 mod interrupt;
 mod outside_tools;

@@ -176,17 +176,7 @@ impl CacheDir {
                     ));
                 }
             }
-            if store
-                .layer_index(diff_id)
-                .map_err(|e| e.to_string())?
-                .is_none()
-            {
-                let changes = crate::layer::read_layer(store, layer, diff_id)
-                    .map_err(|e| err(&self.dir, e))?;
-                store
-                    .put_layer_index(diff_id, &changes)
-                    .map_err(|e| e.to_string())?;
-            }
+            crate::image::layer_changes(store, layer, diff_id).map_err(|e| err(&self.dir, e))?;
         }
         let entry = StepEntry {
             diff_id: record.diff_id,

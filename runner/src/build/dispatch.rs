@@ -847,10 +847,7 @@ impl Build<'_> {
             }
             return Err(e.to_string());
         }
-        self.store
-            .layer_index(diff_id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "its change index is missing".to_string())
+        crate::image::layer_changes(self.store, layer, diff_id).map_err(|e| e.to_string())
     }
 
     /// Searches a cached layer for this build's secrets (names, link

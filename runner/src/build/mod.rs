@@ -544,13 +544,16 @@ pub fn build(
     let output = b.steps.run("exporting to image", |id| {
         b.scan_config(&result.config)?;
         let manifest = crate::image::write_image(store, &result.config, &result.layers)?;
+        // Names move only to an image that reads back whole: a damaged
+        // blob that survived the write would fail here, not after tagging.
+        let image = Image::load(store, &manifest, None)?;
+        image.check_layers_present(store)?;
         b.steps
             .log(id, &format!("writing image {} done", manifest.digest));
         store.add_image(&manifest, &opts.tags)?;
         for tag in &opts.tags {
             b.steps.log(id, &format!("naming to {tag} done"));
         }
-        let image = Image::load(store, &manifest, None)?;
         Ok::<_, BuildError>(BuildOutput {
             image,
             snapshot: result.snapshot,

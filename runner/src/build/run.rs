@@ -198,10 +198,12 @@ pub(super) fn run(
         }
         None => crate::vfs::system_clock(),
     };
-    // The step's filesystem.
+    // The step's filesystem. Its store handle records a damaged object the
+    // guest met: the guest sees only "I/O error", kiln says what it is.
+    let watched = b.store.watched();
     let mut overlay = OverlayFs::new(
         std::sync::Arc::clone(cx.snapshot),
-        b.store.clone(),
+        watched.clone(),
         1,
         file_clock.clone(),
     );
@@ -303,6 +305,13 @@ pub(super) fn run(
         message,
         stderr: stderr.clone(),
     };
+    if let Some(damage) = watched.damage()
+        && finished.outcome != Outcome::Cancelled
+    {
+        // Even a step that exits 0 after an I/O error built on bytes it
+        // could not read: its result is not to be trusted or cached.
+        return Err(fail(damage.to_string()));
+    }
     match finished.outcome {
         Outcome::Exit(0) => {}
         Outcome::Exit(code) => {

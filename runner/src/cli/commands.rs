@@ -37,6 +37,7 @@ pub(super) fn run(
         Command::Export(args) => export_image(&store()?, args, printer),
         Command::Rmi(args) => rmi(&store()?, args, printer),
         Command::Prune(args) => prune(&store()?, args, printer),
+        Command::Check(args) => super::check::check(&store()?, args, printer),
     }
 }
 
@@ -450,13 +451,27 @@ fn rmi(store: &Store, args: RmiArgs, printer: &Printer) -> Result<ExitCode> {
 }
 
 fn prune(store: &Store, args: PruneArgs, printer: &Printer) -> Result<ExitCode> {
-    let report = store.prune(crate::store::PruneOptions {
-        untagged: args.all,
-        all_cache: args.all,
-        keep_storage: args.keep_storage,
-    })?;
+    let only_mounts = args.cache_mounts || args.filter.is_some();
+    let report = if only_mounts {
+        store.prune_cache_mounts()?
+    } else {
+        store.prune(crate::store::PruneOptions {
+            untagged: args.all,
+            all_cache: args.all,
+            keep_storage: args.keep_storage,
+            cache_mounts: args.all,
+        })?
+    };
     for problem in &report.problems {
         printer.warn(problem);
+    }
+    if only_mounts {
+        printer.out(&format!("Deleted {} cache mount(s)", report.cache_mounts));
+        printer.out(&format!(
+            "Total reclaimed space: {}",
+            human_bytes(report.bytes)
+        ));
+        return Ok(ExitCode::SUCCESS);
     }
     let mut parts = Vec::new();
     if args.all {
@@ -474,6 +489,9 @@ fn prune(store: &Store, args: PruneArgs, printer: &Printer) -> Result<ExitCode> 
     parts.push(format!("{} blob(s)", report.blobs));
     parts.push(format!("{} file content(s)", report.files));
     parts.push(format!("{} other file(s)", report.other));
+    if args.all {
+        parts.push(format!("{} cache mount(s)", report.cache_mounts));
+    }
     printer.out(&format!("Deleted {}", parts.join(", ")));
     printer.out(&format!(
         "Total reclaimed space: {}",

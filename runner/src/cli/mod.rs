@@ -7,6 +7,7 @@
 //! `hint:`. Each command lives in `commands.rs`; all output goes through
 //! [`printer::Printer`].
 
+mod check;
 mod commands;
 pub mod printer;
 mod run;
@@ -55,6 +56,18 @@ pub enum Command {
     Prune(PruneArgs),
     /// Run a program of an image (or of `scratch` with mounts) once
     Run(RunArgs),
+    /// Verify every object of the store against its digest (and repair it)
+    Check(CheckArgs),
+}
+
+/// `kiln check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Rebuild what can be rebuilt from intact data (layer indexes, file
+    /// contents) and remove what cannot (damaged blobs, cache entries, and
+    /// images that can no longer be read, naming each)
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Limits of wasm steps, shared by `build` and `run`.
@@ -223,9 +236,15 @@ pub struct RmiArgs {
 /// `kiln prune`.
 #[derive(Args, Debug)]
 pub struct PruneArgs {
-    /// Also remove untagged images and the whole step cache
+    /// Also remove untagged images, the whole step cache and the cache mounts
     #[arg(long)]
     pub all: bool,
+    /// Remove only the cache mount directories (RUN --mount=type=cache)
+    #[arg(long, conflicts_with_all = ["all", "keep_storage"])]
+    pub cache_mounts: bool,
+    /// Docker's spelling of --cache-mounts: type=exec.cachemount (the only filter kiln knows)
+    #[arg(long, value_name = "FILTER", value_parser = ["type=exec.cachemount"], conflicts_with_all = ["all", "keep_storage"])]
+    pub filter: Option<String>,
     /// Keep at most SIZE of step cache data (least recently used goes first), like 10g
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub keep_storage: Option<u64>,

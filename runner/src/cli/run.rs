@@ -84,9 +84,11 @@ pub(super) fn run(
 
     let limits = args.limits.limits();
     let lower = Arc::new(snapshot);
+    // A damaged object the program meets is said after it ends.
+    let watched = store.watched();
     let mut overlay = OverlayFs::new(
         Arc::clone(&lower),
-        store.clone(),
+        watched.clone(),
         1,
         crate::vfs::system_clock(),
     );
@@ -137,6 +139,10 @@ pub(super) fn run(
         terminal,
         cancel,
     );
+    let damaged = watched.damage();
+    if let Some(damage) = &damaged {
+        printer.error(&anyhow::Error::from(damage.clone()));
+    }
     match finished {
         Err(e @ StepError::NotFound { .. }) => {
             printer.error(&anyhow::Error::from(e));
@@ -144,6 +150,9 @@ pub(super) fn run(
         }
         Err(e) => Err(e.into()),
         Ok(f) => Ok(match f.outcome {
+            // A program that read damaged bytes did not do its job, even
+            // if it says it did.
+            Outcome::Exit(0) if damaged.is_some() => ExitCode::FAILURE,
             Outcome::Exit(code) => ExitCode::from(code as u8),
             Outcome::Trap(trap) => {
                 printer.error(&anyhow::anyhow!("{} trapped: {trap}", f.program));

@@ -4,6 +4,11 @@
 //!
 //! One JSON record per path, flat and explicit, e.g.
 //! `{"path":"app/a.txt","type":"file","mode":420,"uid":0,"gid":0,"mtime":0,"digest":"sha256:..","size":5}`.
+//!
+//! The document carries the sha256 of its `changes` array as written
+//! (`"digest"`), so a damaged index is detected on read, even one that
+//! still parses (a flipped letter in a path), and rebuilt from its layer
+//! blob. Indexes written before the digest existed are read as they are.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +45,13 @@ struct Record {
 struct Document {
     version: u32,
     changes: Vec<Record>,
+    /// The digest of `changes` serialized alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<Digest>,
+}
+
+fn digest_of(records: &[Record]) -> Digest {
+    Digest::of(&serde_json::to_vec(records).expect("layer indexes always serialize"))
 }
 
 /// Serializes a change set.
@@ -73,9 +85,11 @@ pub fn to_json(changes: &ChangeSet) -> Vec<u8> {
             r
         })
         .collect();
+    let digest = Some(digest_of(&records));
     serde_json::to_vec(&Document {
         version: 1,
         changes: records,
+        digest,
     })
     .expect("layer indexes always serialize")
 }
@@ -85,6 +99,14 @@ pub fn from_json(bytes: &[u8]) -> Result<ChangeSet, String> {
     let doc: Document = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if doc.version != 1 {
         return Err(format!("unknown layer index version {}", doc.version));
+    }
+    if let Some(expected) = doc.digest {
+        let actual = digest_of(&doc.changes);
+        if actual != expected {
+            return Err(format!(
+                "its changes have digest {actual}, but the index says {expected}"
+            ));
+        }
     }
     let mut out = ChangeSet::new();
     for r in doc.changes {
@@ -155,9 +177,41 @@ mod tests {
         c.insert(p("gone"), Change::Whiteout);
         c.insert(p("o"), Change::Opaque(m));
         assert_eq!(from_json(&to_json(&c)).unwrap(), c);
+        assert_eq!(
+            from_json(br#"{"version":1,"changes":[{"path":"gone","type":"whiteout"}]}"#)
+                .unwrap()
+                .len(),
+            1,
+            "indexes written before the digest are still read"
+        );
         assert!(from_json(br#"{"version":2,"changes":[]}"#).is_err());
         assert!(
             from_json(br#"{"version":1,"changes":[{"path":"../x","type":"whiteout"}]}"#).is_err()
         );
+    }
+
+    #[test]
+    fn a_damaged_index_that_still_parses_is_refused() {
+        let mut c = ChangeSet::new();
+        let m = Meta {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        let file = FileRef {
+            digest: Digest::of(b"x"),
+            size: 1,
+        };
+        c.insert(
+            ImagePath::parse("app/a.txt").unwrap(),
+            Change::Put(Node::File(m, file)),
+        );
+        let json = String::from_utf8(to_json(&c)).unwrap();
+        // One letter of a path flipped: still valid JSON, still a valid path.
+        let flipped = json.replacen("a.txt", "b.txt", 1);
+        assert_ne!(json, flipped);
+        let err = from_json(flipped.as_bytes()).unwrap_err();
+        assert!(err.contains("but the index says"), "{err}");
     }
 }

@@ -261,12 +261,7 @@ fn append_file(
             {
                 return Err(leak(hit));
             }
-            let digest = Digest::of(&bytes);
-            if !store.has_content(&digest) {
-                let mut w = store.private_content_writer()?;
-                w.write_bytes(&bytes)?;
-                w.commit()?;
-            }
+            let digest = store.put_content(&bytes)?;
             tar.append_data(&mut h, path.as_str(), bytes.as_slice())
                 .map_err(LayerError::Write)?;
             Ok((FileRef { digest, size }, hit))

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{Result, StoreError, io_err, open_or};
+use super::{Result, Store, StoreError, io_err, open_or};
 use crate::digest::{Digest, Hasher, VerifyingReader};
 
 /// Buffer size for store I/O: large enough that syscalls are not the cost.
@@ -106,8 +106,12 @@ impl AtomicWriter {
         self.hasher.is_empty()
     }
 
-    /// Names the object by its digest. If an object with that digest already
-    /// exists, the new copy is discarded (they are identical).
+    /// Names the object by its digest, replacing whatever had that name:
+    /// an existing copy may be damaged (a flipped byte, a torn write), and
+    /// the bytes just hashed are known good, so producing an object again
+    /// heals it. Where the rename cannot replace a file (Windows, while
+    /// another process has it open), the existing copy is kept if it
+    /// verifies.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (digest, len) = self.hasher.finish();
         let tmp_dir = self.tmp_dir;
@@ -117,16 +121,17 @@ impl AtomicWriter {
             source: e.into_error(),
         })?;
         let dest = self.dest_dir.join(digest.hex());
-        if dest.is_file() {
-            return Ok((digest, len));
-        }
-        let named = match spool {
+        // An unnamed file is linked under a temp name first: a link cannot
+        // replace an existing (possibly damaged) copy, a rename can.
+        let tmp = match spool {
             Spool::Named(tmp) => tmp,
             Spool::Unnamed(file) => name_unnamed(file, &tmp_dir)?,
         };
-        named
-            .persist(&dest)
-            .map_err(|e| io_err("renaming into", &dest)(e.error))?;
+        if let Err(e) = tmp.persist(&dest)
+            && !is_intact(&dest, &digest, len)
+        {
+            return Err(io_err("renaming into", &dest)(e.error));
+        }
         Ok((digest, len))
     }
 }
@@ -198,6 +203,10 @@ impl Write for AtomicWriter {
 /// bytes do not match the digest it is stored under.
 pub struct BlobReader {
     inner: VerifyingReader<BufReader<File>>,
+    digest: Digest,
+    path: PathBuf,
+    /// Where to record damage found while reading, and the object's kind.
+    watch: Option<(Store, &'static str)>,
 }
 
 impl BlobReader {
@@ -219,14 +228,43 @@ impl BlobReader {
         }
         Ok(BlobReader {
             inner: VerifyingReader::new(BufReader::with_capacity(IO_BUFFER, file), digest, size),
+            digest,
+            path,
+            watch: None,
         })
+    }
+
+    /// Records damage found while reading in `store`'s record.
+    pub(super) fn watched(mut self, store: &Store, what: &'static str) -> BlobReader {
+        self.watch = Some((store.clone(), what));
+        self
     }
 }
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        let result = self.inner.read(buf);
+        if let Err(e) = &result
+            && e.kind() == io::ErrorKind::InvalidData
+            && let Some((store, what)) = self.watch.take()
+        {
+            store.note_damage(what, self.digest, self.path.clone(), e.to_string());
+        }
+        result
     }
+}
+
+/// Whether the file at `path` holds exactly the `len` bytes of `digest`.
+pub(super) fn is_intact(path: &Path, digest: &Digest, len: u64) -> bool {
+    verify_file(path, digest, Some(len)).is_ok()
+}
+
+/// Reads the file at `path` through, checking it holds the bytes of
+/// `digest` (and `len` of them, if given); the error says what is wrong.
+pub(super) fn verify_file(path: &Path, digest: &Digest, len: Option<u64>) -> io::Result<()> {
+    let file = File::open(path)?;
+    let mut reader = VerifyingReader::new(BufReader::with_capacity(IO_BUFFER, file), *digest, len);
+    io::copy(&mut reader, &mut io::sink()).map(|_| ())
 }
 
 /// Removes a file, treating "already gone" as success.

@@ -24,20 +24,30 @@
 //! sweeps away, never a partial blob under a real name. Every read of a blob or file content is
 //! verified against its digest. Read `blob.rs` for the writers, `index.rs`
 //! for tags.
+//!
+//! The store heals: writing an object again replaces a damaged copy, and a
+//! damaged layer index is rebuilt from its blob. A reader that meets a
+//! damaged or missing object records it as [`Damage`] in the handle it
+//! went through ([`Store::watched`]), so a step whose guest saw only "I/O
+//! error" can say what is damaged and how to repair it (`kiln check`,
+//! in `check.rs` and `repair.rs`).
 
 mod blob;
+mod check;
 mod index;
 mod lock;
 mod prune;
+mod repair;
 mod steps;
 mod tmp;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use blob::{AtomicWriter, BlobReader};
+pub use check::{CheckCounts, CheckOptions, CheckReport, Finding, Object, Repair};
 pub use index::{
     Descriptor, INDEX_MEDIA_TYPE, ImageRef, MANIFEST_MEDIA_TYPE, REF_NAME, RefError, TaggedImage,
     normalize_name,
@@ -122,6 +132,26 @@ pub struct Store {
     root: PathBuf,
     /// This process's temp directory, removed with the last clone.
     session: Arc<tmp::Session>,
+    /// The first damaged object a reader met through this handle (and its
+    /// clones); see [`Store::watched`].
+    damage: Arc<OnceLock<Damage>>,
+}
+
+/// A damaged or missing object in the store, as a reader met it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the store is damaged: {what} {digest} ({}): {reason}; run `kiln check --repair` to repair it",
+    path.display()
+)]
+pub struct Damage {
+    /// What kind of object (`file content`, `blob`).
+    pub what: &'static str,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its path.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 impl Store {
@@ -144,6 +174,7 @@ impl Store {
         let store = Store {
             session: Arc::new(tmp::Session::create(&tmp_root)?),
             root,
+            damage: Arc::default(),
         };
         let version = store.kiln_dir().join("version");
         match fs::read_to_string(&version) {
@@ -175,6 +206,50 @@ impl Store {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A handle on the same store with its own record of [`Damage`]: give
+    /// one to a step, then ask it [`Store::damage`] when the step ends.
+    pub fn watched(&self) -> Store {
+        Store {
+            root: self.root.clone(),
+            session: Arc::clone(&self.session),
+            damage: Arc::default(),
+        }
+    }
+
+    /// The first damaged or missing object a reader met through this
+    /// handle or its clones.
+    pub fn damage(&self) -> Option<Damage> {
+        self.damage.get().cloned()
+    }
+
+    fn note_damage(&self, what: &'static str, digest: Digest, path: PathBuf, reason: String) {
+        let _ = self.damage.set(Damage {
+            what,
+            digest,
+            path,
+            reason,
+        });
+    }
+
+    /// Records the damage a failed open reports, and passes the error on.
+    fn noting(
+        &self,
+        what: &'static str,
+        digest: Digest,
+        path: PathBuf,
+        err: StoreError,
+    ) -> StoreError {
+        let reason = match &err {
+            StoreError::Missing { .. } => Some("missing".to_string()),
+            StoreError::Corrupt { reason, .. } => Some(reason.clone()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.note_damage(what, digest, path, reason);
+        }
+        err
     }
 
     fn kiln_dir(&self) -> PathBuf {
@@ -246,11 +321,24 @@ impl Store {
         AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"), true)
     }
 
-    /// Stores `bytes` as a blob and returns its digest.
+    /// Stores `bytes` as a blob and returns its digest. A damaged copy
+    /// already there is replaced.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
-        if !self.has_blob(&digest) {
+        if !holds(&self.blob_path(&digest), bytes) {
             let mut w = self.blob_writer()?;
+            w.write_bytes(bytes)?;
+            w.commit()?;
+        }
+        Ok(digest)
+    }
+
+    /// Stores `bytes` (small, in memory) as file contents and returns their
+    /// digest. A damaged copy already there is replaced.
+    pub fn put_content(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if !holds(&self.content_path(&digest), bytes) {
+            let mut w = self.content_writer()?;
             w.write_bytes(bytes)?;
             w.commit()?;
         }
@@ -260,13 +348,14 @@ impl Store {
     /// Opens a blob for reading; the reader fails at the end if the bytes do
     /// not match the digest.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
-        BlobReader::open(self.blob_path(digest), *digest, None, || {
-            StoreError::Missing {
-                what: "blob",
-                digest: *digest,
-                root: self.root.clone(),
-            }
+        let path = self.blob_path(digest);
+        BlobReader::open(path.clone(), *digest, None, || StoreError::Missing {
+            what: "blob",
+            digest: *digest,
+            root: self.root.clone(),
         })
+        .map(|r| r.watched(self, "blob"))
+        .map_err(|e| self.noting("blob", *digest, path, e))
     }
 
     /// Reads a whole blob (a JSON document) into memory, verified.
@@ -297,16 +386,16 @@ impl Store {
 
     /// Opens a file's contents, verified against the digest and size.
     pub fn open_content(&self, file: &FileRef) -> Result<BlobReader> {
-        BlobReader::open(
-            self.content_path(&file.digest),
-            file.digest,
-            Some(file.size),
-            || StoreError::Missing {
+        let path = self.content_path(&file.digest);
+        BlobReader::open(path.clone(), file.digest, Some(file.size), || {
+            StoreError::Missing {
                 what: "file content",
                 digest: file.digest,
                 root: self.root.clone(),
-            },
-        )
+            }
+        })
+        .map(|r| r.watched(self, "file content"))
+        .map_err(|e| self.noting("file content", file.digest, path, e))
     }
 
     /// Whether file contents with this digest are stored.
@@ -314,17 +403,18 @@ impl Store {
         self.content_path(digest).is_file()
     }
 
-    /// Saves the change index of a layer, by its diff_id.
+    /// Saves the change index of a layer, by its diff_id, replacing a
+    /// damaged one.
     pub fn put_layer_index(
         &self,
         diff_id: &Digest,
         changes: &crate::snapshot::ChangeSet,
     ) -> Result<()> {
         let path = self.layer_index_path(diff_id);
-        if path.exists() {
+        let json = crate::layer::index::to_json(changes);
+        if holds(&path, &json) {
             return Ok(());
         }
-        let json = crate::layer::index::to_json(changes);
         self.write_file_atomic(&path, &json)
     }
 
@@ -387,6 +477,13 @@ impl Store {
     }
 }
 
+/// Whether `path` already holds exactly `bytes`: a small object kiln is
+/// about to write again needs no write unless its copy is damaged.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+        && fs::read(path).is_ok_and(|b| b == bytes)
+}
+
 /// Opens `path` for reading, mapping "not found" to `missing()`.
 fn open_or(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<File> {
     match File::open(path) {
@@ -396,5 +493,7 @@ fn open_or(path: &Path, missing: impl FnOnce() -> StoreError) -> Result<File> {
     }
 }
 
+#[cfg(test)]
+mod heal_tests;
 #[cfg(test)]
 mod tests;

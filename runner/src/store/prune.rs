@@ -10,6 +10,17 @@
 //! else in `blobs/`, `kiln/files/`, `kiln/layers/` and `kiln/tmp/` is
 //! deleted. Running builds hold the lock shared, so prune waits for them
 //! instead of deleting what they write.
+//!
+//! A damaged store never makes prune delete what is in use: when a
+//! manifest, config, layer index or cache entry cannot be read, what it
+//! refers to is unknown, so the kinds of object it could name are not swept
+//! at all; each such skip is a warning in the report (`kiln check
+//! --repair` fixes the cause).
+//!
+//! `--all` also deletes the cache mount directories (`kiln/cache/<id>`);
+//! [`Store::prune_cache_mounts`] deletes only those. Builds and `kiln run`
+//! hold the store lock shared while they use a cache mount, so neither
+//! ever loses a directory it is using.
 
 use std::collections::HashSet;
 use std::fs;
@@ -30,6 +41,8 @@ pub struct PruneOptions {
     /// Keep at most this many bytes that only the step cache holds,
     /// dropping the least recently used entries first.
     pub keep_storage: Option<u64>,
+    /// Delete the cache mount directories (`RUN --mount=type=cache`).
+    pub cache_mounts: bool,
 }
 
 /// What a prune removed.
@@ -45,10 +58,38 @@ pub struct PruneReport {
     pub files: usize,
     /// Layer indexes and temp files deleted.
     pub other: usize,
+    /// Cache mount directories deleted.
+    pub cache_mounts: usize,
     /// Bytes freed.
     pub bytes: u64,
-    /// Objects the index refers to that are missing or unreadable.
+    /// Objects the index refers to that are missing or unreadable, and
+    /// what was kept because of them.
     pub problems: Vec<String>,
+}
+
+/// Which kinds of object some unreadable document might refer to: those
+/// are kept whole, since what is in use among them is unknown.
+#[derive(Debug, Default, Clone, Copy)]
+struct Unknown {
+    blobs: bool,
+    layer_indexes: bool,
+    contents: bool,
+}
+
+impl Unknown {
+    fn all() -> Unknown {
+        Unknown {
+            blobs: true,
+            layer_indexes: true,
+            contents: true,
+        }
+    }
+
+    fn add(&mut self, other: Unknown) {
+        self.blobs |= other.blobs;
+        self.layer_indexes |= other.layer_indexes;
+        self.contents |= other.contents;
+    }
 }
 
 impl Store {
@@ -68,55 +109,117 @@ impl Store {
 
         let mut blobs = HashSet::new();
         let mut diff_ids = HashSet::new();
+        let mut unknown = Unknown::default();
         for image in self.images()? {
-            self.mark_manifest(
+            unknown.add(self.mark_manifest(
                 &image.manifest.digest,
                 &mut blobs,
                 &mut diff_ids,
                 &mut report,
-            );
+            ));
         }
         let mut contents = HashSet::new();
         for diff_id in &diff_ids {
-            for (digest, _) in self.index_contents(diff_id, &mut report.problems) {
-                contents.insert(digest);
+            match self.index_contents(diff_id, &mut report.problems) {
+                Some(named) => contents.extend(named.into_iter().map(|(d, _)| d)),
+                None => unknown.contents = true,
             }
         }
-        self.trim_cache(opts, &mut blobs, &mut diff_ids, &mut contents, &mut report)?;
+        unknown.add(self.trim_cache(
+            opts,
+            &mut blobs,
+            &mut diff_ids,
+            &mut contents,
+            &mut report,
+        )?);
+        if opts.cache_mounts {
+            self.sweep_cache_mounts(&mut report)?;
+        }
 
         let root = self.root().to_path_buf();
-        sweep(
-            &root.join("blobs/sha256"),
-            |name| keep(name, &blobs),
-            |n, b| {
-                report.blobs += n;
-                report.bytes += b;
-            },
-        )?;
-        sweep(
-            &self.kiln_dir().join("files/sha256"),
-            |name| keep(name, &contents),
-            |n, b| {
-                report.files += n;
-                report.bytes += b;
-            },
-        )?;
-        sweep(
-            &self.kiln_dir().join("layers/sha256"),
-            |name| keep(name.trim_end_matches(".json"), &diff_ids),
-            |n, b| {
-                report.other += n;
-                report.bytes += b;
-            },
-        )?;
+        let kept = |what: &str| {
+            format!(
+                "kept every {what}: something that may use them could not be read (see above; `kiln check --repair` repairs the store)"
+            )
+        };
+        if unknown.blobs {
+            report.problems.push(kept("blob"));
+        } else {
+            sweep(
+                &root.join("blobs/sha256"),
+                |name| keep(name, &blobs),
+                |n, b| {
+                    report.blobs += n;
+                    report.bytes += b;
+                },
+            )?;
+        }
+        if unknown.contents {
+            report.problems.push(kept("file content"));
+        } else {
+            sweep(
+                &self.kiln_dir().join("files/sha256"),
+                |name| keep(name, &contents),
+                |n, b| {
+                    report.files += n;
+                    report.bytes += b;
+                },
+            )?;
+        }
+        if unknown.layer_indexes {
+            report.problems.push(kept("layer index"));
+        } else {
+            sweep(
+                &self.kiln_dir().join("layers/sha256"),
+                |name| keep(name.trim_end_matches(".json"), &diff_ids),
+                |n, b| {
+                    report.other += n;
+                    report.bytes += b;
+                },
+            )?;
+        }
         // Builds wait for the exclusive lock prune holds, so every temp
         // file but this process's own is left from a dead one.
         report.other += self.sweep_temps(true).removed as usize;
         Ok(report)
     }
 
+    /// Deletes only the cache mount directories (`kiln/cache/<id>`), like
+    /// `docker builder prune --filter type=exec.cachemount`.
+    pub fn prune_cache_mounts(&self) -> Result<PruneReport> {
+        let _lock = self.lock_exclusive()?;
+        let mut report = PruneReport::default();
+        self.sweep_cache_mounts(&mut report)?;
+        Ok(report)
+    }
+
+    /// Deletes every cache mount directory; the caller holds the lock.
+    fn sweep_cache_mounts(&self, report: &mut PruneReport) -> Result<()> {
+        let dir = self.kiln_dir().join("cache");
+        let listing = match fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        for entry in listing {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let path = entry.path();
+            let bytes = tree_size(&path);
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(io_err("removing", &path))?;
+            report.cache_mounts += 1;
+            report.bytes += bytes;
+        }
+        Ok(())
+    }
+
     /// Drops the cache entries `opts` and their state say to drop, and
-    /// marks what the others keep alive.
+    /// marks what the others keep alive. Returns what is unknown because
+    /// an entry or a layer index could not be read.
     fn trim_cache(
         &self,
         opts: PruneOptions,
@@ -124,8 +227,15 @@ impl Store {
         diff_ids: &mut HashSet<Digest>,
         contents: &mut HashSet<Digest>,
         report: &mut PruneReport,
-    ) -> Result<()> {
+    ) -> Result<Unknown> {
+        let before = report.problems.len();
         let mut entries = self.step_entries(&mut report.problems)?;
+        // An entry that cannot be read may name any layer.
+        let mut unknown = if report.problems.len() > before {
+            Unknown::all()
+        } else {
+            Unknown::default()
+        };
         // Most recently used first: those are kept when space is short.
         entries.sort_by(|(ka, a), (kb, b)| b.used.cmp(&a.used).then(ka.cmp(kb)));
         let mut cache_only = 0u64;
@@ -153,7 +263,11 @@ impl Store {
                 && !broken
                 && !diff_ids.contains(&diff_id)
             {
-                for (digest, size) in self.index_contents(&diff_id, &mut report.problems) {
+                let named = self.index_contents(&diff_id, &mut report.problems);
+                if named.is_none() {
+                    unknown.contents = true;
+                }
+                for (digest, size) in named.unwrap_or_default() {
                     if !contents.contains(&digest) && !new_contents.contains(&digest) {
                         extra += size;
                         new_contents.push(digest);
@@ -175,42 +289,53 @@ impl Store {
             }
             contents.extend(new_contents);
         }
-        Ok(())
+        Ok(unknown)
     }
 
-    /// The file contents (digest, size) a layer's index names.
-    fn index_contents(&self, diff_id: &Digest, problems: &mut Vec<String>) -> Vec<(Digest, u64)> {
+    /// The file contents (digest, size) a layer's index names; `None` when
+    /// the index cannot be read. A layer without an index names none: its
+    /// contents are read from its blob when it is next used.
+    fn index_contents(
+        &self,
+        diff_id: &Digest,
+        problems: &mut Vec<String>,
+    ) -> Option<Vec<(Digest, u64)>> {
         match self.layer_index(diff_id) {
-            Ok(Some(changes)) => changes
-                .values()
-                .filter_map(|change| match change {
-                    Change::Put(Node::File(_, f)) => Some((f.digest, f.size)),
-                    _ => None,
-                })
-                .collect(),
-            Ok(None) => Vec::new(),
+            Ok(Some(changes)) => Some(
+                changes
+                    .values()
+                    .filter_map(|change| match change {
+                        Change::Put(Node::File(_, f)) => Some((f.digest, f.size)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Ok(None) => Some(Vec::new()),
             Err(e) => {
                 problems.push(e.to_string());
-                Vec::new()
+                None
             }
         }
     }
 
+    /// Marks a manifest (or index) and what it names; returns what is
+    /// unknown because a document could not be read.
     fn mark_manifest(
         &self,
         digest: &Digest,
         blobs: &mut HashSet<Digest>,
         diff_ids: &mut HashSet<Digest>,
         report: &mut PruneReport,
-    ) {
+    ) -> Unknown {
+        let mut unknown = Unknown::default();
         if !blobs.insert(*digest) {
-            return;
+            return unknown;
         }
         let doc: serde_json::Value = match self.read_json(digest) {
             Ok(v) => v,
             Err(e) => {
                 report.problems.push(e.to_string());
-                return;
+                return Unknown::all();
             }
         };
         let digest_of = |v: &serde_json::Value| {
@@ -221,9 +346,9 @@ impl Store {
         // An index: recurse into its manifests.
         if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
             for child in children.iter().filter_map(digest_of) {
-                self.mark_manifest(&child, blobs, diff_ids, report);
+                unknown.add(self.mark_manifest(&child, blobs, diff_ids, report));
             }
-            return;
+            return unknown;
         }
         for layer in doc
             .get("layers")
@@ -246,10 +371,31 @@ impl Store {
                         }
                     }
                 }
-                Err(e) => report.problems.push(e.to_string()),
+                Err(e) => {
+                    report.problems.push(e.to_string());
+                    unknown.layer_indexes = true;
+                    unknown.contents = true;
+                }
             }
         }
+        unknown
     }
+}
+
+/// Bytes of the files under `path` (best effort: for the report only).
+fn tree_size(path: &Path) -> u64 {
+    let Ok(md) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    fs::read_dir(path).map_or(0, |listing| {
+        listing
+            .filter_map(|e| e.ok())
+            .map(|e| tree_size(&e.path()))
+            .sum()
+    })
 }
 
 fn keep(hex_name: &str, live: &HashSet<Digest>) -> bool {

@@ -48,11 +48,11 @@ pub struct StepEntry {
 }
 
 impl Store {
-    fn steps_dir(&self) -> PathBuf {
+    pub(super) fn steps_dir(&self) -> PathBuf {
         self.kiln_dir().join("steps")
     }
 
-    fn step_path(&self, key: &Digest) -> PathBuf {
+    pub(super) fn step_path(&self, key: &Digest) -> PathBuf {
         self.steps_dir().join(format!("{}.json", key.hex()))
     }
 
