@@ -142,6 +142,10 @@ pub(super) fn run(
             printer.error(&anyhow::Error::from(e));
             Ok(ExitCode::from(127))
         }
+        Err(StepError::Cancelled) => {
+            printer.error(&anyhow::anyhow!("cancelled"));
+            Ok(ExitCode::from(130))
+        }
         Err(e) => Err(e.into()),
         Ok(f) => Ok(match f.outcome {
             Outcome::Exit(code) => ExitCode::from(code as u8),
