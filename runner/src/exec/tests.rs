@@ -1,6 +1,7 @@
 //! Engine tests with tiny hand-written modules.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::*;
 use crate::snapshot::Snapshot;
@@ -309,4 +310,184 @@ fn shared_memories_do_not_escape_the_memory_limit() {
         panic!("a module with shared memories loaded");
     };
     assert!(err.to_string().contains("shared memories"), "{err}");
+}
+
+/// A module of 1 MiB that takes measurably long to compile (half a second
+/// on two cores, far above the 10 ms in which a cancel is seen): many
+/// functions with long bodies.
+fn slow_module() -> Vec<u8> {
+    let mut wat = String::from("(module (memory 1)\n");
+    for f in 0..200 {
+        wat.push_str(&format!(
+            "(func $f{f} (param i32) (result i32) (local i32 i32 i32 i32)\n"
+        ));
+        for i in 0..400 {
+            let l = i % 5;
+            wat.push_str(&format!(
+                "(local.set {l} (i32.add (i32.mul (local.get {l}) (i32.const {i})) (i32.load (local.get 0))))\n"
+            ));
+        }
+        wat.push_str("(local.get 1))\n");
+    }
+    wat.push_str(r#"(func (export "_start")))"#);
+    wat::parse_str(&wat).unwrap()
+}
+
+/// The error of loading `bytes`, which must fail.
+fn load_err(
+    engine: &Engine,
+    store: &Store,
+    bytes: &[u8],
+    limits: &StepLimits,
+    cancel: &AtomicBool,
+) -> LoadError {
+    match engine.load_within(store, Digest::of(bytes), bytes, limits, cancel) {
+        Ok(_) => panic!("the program loaded"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn programs_over_the_size_limit_are_refused_before_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let bytes = slow_module();
+    let size = bytes.len() as u64;
+    let limits = StepLimits {
+        max_module: size - 1,
+        ..StepLimits::default()
+    };
+    let err = load_err(&engine, &store, &bytes, &limits, &AtomicBool::new(false));
+    assert!(
+        matches!(err, LoadError::TooLarge { size: s, limit } if s == size && limit == size - 1),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("({size} bytes)")) && message.contains("--step-max-module"),
+        "{message}"
+    );
+    assert_eq!(engine.compilations(), 0);
+    let at_limit = StepLimits {
+        max_module: size,
+        ..StepLimits::default()
+    };
+    let loaded = engine.load_within(
+        &store,
+        Digest::of(&bytes),
+        &bytes,
+        &at_limit,
+        &AtomicBool::new(false),
+    );
+    assert!(matches!(loaded, Ok((_, LoadedFrom::Compiled))));
+    assert_eq!(engine.compilations(), 1);
+}
+
+#[test]
+fn failures_to_compile_or_link_are_remembered_and_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let limits = StepLimits::default();
+    let no = AtomicBool::new(false);
+    // Invalid: the function's body leaves no result.
+    let invalid = wat::parse_str("(module (func (result i32)))").unwrap();
+    let first = Engine::new().unwrap();
+    let err = load_err(&first, &store, &invalid, &limits, &no);
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    assert_eq!(first.compilations(), 1);
+    // A new process (a new engine, nothing in memory) does not compile it
+    // again: the failure is on disk.
+    let second = Engine::new().unwrap();
+    let err = load_err(&second, &store, &invalid, &limits, &no);
+    let LoadError::Remembered { message, record } = err else {
+        panic!("not remembered: {err}");
+    };
+    assert!(message.starts_with("compiling: "), "{message}");
+    assert_eq!(second.compilations(), 0);
+    // Deleting the record (as the message says) forgets it.
+    std::fs::remove_file(&record).unwrap();
+    let err = load_err(&second, &store, &invalid, &limits, &no);
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    assert_eq!(second.compilations(), 1);
+
+    // Compiles, but imports what kiln does not provide.
+    let unlinkable =
+        wat::parse_str(r#"(module (import "nope" "f" (func)) (func (export "_start")))"#).unwrap();
+    let err = load_err(&first, &store, &unlinkable, &limits, &no);
+    assert!(
+        matches!(err, LoadError::Link(ref m) if m.contains("nope")),
+        "{err}"
+    );
+    let third = Engine::new().unwrap();
+    let err = load_err(&third, &store, &unlinkable, &limits, &no);
+    assert!(
+        matches!(err, LoadError::Remembered { ref message, .. } if message.starts_with("linking: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_compile_cancelled_through_the_flag_returns_without_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let limits = StepLimits::default();
+    let bytes = slow_module();
+    // Cancelled before: nothing is compiled.
+    let err = load_err(&engine, &store, &bytes, &limits, &AtomicBool::new(true));
+    assert!(matches!(err, LoadError::Cancelled), "{err}");
+    assert_eq!(engine.compilations(), 0);
+    // Cancelled once compiling has started: the caller stops waiting.
+    let cancel = AtomicBool::new(false);
+    let err = std::thread::scope(|s| {
+        s.spawn(|| {
+            while engine.compilations() == 0 {
+                std::thread::yield_now();
+            }
+            cancel.store(true, Ordering::Relaxed);
+        });
+        load_err(&engine, &store, &bytes, &limits, &cancel)
+    });
+    assert!(matches!(err, LoadError::Cancelled), "{err}");
+    assert_eq!(engine.compilations(), 1);
+    // Not remembered as a failure of the module.
+    let cache = CompileCache::new(&store, engine.fingerprint()).unwrap();
+    assert!(
+        cache
+            .failure(&Digest::of(&bytes), ProgramKind::Module)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_compile_over_its_time_limit_fails_and_is_not_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let bytes = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    let no_time = StepLimits {
+        compile_timeout: Duration::ZERO,
+        ..StepLimits::default()
+    };
+    let err = load_err(&engine, &store, &bytes, &no_time, &AtomicBool::new(false));
+    assert!(
+        matches!(err, LoadError::CompileTimeout(Duration::ZERO)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--step-compile-timeout"), "{err}");
+    // A limit too large to add to the clock is no limit, not a panic; and
+    // the timeout was not remembered.
+    let forever = StepLimits {
+        compile_timeout: Duration::MAX,
+        ..StepLimits::default()
+    };
+    let loaded = engine.load_within(
+        &store,
+        Digest::of(&bytes),
+        &bytes,
+        &forever,
+        &AtomicBool::new(false),
+    );
+    assert!(matches!(loaded, Ok((_, LoadedFrom::Compiled))));
 }
