@@ -63,6 +63,10 @@ pub enum LoadError {
     /// wasmtime refused to compile it (invalid wasm, an unsupported feature).
     #[error("compiling: {0}")]
     Compile(String),
+    /// The compiler thread could not start, or panicked: a fault of kiln
+    /// or the host, not of the module, so it is not remembered.
+    #[error("compiling: {0}")]
+    CompilerThread(String),
     /// It compiled, but its imports are not what kiln provides.
     #[error("linking: {0}")]
     Link(String),
@@ -194,7 +198,7 @@ impl Engine {
                 // The caller may have stopped waiting: then nobody receives.
                 let _ = tx.send(compiled.map_err(|e| format!("{e:#}")));
             })
-            .map_err(|e| LoadError::Compile(format!("starting the compiler thread: {e}")))?;
+            .map_err(|e| LoadError::CompilerThread(format!("starting a thread: {e}")))?;
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return Err(LoadError::Cancelled);
@@ -213,7 +217,7 @@ impl Engine {
                 Ok(result) => return result.map_err(LoadError::Compile),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(LoadError::Compile("the compiler thread panicked".into()));
+                    return Err(LoadError::CompilerThread("the compiler panicked".into()));
                 }
             }
         }
