@@ -144,8 +144,7 @@ impl Engine {
             None => {
                 let (compiled, artifact) = match self.compile(kind, bytes, limits, cancel) {
                     Ok(done) => done,
-                    Err(LoadError::Compile(message)) => {
-                        let error = LoadError::Compile(message);
+                    Err(error @ LoadError::Compile(_)) => {
                         cache.remember_failure(store, &digest, kind, &error.to_string());
                         return Err(error);
                     }
