@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::digest::Digest;
-use crate::exec::{Engine, LoadedFrom, Outcome, ProgramKind, StepLimits};
+use crate::exec::{Engine, LoadError, LoadedFrom, Outcome, ProgramKind, StepLimits};
 use crate::snapshot::ImagePath;
 use crate::store::Store;
 use crate::vfs::{Errno, FileType, OpenFlags, Scope, Vfs};
@@ -19,10 +19,6 @@ use crate::wasi::{self, Clocks, Limiter, Preopen, SecureRandom, Stdio, StepState
 
 /// The `PATH` searched when the environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// Largest program kiln loads: far above real build tools (a compiler
-/// compiled to wasm is tens of MiB), small enough to read into memory.
-pub const MAX_PROGRAM_BYTES: u64 = 512 << 20;
 
 /// What to run.
 pub struct StepSpec {
@@ -52,14 +48,18 @@ pub enum StepError {
         /// Where kiln looked.
         searched: String,
     },
-    /// The program is not a wasm module or component, or failed to load.
-    #[error("cannot load {path}: {reason}")]
+    /// The program is not a wasm module or component, or failed to load
+    /// (too large, failed to compile, took too long to compile).
+    #[error("cannot load {path}: {error}")]
     Load {
         /// The program's path in the image.
         path: String,
         /// Why.
-        reason: String,
+        error: LoadError,
     },
+    /// Ctrl-C while the program was being loaded (compiled).
+    #[error("cancelled")]
+    Cancelled,
     /// Reading the program failed.
     #[error("reading {path}: {errno}")]
     Read {
@@ -136,7 +136,8 @@ pub fn find_program(
     })
 }
 
-fn read_program(vfs: &mut Vfs, path: &str) -> Result<Vec<u8>, StepError> {
+/// Reads the program at `path`, refusing one over `max` bytes unread.
+fn read_program(vfs: &mut Vfs, path: &str, max: u64) -> Result<Vec<u8>, StepError> {
     let err = |errno| StepError::Read {
         path: path.into(),
         errno,
@@ -153,11 +154,21 @@ fn read_program(vfs: &mut Vfs, path: &str) -> Result<Vec<u8>, StepError> {
             },
         )
         .map_err(err)?;
-    let result = (|| {
-        let size = vfs.stat(node)?.size;
-        if size > MAX_PROGRAM_BYTES {
-            return Err(Errno::Fbig);
+    let size = match vfs.stat(node) {
+        Ok(stat) => stat.size,
+        Err(errno) => {
+            vfs.close(node);
+            return Err(err(errno));
         }
+    };
+    if size > max {
+        vfs.close(node);
+        return Err(StepError::Load {
+            path: path.into(),
+            error: LoadError::TooLarge { size, limit: max },
+        });
+    }
+    let result = (|| {
         let mut bytes = vec![0u8; size as usize];
         let mut done = 0;
         while done < bytes.len() {
@@ -189,13 +200,17 @@ pub fn run(
 ) -> Result<Finished, StepError> {
     let name = spec.argv.first().cloned().ok_or(StepError::Empty)?;
     let program_path = find_program(&mut vfs, &name, &spec.env, &spec.cwd)?;
-    let bytes = read_program(&mut vfs, &program_path)?;
+    let bytes = read_program(&mut vfs, &program_path, spec.limits.max_module)?;
     let (program, loaded_from) = engine
-        .load(store, Digest::of(&bytes), &bytes)
-        .map_err(|e| StepError::Load {
-            path: program_path.clone(),
-            reason: format!("{e:#}"),
+        .load_within(store, Digest::of(&bytes), &bytes, &spec.limits, &cancel)
+        .map_err(|error| match error {
+            LoadError::Cancelled => StepError::Cancelled,
+            error => StepError::Load {
+                path: program_path.clone(),
+                error,
+            },
         })?;
+    drop(bytes);
     let root = vfs.root();
     let mut preopens = vec![Preopen {
         guest_path: "/".into(),
@@ -250,10 +265,7 @@ pub fn run(
         deadline: None,
         p1,
         p2: wasi::p2::P2State::unused(),
-        limits: Limiter {
-            max_memory: spec.limits.memory,
-            hit: false,
-        },
+        limits: Limiter::new(spec.limits.memory),
     };
     if program.kind() == ProgramKind::Component {
         let seed = spec.reproducible.as_ref().map(|r| &r.seed);

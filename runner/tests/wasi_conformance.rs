@@ -147,10 +147,7 @@ fn step_state(
         cancel: Arc::new(AtomicBool::new(false)),
         deadline: None,
         p2: P2State::unused(),
-        limits: Limiter {
-            max_memory: 4 << 30,
-            hit: false,
-        },
+        limits: Limiter::new(4 << 30),
     }
 }
 

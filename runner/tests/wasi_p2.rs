@@ -268,10 +268,7 @@ fn run_bytes(bytes: &[u8], step: Step<'_>) -> Ran {
         cancel: step.cancel,
         deadline: None,
         p2,
-        limits: Limiter {
-            max_memory: exec::DEFAULT_MEMORY,
-            hit: false,
-        },
+        limits: Limiter::new(exec::DEFAULT_MEMORY),
     };
     let (state, outcome) = engine().run(&program, state, &StepLimits::default());
     Ran {

@@ -8,6 +8,7 @@
 
 mod build;
 mod cache;
+mod compile;
 mod conformance;
 mod determinism;
 mod docs;

@@ -189,6 +189,12 @@ fn each_limit_is_named_when_hit() {
                 vec!["--step-max-files", "10"],
                 "limit of 10 files",
             ),
+            // Refused before it is compiled (or even read).
+            (
+                "probe noop",
+                vec!["--step-max-module", "1k"],
+                "over the module size limit of 1.024kB (raise it with --step-max-module)",
+            ),
         ] {
             context(
                 &sb,

@@ -294,10 +294,13 @@ pub(super) fn run(
         }
         worker.join().expect("the step thread panicked")
     });
-    let finished = result.map_err(|e| BuildError::Step {
-        step: cx.step_name.to_string(),
-        message: e.to_string(),
-        stderr: String::new(),
+    let finished = result.map_err(|e| match e {
+        step::StepError::Cancelled => BuildError::Cancelled,
+        e => BuildError::Step {
+            step: cx.step_name.to_string(),
+            message: e.to_string(),
+            stderr: String::new(),
+        },
     })?;
     let stderr = tail.join("\n");
     let fail = |message: String| BuildError::Step {

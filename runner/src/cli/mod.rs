@@ -85,6 +85,13 @@ pub struct LimitArgs {
     /// Files, directories and links a step may create
     #[arg(long, value_name = "COUNT", default_value_t = 1_000_000)]
     pub step_max_files: u64,
+    /// Largest wasm program a step may run, checked before compiling (bytes, or with a k/m/g
+    /// suffix)
+    #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = parse_size_arg)]
+    pub step_max_module: u64,
+    /// Seconds compiling a step's program may take (compiled code is cached, so once per machine)
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub step_compile_timeout: u64,
 }
 
 impl LimitArgs {
@@ -95,6 +102,8 @@ impl LimitArgs {
             timeout: std::time::Duration::from_secs(self.step_timeout),
             max_write: self.step_max_write,
             max_files: self.step_max_files,
+            max_module: self.step_max_module,
+            compile_timeout: std::time::Duration::from_secs(self.step_compile_timeout),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! afterwards, with the terminal's streams; its exit code is kiln's.
 //!
 //! Exit codes: the program's own; 127 when the program is not found (as a
-//! shell does); 130 on Ctrl-C; 1 when it traps or hits a limit (with the
+//! shell does); 130 on Ctrl-C (143 on SIGTERM, 129 on SIGHUP); 1 when it traps or hits a limit (with the
 //! reason on stderr); 2 for a bad invocation.
 
 use std::io::{self, IsTerminal};
@@ -147,6 +147,10 @@ pub(super) fn run(
         Err(e @ StepError::NotFound { .. }) => {
             printer.error(&anyhow::Error::from(e));
             Ok(ExitCode::from(127))
+        }
+        Err(StepError::Cancelled) => {
+            printer.error(&anyhow::anyhow!("cancelled"));
+            Ok(ExitCode::from(super::signals::exit_code() as u8))
         }
         Err(e) => Err(e.into()),
         Ok(f) => Ok(match f.outcome {

@@ -5,6 +5,11 @@
 //! target, settings). The file holds the sha256 of the compiled artifact
 //! followed by the artifact; it is checked before wasmtime deserializes it,
 //! since deserializing is only sound for artifacts wasmtime itself wrote.
+//!
+//! A module that failed to compile or link is remembered next to it, in
+//! `<key>.failed` (the sha256 of the message, then the message), so a retry
+//! fails at once instead of compiling again. A damaged record is ignored
+//! (the module is compiled again); deleting one forgets the failure.
 
 use std::fs;
 use std::io;
@@ -56,6 +61,10 @@ impl CompileCache {
         self.dir.join(Digest::of(&key).hex())
     }
 
+    fn failure_path(&self, module: &Digest, kind: ProgramKind) -> PathBuf {
+        self.path(module, kind).with_extension("failed")
+    }
+
     /// The verified compiled artifact for `module`, if cached.
     pub fn get(&self, module: &Digest, kind: ProgramKind) -> Option<Vec<u8>> {
         let bytes = fs::read(self.path(module, kind)).ok()?;
@@ -73,6 +82,36 @@ impl CompileCache {
         bytes.extend_from_slice(Digest::of(artifact).as_bytes());
         bytes.extend_from_slice(artifact);
         let _ = store.write_file_atomic(&self.path(module, kind), &bytes);
+    }
+
+    /// The error an earlier attempt to compile or link `module` with this
+    /// engine ended with, and the record's path, if one is remembered.
+    pub fn failure(&self, module: &Digest, kind: ProgramKind) -> Option<(String, PathBuf)> {
+        let path = self.failure_path(module, kind);
+        let bytes = fs::read(&path).ok()?;
+        if bytes.len() < 32 {
+            return None;
+        }
+        let (sum, message) = bytes.split_at(32);
+        if Digest::of(message).as_bytes() != sum {
+            return None;
+        }
+        Some((String::from_utf8_lossy(message).into_owned(), path))
+    }
+
+    /// Remembers that compiling or linking `module` failed with `message`
+    /// (atomically; a failure to write only costs a compile next time).
+    pub fn remember_failure(
+        &self,
+        store: &Store,
+        module: &Digest,
+        kind: ProgramKind,
+        message: &str,
+    ) {
+        let mut bytes = Vec::with_capacity(32 + message.len());
+        bytes.extend_from_slice(Digest::of(message.as_bytes()).as_bytes());
+        bytes.extend_from_slice(message.as_bytes());
+        let _ = store.write_file_atomic(&self.failure_path(module, kind), &bytes);
     }
 }
 
@@ -109,5 +148,25 @@ mod tests {
         *bytes.last_mut().unwrap() ^= 1;
         fs::write(&path, bytes).unwrap();
         assert!(cache.get(&m, ProgramKind::Module).is_none());
+    }
+
+    #[test]
+    fn failures_are_remembered_per_kind_and_damaged_records_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = CompileCache::new(&store, Digest::of(b"engine")).unwrap();
+        let m = Digest::of(b"module");
+        assert!(cache.failure(&m, ProgramKind::Module).is_none());
+        cache.remember_failure(&store, &m, ProgramKind::Module, "compiling: bad");
+        let (message, path) = cache.failure(&m, ProgramKind::Module).unwrap();
+        assert_eq!(message, "compiling: bad");
+        assert!(cache.failure(&m, ProgramKind::Component).is_none());
+        // Another engine (another fingerprint) compiles it again.
+        let other = CompileCache::new(&store, Digest::of(b"other engine")).unwrap();
+        assert!(other.failure(&m, ProgramKind::Module).is_none());
+        let mut bytes = fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(cache.failure(&m, ProgramKind::Module).is_none());
     }
 }

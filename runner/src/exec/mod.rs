@@ -2,15 +2,19 @@
 //!
 //! [`Engine`] owns the wasmtime engine (one per process), the linkers with
 //! kiln's WASI layers, the epoch ticker that enforces wall time and Ctrl-C,
-//! and the compiled-code cache (`cache.rs`). [`Engine::load`] turns a wasm
-//! binary into a [`Program`] (compiled once per machine, instantiated through
-//! `InstancePre`); [`Engine::run`] runs it with a [`StepState`] and reports an
-//! [`Outcome`]: the exit code, a trap, a limit hit, or cancellation.
+//! and the compiled-code cache (`cache.rs`). [`Engine::load_within`]
+//! (`load.rs`) turns a wasm binary into a [`Program`] (compiled once per
+//! machine, on a thread the caller can stop waiting for; instantiated
+//! through `InstancePre`); [`Engine::run`] runs it with a [`StepState`]
+//! under the memory limit of `limiter.rs` and reports an [`Outcome`]: the
+//! exit code, a trap, a limit hit, or cancellation.
 
 pub mod cache;
+pub mod limiter;
+mod load;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,9 +22,9 @@ use wasmtime::component;
 use wasmtime::error::Context as _;
 
 pub use cache::{CompileCache, ProgramKind};
+pub use load::LoadError;
 
 use crate::digest::Digest;
-use crate::store::Store;
 use crate::wasi::{self, StepState};
 
 /// How often the epoch advances: the granularity of time limits and how
@@ -36,11 +40,22 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAX_WRITE: u64 = 16 << 30;
 /// Default number of files, directories and links one step may create.
 pub const DEFAULT_MAX_FILES: u64 = 1_000_000;
+/// Default size of a program kiln compiles: far above what real toolchains
+/// emit (a compiler or language runtime built for wasm is tens of MiB,
+/// rarely past 100 MiB). The compiler's memory grows with the binary (a
+/// hostile 36 MB module took 1.3 GB), and nothing else bounds it.
+pub const DEFAULT_MAX_MODULE: u64 = 256 << 20;
+/// Default time compiling one program may take. Code is compiled once per
+/// machine and then cached, so a generous limit costs nothing in normal use:
+/// ordinary code compiles at about half a second per MB on two busy cores
+/// (wasmtime 48), while code made to be slow to compile takes ten seconds
+/// per MB or more, which is what this limit stops.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// The limits of one step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepLimits {
-    /// Linear memory, bytes.
+    /// Linear memories and tables of all the step's instances, bytes.
     pub memory: usize,
     /// Wall time.
     pub timeout: Duration,
@@ -48,6 +63,10 @@ pub struct StepLimits {
     pub max_write: u64,
     /// Files created.
     pub max_files: u64,
+    /// Size of the program's wasm binary, bytes (checked before compiling).
+    pub max_module: u64,
+    /// Time compiling the program may take (cached code takes none).
+    pub compile_timeout: Duration,
 }
 
 impl Default for StepLimits {
@@ -57,6 +76,8 @@ impl Default for StepLimits {
             timeout: DEFAULT_TIMEOUT,
             max_write: DEFAULT_MAX_WRITE,
             max_files: DEFAULT_MAX_FILES,
+            max_module: DEFAULT_MAX_MODULE,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
         }
     }
 }
@@ -72,6 +93,12 @@ pub enum Limit {
     WriteBytes(u64),
     /// [`StepLimits::max_files`].
     Files(u64),
+    /// [`limiter::MAX_INSTANCES`].
+    Instances(usize),
+    /// [`limiter::MAX_MEMORIES`].
+    Memories(usize),
+    /// [`limiter::MAX_TABLES`].
+    Tables(usize),
 }
 
 /// How a step ended.
@@ -133,11 +160,17 @@ pub struct Engine {
     components: component::Linker<StepState>,
     fingerprint: Digest,
     loaded: Mutex<HashMap<(Digest, ProgramKind), Program>>,
+    compilations: AtomicU64,
 }
 
 impl Engine {
     /// Creates the engine and starts its epoch ticker.
     pub fn new() -> wasmtime::Result<Engine> {
+        // Parallel compilation stays on (wasmtime's default): measured on two
+        // busy cores with a 5.9 MB module of ten huge functions, it compiled
+        // in 43-50 s at 240 MB peak against 61-77 s at 128 MB serially. The
+        // peak grows with the functions compiled at once (one per core);
+        // `--step-max-module` and `--step-compile-timeout` bound the rest.
         let mut config = wasmtime::Config::new();
         config
             .epoch_interruption(true)
@@ -183,82 +216,13 @@ impl Engine {
             components,
             fingerprint,
             loaded: Mutex::new(HashMap::new()),
+            compilations: AtomicU64::new(0),
         })
     }
 
     /// The engine's compatibility fingerprint (part of compile-cache keys).
     pub fn fingerprint(&self) -> Digest {
         self.fingerprint
-    }
-
-    /// Loads the program `bytes` (whose sha256 is `digest`): from memory,
-    /// from the store's compile cache, or by compiling it and caching it.
-    pub fn load(
-        &self,
-        store: &Store,
-        digest: Digest,
-        bytes: &[u8],
-    ) -> wasmtime::Result<(Program, LoadedFrom)> {
-        let kind = ProgramKind::detect(bytes).ok_or_else(|| {
-            wasmtime::format_err!("not a WebAssembly module or component (bad header)")
-        })?;
-        if let Some(p) = self.loaded.lock().expect("lock").get(&(digest, kind)) {
-            return Ok((p.clone(), LoadedFrom::Memory));
-        }
-        let cache = CompileCache::new(store, self.fingerprint)
-            .map_err(|e| wasmtime::format_err!("opening the compile cache: {e}"))?;
-        let (program, from) = match cache
-            .get(&digest, kind)
-            .and_then(|a| self.deserialize(kind, &a).ok())
-        {
-            Some(p) => (p, LoadedFrom::Cache),
-            None => {
-                let (program, artifact) = self.compile(kind, bytes)?;
-                cache.put(store, &digest, kind, &artifact);
-                (program, LoadedFrom::Compiled)
-            }
-        };
-        self.loaded
-            .lock()
-            .expect("lock")
-            .insert((digest, kind), program.clone());
-        Ok((program, from))
-    }
-
-    fn compile(&self, kind: ProgramKind, bytes: &[u8]) -> wasmtime::Result<(Program, Vec<u8>)> {
-        Ok(match kind {
-            ProgramKind::Module => {
-                let m = wasmtime::Module::new(&self.engine, bytes)?;
-                let artifact = m.serialize()?;
-                (Program::Module(self.modules.instantiate_pre(&m)?), artifact)
-            }
-            ProgramKind::Component => {
-                let c = component::Component::new(&self.engine, bytes)?;
-                let artifact = c.serialize()?;
-                (
-                    Program::Component(self.components.instantiate_pre(&c)?),
-                    artifact,
-                )
-            }
-        })
-    }
-
-    #[allow(unsafe_code)]
-    fn deserialize(&self, kind: ProgramKind, artifact: &[u8]) -> wasmtime::Result<Program> {
-        Ok(match kind {
-            ProgramKind::Module => {
-                // SAFETY: `artifact` comes from the compile cache, which only
-                // holds what `Module::serialize` of an engine with this exact
-                // fingerprint wrote, and its sha256 was checked on read.
-                let m = unsafe { wasmtime::Module::deserialize(&self.engine, artifact)? };
-                Program::Module(self.modules.instantiate_pre(&m)?)
-            }
-            ProgramKind::Component => {
-                // SAFETY: as above, for `Component::serialize`.
-                let c = unsafe { component::Component::deserialize(&self.engine, artifact)? };
-                Program::Component(self.components.instantiate_pre(&c)?)
-            }
-        })
     }
 
     /// Runs `program` with `state` under `limits` until it exits, traps,
@@ -271,10 +235,7 @@ impl Engine {
         limits: &StepLimits,
     ) -> (StepState, Outcome) {
         // One source of truth for the memory limit: the step's limits.
-        state.limits = wasi::Limiter {
-            max_memory: limits.memory,
-            hit: false,
-        };
+        state.limits = wasi::Limiter::new(limits.memory);
         let deadline = Instant::now() + limits.timeout;
         state.deadline = Some(deadline);
         let cancel = Arc::clone(&state.cancel);
@@ -341,6 +302,8 @@ fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepL
                     Interrupt::Cancelled => return Outcome::Cancelled,
                     Interrupt::Timeout => return Outcome::Limit(Limit::Time(limits.timeout)),
                 }
+            } else if let Some(cap) = limiter::cap_hit(&e) {
+                return Outcome::Limit(cap);
             } else {
                 Outcome::Trap(format!("{e:?}"))
             }
@@ -356,7 +319,7 @@ fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepL
         Some(crate::vfs::LimitHit::Files) if failed => {
             Outcome::Limit(Limit::Files(limits.max_files))
         }
-        _ if failed && state.limits.hit => Outcome::Limit(Limit::Memory(limits.memory)),
+        _ if failed && state.limits.hit() => Outcome::Limit(Limit::Memory(limits.memory)),
         _ => outcome,
     }
 }
@@ -380,6 +343,15 @@ pub fn describe_limit(limit: &Limit) -> String {
         Limit::Files(n) => format!(
             "the step created more than its limit of {n} files (raise it with --step-max-files)"
         ),
+        Limit::Instances(n) => {
+            format!("the program creates more than {n} wasm instances, the most one step may have")
+        }
+        Limit::Memories(n) => {
+            format!("the program creates more than {n} linear memories, the most one step may have")
+        }
+        Limit::Tables(n) => {
+            format!("the program creates more than {n} tables, the most one step may have")
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Engine tests with tiny hand-written modules.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::*;
 use crate::snapshot::Snapshot;
+use crate::store::Store;
 use crate::vfs::{OverlayFs, Scope, Vfs, system_clock};
 use crate::wasi::{Clocks, Preopen, SecureRandom, Stdio};
 
@@ -37,10 +39,7 @@ fn state(store: &Store) -> StepState {
         random: Box::new(SecureRandom),
         cancel: cancel_flag(),
         deadline: None,
-        limits: wasi::Limiter {
-            max_memory: 64 << 20,
-            hit: false,
-        },
+        limits: wasi::Limiter::new(64 << 20),
     }
 }
 
@@ -140,4 +139,355 @@ fn compiled_code_comes_from_the_cache_the_second_time() {
         matches!(out, Outcome::Trap(ref m) if m.contains("no _start")),
         "{out:?}"
     );
+}
+
+const MIB: usize = 1 << 20;
+/// 100 MiB in wasm pages.
+const PAGES_100_MIB: usize = 1600;
+
+fn limited(memory: usize) -> StepLimits {
+    StepLimits {
+        memory,
+        ..StepLimits::default()
+    }
+}
+
+#[test]
+fn eight_memories_of_100_mib_hit_a_128m_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let memories = format!("(memory {PAGES_100_MIB})").repeat(8);
+    let wat = format!(r#"(module {memories} (func (export "_start")))"#);
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limited(128 * MIB)),
+        Outcome::Limit(Limit::Memory(128 * MIB))
+    );
+    // Each one alone is within the limit: it is the sum that is refused.
+    let one = format!(r#"(module (memory {PAGES_100_MIB}) (func (export "_start")))"#);
+    assert_eq!(
+        run_wat(&engine, &store, &one, &limited(128 * MIB)),
+        Outcome::Exit(0)
+    );
+}
+
+#[test]
+fn a_memory_growing_past_the_sum_of_all_memories_hits_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    // 100 MiB + 1 page, then the small memory grows by `$pages`: 400 pages
+    // (25 MiB) keeps the sum under 128 MiB, 500 pages (31.25 MiB) does not,
+    // though the grown memory alone stays far below the limit.
+    let wat = |pages: u32| {
+        format!(
+            r#"(module (memory {PAGES_100_MIB}) (memory 1)
+            (func (export "_start")
+              (if (i32.eq (memory.grow 1 (i32.const {pages})) (i32.const -1)) (then unreachable))))"#
+        )
+    };
+    assert_eq!(
+        run_wat(&engine, &store, &wat(400), &limited(128 * MIB)),
+        Outcome::Exit(0)
+    );
+    assert_eq!(
+        run_wat(&engine, &store, &wat(500), &limited(128 * MIB)),
+        Outcome::Limit(Limit::Memory(128 * MIB))
+    );
+}
+
+#[test]
+fn table_elements_count_against_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let elements = 2 * MIB / limiter::TABLE_ELEMENT_BYTES;
+    let wat = format!(r#"(module (memory 1) (table {elements} funcref) (func (export "_start")))"#);
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limited(2 * MIB)),
+        Outcome::Limit(Limit::Memory(2 * MIB))
+    );
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limited(3 * MIB)),
+        Outcome::Exit(0)
+    );
+}
+
+/// A WASI command component whose `run` is in the first of `instances`
+/// core instances of a module that also defines `items` (memories, tables).
+fn component(instances: usize, items: &str) -> String {
+    let mut wat = format!(
+        r#"(component
+          (core module $m
+            {items}
+            (func (export "run") (result i32) i32.const 0))
+        "#
+    );
+    for i in 0..instances {
+        wat.push_str(&format!("(core instance $i{i} (instantiate $m))\n"));
+    }
+    wat.push_str(
+        r#"(func $run (result (result)) (canon lift (core func $i0 "run")))
+          (instance $r (export "run" (func $run)))
+          (export "wasi:cli/run@0.2.0" (instance $r)))"#,
+    );
+    wat
+}
+
+#[test]
+fn a_component_is_counted_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    // Three core instances of 50 MiB each: each within 128 MiB, the
+    // component not.
+    let three = component(3, &format!("(memory {})", PAGES_100_MIB / 2));
+    assert_eq!(
+        run_wat(&engine, &store, &three, &limited(200 * MIB)),
+        Outcome::Exit(0)
+    );
+    assert_eq!(
+        run_wat(&engine, &store, &three, &limited(128 * MIB)),
+        Outcome::Limit(Limit::Memory(128 * MIB))
+    );
+}
+
+#[test]
+fn instance_memory_and_table_caps_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let limits = StepLimits::default();
+    let memories = "(memory 0)".repeat(limiter::MAX_MEMORIES + 1);
+    let wat = format!(r#"(module {memories} (func (export "_start")))"#);
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limits),
+        Outcome::Limit(Limit::Memories(limiter::MAX_MEMORIES))
+    );
+    // wasmparser allows 100 tables per module: the cap is over instances.
+    let wat = component(
+        limiter::MAX_TABLES / 100 + 1,
+        &"(table 0 funcref)".repeat(100),
+    );
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limits),
+        Outcome::Limit(Limit::Tables(limiter::MAX_TABLES))
+    );
+    let wat = component(limiter::MAX_INSTANCES + 1, "");
+    let out = run_wat(&engine, &store, &wat, &limits);
+    assert_eq!(
+        out,
+        Outcome::Limit(Limit::Instances(limiter::MAX_INSTANCES))
+    );
+    let Outcome::Limit(cap) = out else {
+        unreachable!()
+    };
+    assert!(describe_limit(&cap).contains("more than 256 wasm instances"));
+    // At the caps, all is well.
+    assert_eq!(
+        run_wat(
+            &engine,
+            &store,
+            &component(limiter::MAX_INSTANCES, ""),
+            &limits
+        ),
+        Outcome::Exit(0)
+    );
+}
+
+#[test]
+fn shared_memories_do_not_escape_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    // wasmtime does not ask the limiter about shared memories: kiln's
+    // engine must keep refusing them (the threads proposal stays off).
+    let wat = format!(
+        r#"(module (memory {PAGES_100_MIB} {PAGES_100_MIB} shared) (func (export "_start")))"#
+    );
+    let bytes = wat::parse_str(&wat).unwrap();
+    let Err(err) = engine.load(&store, Digest::of(&bytes), &bytes) else {
+        panic!("a module with shared memories loaded");
+    };
+    assert!(err.to_string().contains("shared memories"), "{err}");
+}
+
+/// A module of 1 MiB that takes measurably long to compile (half a second
+/// on two cores, far above the 10 ms in which a cancel is seen): many
+/// functions with long bodies.
+fn slow_module() -> Vec<u8> {
+    let mut wat = String::from("(module (memory 1)\n");
+    for f in 0..200 {
+        wat.push_str(&format!(
+            "(func $f{f} (param i32) (result i32) (local i32 i32 i32 i32)\n"
+        ));
+        for i in 0..400 {
+            let l = i % 5;
+            wat.push_str(&format!(
+                "(local.set {l} (i32.add (i32.mul (local.get {l}) (i32.const {i})) (i32.load (local.get 0))))\n"
+            ));
+        }
+        wat.push_str("(local.get 1))\n");
+    }
+    wat.push_str(r#"(func (export "_start")))"#);
+    wat::parse_str(&wat).unwrap()
+}
+
+/// The error of loading `bytes`, which must fail.
+fn load_err(
+    engine: &Engine,
+    store: &Store,
+    bytes: &[u8],
+    limits: &StepLimits,
+    cancel: &AtomicBool,
+) -> LoadError {
+    match engine.load_within(store, Digest::of(bytes), bytes, limits, cancel) {
+        Ok(_) => panic!("the program loaded"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn programs_over_the_size_limit_are_refused_before_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let bytes = slow_module();
+    let size = bytes.len() as u64;
+    let limits = StepLimits {
+        max_module: size - 1,
+        ..StepLimits::default()
+    };
+    let err = load_err(&engine, &store, &bytes, &limits, &AtomicBool::new(false));
+    assert!(
+        matches!(err, LoadError::TooLarge { size: s, limit } if s == size && limit == size - 1),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("({size} bytes)")) && message.contains("--step-max-module"),
+        "{message}"
+    );
+    assert_eq!(engine.compilations(), 0);
+    let at_limit = StepLimits {
+        max_module: size,
+        ..StepLimits::default()
+    };
+    let loaded = engine.load_within(
+        &store,
+        Digest::of(&bytes),
+        &bytes,
+        &at_limit,
+        &AtomicBool::new(false),
+    );
+    assert!(matches!(loaded, Ok((_, LoadedFrom::Compiled))));
+    assert_eq!(engine.compilations(), 1);
+}
+
+#[test]
+fn failures_to_compile_or_link_are_remembered_and_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let limits = StepLimits::default();
+    let no = AtomicBool::new(false);
+    // Invalid: the function's body leaves no result.
+    let invalid = wat::parse_str("(module (func (result i32)))").unwrap();
+    let first = Engine::new().unwrap();
+    let err = load_err(&first, &store, &invalid, &limits, &no);
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    assert_eq!(first.compilations(), 1);
+    // A new process (a new engine, nothing in memory) does not compile it
+    // again: the failure is on disk.
+    let second = Engine::new().unwrap();
+    let err = load_err(&second, &store, &invalid, &limits, &no);
+    let LoadError::Remembered { message, record } = err else {
+        panic!("not remembered: {err}");
+    };
+    assert!(message.starts_with("compiling: "), "{message}");
+    assert_eq!(second.compilations(), 0);
+    // Deleting the record (as the message says) forgets it.
+    std::fs::remove_file(&record).unwrap();
+    let err = load_err(&second, &store, &invalid, &limits, &no);
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    assert_eq!(second.compilations(), 1);
+
+    // Compiles, but imports what kiln does not provide.
+    let unlinkable =
+        wat::parse_str(r#"(module (import "nope" "f" (func)) (func (export "_start")))"#).unwrap();
+    let err = load_err(&first, &store, &unlinkable, &limits, &no);
+    assert!(
+        matches!(err, LoadError::Link(ref m) if m.contains("nope")),
+        "{err}"
+    );
+    let third = Engine::new().unwrap();
+    let err = load_err(&third, &store, &unlinkable, &limits, &no);
+    assert!(
+        matches!(err, LoadError::Remembered { ref message, .. } if message.starts_with("linking: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_compile_cancelled_through_the_flag_returns_without_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let limits = StepLimits::default();
+    let bytes = slow_module();
+    // Cancelled before: nothing is compiled.
+    let err = load_err(&engine, &store, &bytes, &limits, &AtomicBool::new(true));
+    assert!(matches!(err, LoadError::Cancelled), "{err}");
+    assert_eq!(engine.compilations(), 0);
+    // Cancelled once compiling has started: the caller stops waiting.
+    let cancel = AtomicBool::new(false);
+    let err = std::thread::scope(|s| {
+        s.spawn(|| {
+            while engine.compilations() == 0 {
+                std::thread::yield_now();
+            }
+            cancel.store(true, Ordering::Relaxed);
+        });
+        load_err(&engine, &store, &bytes, &limits, &cancel)
+    });
+    assert!(matches!(err, LoadError::Cancelled), "{err}");
+    assert_eq!(engine.compilations(), 1);
+    // Not remembered as a failure of the module.
+    let cache = CompileCache::new(&store, engine.fingerprint()).unwrap();
+    assert!(
+        cache
+            .failure(&Digest::of(&bytes), ProgramKind::Module)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_compile_over_its_time_limit_fails_and_is_not_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let bytes = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    let no_time = StepLimits {
+        compile_timeout: Duration::ZERO,
+        ..StepLimits::default()
+    };
+    let err = load_err(&engine, &store, &bytes, &no_time, &AtomicBool::new(false));
+    assert!(
+        matches!(err, LoadError::CompileTimeout(Duration::ZERO)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--step-compile-timeout"), "{err}");
+    // A limit too large to add to the clock is no limit, not a panic; and
+    // the timeout was not remembered.
+    let forever = StepLimits {
+        compile_timeout: Duration::MAX,
+        ..StepLimits::default()
+    };
+    let loaded = engine.load_within(
+        &store,
+        Digest::of(&bytes),
+        &bytes,
+        &forever,
+        &AtomicBool::new(false),
+    );
+    assert!(matches!(loaded, Ok((_, LoadedFrom::Compiled))));
 }

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+pub use crate::exec::limiter::Limiter;
 use crate::vfs::{NodeRef, Scope, Vfs};
 
 /// A directory the step gets as a preopen, with the name it is known by.
@@ -223,7 +224,7 @@ pub struct StepState {
     pub p1: p1::P1State,
     /// The component layer's state.
     pub p2: p2::P2State,
-    /// Memory and table limits.
+    /// Memory and table limits (the sum over all of the step's instances).
     pub limits: Limiter,
 }
 
@@ -233,40 +234,5 @@ impl StepState {
     /// ends it, reporting which.
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-}
-
-/// Memory limits that remember being hit, so a failed allocation can be
-/// reported as "the step hit its memory limit" rather than a bare trap.
-pub struct Limiter {
-    /// Most bytes of linear memory a step may have in all.
-    pub max_memory: usize,
-    /// Whether a growth was refused.
-    pub hit: bool,
-}
-
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Tables hold function references; a million entries is far beyond
-        // any real program and bounds what a hostile one can allocate.
-        Ok(desired <= 1_000_000)
     }
 }

@@ -74,10 +74,7 @@ fn state(f: &Fixture, cancel: Arc<AtomicBool>, stdout: &Capture) -> StepState {
         cancel,
         deadline: None,
         p2: crate::wasi::p2::P2State::unused(),
-        limits: Limiter {
-            max_memory: 1 << 30,
-            hit: false,
-        },
+        limits: Limiter::new(1 << 30),
     }
 }
 
