@@ -14,6 +14,8 @@ mod docs;
 mod errors;
 mod examples;
 mod getting_started;
+mod hostile_input;
+mod numeric_flags;
 mod outside_tools;
 mod run;
 mod secrets;

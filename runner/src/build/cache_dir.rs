@@ -316,3 +316,6 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.persist(path).map_err(|e| err(dir, e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -275,8 +275,9 @@ impl Engine {
             max_memory: limits.memory,
             hit: false,
         };
-        let deadline = Instant::now() + limits.timeout;
-        state.deadline = Some(deadline);
+        // A timeout past the end of the clock means no deadline, not a panic.
+        let deadline = Instant::now().checked_add(limits.timeout);
+        state.deadline = deadline;
         let cancel = Arc::clone(&state.cancel);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -285,7 +286,7 @@ impl Engine {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Interrupt::Cancelled.into());
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Interrupt::Timeout.into());
             }
             Ok(wasmtime::UpdateDeadline::Continue(1))

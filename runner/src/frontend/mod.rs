@@ -612,4 +612,6 @@ fn heredoc_names(line: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -311,3 +311,26 @@ fn oversized_files_are_refused() {
     let big = format!("FROM scratch\n#{}\n", "x".repeat(MAX_KILNFILE_BYTES));
     assert!(err(&big).message.contains("expected at most"));
 }
+
+#[test]
+fn a_20000_deep_substitution_is_a_located_error_not_a_stack_overflow() {
+    let depth = 20_000;
+    let word = "${A:-".repeat(depth) + "x" + &"}".repeat(depth);
+    let k = ok(&format!("FROM scratch\nWORKDIR {word}\n"));
+    let InstructionKind::Workdir(w) = &k.stages[0].instructions[0].kind else {
+        panic!("expected WORKDIR");
+    };
+    // Run where a build expands words: on a thread with a 2 MiB stack.
+    let d = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn_scoped(s, || k.expand(w, &|_| None))
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+    .unwrap_err();
+    let column = "WORKDIR ".len() + expand::MAX_NESTING * "${A:-".len() + 1;
+    assert_eq!((d.line, d.column), (2, column));
+    assert!(d.message.contains("nested deeper than"), "{d}");
+}
