@@ -36,11 +36,52 @@ pub(crate) fn config(default_cases: u32) -> ProptestConfig {
 /// the first check; sometimes any text at all.
 pub(crate) fn spec_text() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "type=", "id=", "src=", "source=", "dest=", "env=", "target=", "dst=", "mode=", "uid=",
-        "gid=", "size=", "sharing=", "from=", "ro", "rw", "required", "compression=", "tar=",
-        "local", "oci", "secret", "cache", "bind", "tmpfs", "max", "min", "0755", "99999999999",
-        "18446744073709551616", "-1", "k", "g", ",", "=", "\"", "\"\"", "/", "..", ":", "@",
-        "sha256:", "é", "\0", " ", "\n",
+        "type=",
+        "id=",
+        "src=",
+        "source=",
+        "dest=",
+        "env=",
+        "target=",
+        "dst=",
+        "mode=",
+        "uid=",
+        "gid=",
+        "size=",
+        "sharing=",
+        "from=",
+        "ro",
+        "rw",
+        "required",
+        "compression=",
+        "tar=",
+        "local",
+        "oci",
+        "secret",
+        "cache",
+        "bind",
+        "tmpfs",
+        "max",
+        "min",
+        "0755",
+        "99999999999",
+        "18446744073709551616",
+        "-1",
+        "k",
+        "g",
+        ",",
+        "=",
+        "\"",
+        "\"\"",
+        "/",
+        "..",
+        ":",
+        "@",
+        "sha256:",
+        "é",
+        "\0",
+        " ",
+        "\n",
     ]);
     prop_oneof![
         prop::collection::vec(pieces, 0..16).prop_map(|v| v.concat()),
@@ -58,7 +99,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| json!(f)),
         spec_text().prop_map(Value::from),
-        Just(json!("sha256:0000000000000000000000000000000000000000000000000000000000000000")),
+        Just(json!(
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        )),
     ];
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
@@ -131,7 +174,11 @@ fn apply(doc: Value, damage: &Damage) -> Vec<u8> {
 }
 
 fn put(store: &Store, media_type: &str, bytes: &[u8]) -> Descriptor {
-    Descriptor::new(media_type, store.put_blob(bytes).unwrap(), bytes.len() as u64)
+    Descriptor::new(
+        media_type,
+        store.put_blob(bytes).unwrap(),
+        bytes.len() as u64,
+    )
 }
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -160,7 +207,7 @@ fn valid_manifest(config: &Descriptor) -> Value {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn spec_parsers_accept_or_explain(spec in spec_text()) {
@@ -180,7 +227,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(96))]
 
     #[test]
     fn a_damaged_store_index_reads_or_fails_cleanly(damage in damage()) {

@@ -45,8 +45,7 @@ fn put(dir: &Path, bytes: &[u8]) -> String {
 }
 
 fn blob(dir: &Path, digest: &str) -> Value {
-    serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(&digest[7..])).unwrap())
-        .unwrap()
+    serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(&digest[7..])).unwrap()).unwrap()
 }
 
 /// A gzip layer with one entry named `name`: (tar, blob).
@@ -113,18 +112,32 @@ fn cache_from_layers_that_leave_the_image_are_refused_and_the_step_runs() {
     b.write("ctx/Kilnfile", kilnfile);
     let from = format!("type=local,src={}", cache.display());
     let run = b
-        .kiln(&["build", "--progress", "plain", "--cache-from", &from, "-t", "b", "ctx"])
+        .kiln(&[
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &from,
+            "-t",
+            "b",
+            "ctx",
+        ])
         .ok();
     assert!(
         run.stderr.contains("ignoring a cache entry")
-            && run.stderr.contains("entry \"../../../../tmp/owned\" is refused"),
+            && run
+                .stderr
+                .contains("entry \"../../../../tmp/owned\" is refused"),
         "{}",
         run.stderr
     );
     // The steps ran: the image holds what they wrote, not the cache's layer.
     let image = b.inspect("b");
     let layers = image["Manifest"]["layers"].as_array().unwrap();
-    assert!(layers.iter().all(|l| l["digest"] != hostile.as_str()), "{image}");
+    assert!(
+        layers.iter().all(|l| l["digest"] != hostile.as_str()),
+        "{image}"
+    );
     let out = b
         .kiln(&["run", "--rm", "b", "/bin/tool.wasm", "cat", "/out.txt"])
         .ok();

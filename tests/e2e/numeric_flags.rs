@@ -70,7 +70,11 @@ fn numeric_flags_saturate_or_are_usage_errors_naming_the_range() {
                 assert_eq!(run.code, 2, "{what}");
                 if !value.is_empty() {
                     assert!(run.stderr.contains(flag), "{what}");
-                    assert!(run.stderr.contains(&format!("to {U64_MAX}")) || run.stderr.contains("to 65535"), "{what}");
+                    assert!(
+                        run.stderr.contains(&format!("to {U64_MAX}"))
+                            || run.stderr.contains("to 65535"),
+                        "{what}"
+                    );
                 }
             } else {
                 assert_eq!(run.code, 0, "{what}");

@@ -128,8 +128,22 @@ fn edits() -> impl Strategy<Value = Vec<(usize, String, u8)>> {
     let piece = prop_oneof![
         text(6),
         prop::sample::select(vec![
-            "${", "${A:-", "}", "\"", "<<EOF\n", "\nEOF\n", "\\\n", "--mount=", "[\"", "\"]",
-            "FROM ", "RUN ", "COPY ", "ARG ", "# escape=`\n", "ONBUILD ",
+            "${",
+            "${A:-",
+            "}",
+            "\"",
+            "<<EOF\n",
+            "\nEOF\n",
+            "\\\n",
+            "--mount=",
+            "[\"",
+            "\"]",
+            "FROM ",
+            "RUN ",
+            "COPY ",
+            "ARG ",
+            "# escape=`\n",
+            "ONBUILD ",
         ])
         .prop_map(str::to_string),
     ];
@@ -152,7 +166,7 @@ fn mutate(text: &str, edits: &[(usize, String, u8)]) -> String {
 }
 
 proptest! {
-    #![proptest_config(crate::proptests::config(256))]
+    #![proptest_config(crate::proptests::config(512))]
 
     #[test]
     fn arbitrary_text_parses_or_gives_a_diagnostic(text in text(200)) {

@@ -11,8 +11,9 @@
 //! Such layers are untrusted input, so what a step sees is what kiln would
 //! ship: an entry whose name has a `..` component, a hard link to anything
 //! but a file earlier in the same layer, a symbolic link whose relative
-//! target climbs above the root, a device node or a FIFO is refused with an
-//! error naming the entry ([`LayerError::Untrusted`]). A leading `/` or `./`
+//! target climbs above the root, a device node, a FIFO or any other entry
+//! type kiln cannot represent (sparse files) is refused with an error naming
+//! the entry ([`LayerError::Untrusted`]). A leading `/` or `./`
 //! is read as the layer root, as every runtime does. Reading stops past
 //! [`ReadLimits`]: a number of entries and a number of uncompressed bytes
 //! derived from the blob's size, so a decompression bomb is refused
@@ -194,7 +195,11 @@ fn read_entries(
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
             if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(untrusted(blob, &path_text, "a whiteout with no name".into()));
+                return Err(untrusted(
+                    blob,
+                    &path_text,
+                    "a whiteout with no name".into(),
+                ));
             }
             changes.insert(path.parent().join(hidden), Change::Whiteout);
             continue;
@@ -254,9 +259,17 @@ fn read_entries(
                         .into(),
                 ));
             }
-            // Sparse files, global headers, unknown types: not representable
-            // for wasm steps, and nothing a step could have written.
-            _ => continue,
+            // A pax global header only carries defaults, which runtimes ignore.
+            EntryType::XGlobalHeader => continue,
+            // Sparse files, tape volumes, unknown types: a runtime would make
+            // something of them that a step here never saw.
+            other => {
+                return Err(untrusted(
+                    blob,
+                    &path_text,
+                    format!("an entry of type {other:?}, which kiln cannot represent"),
+                ));
+            }
         };
         changes.insert(path, change);
     }
@@ -340,7 +353,8 @@ impl<R: Read> Read for HashingReader<R> {
             return Err(io::Error::other("the layer expands past its limit"));
         }
         // Never read more than one byte past the limit: that byte proves it.
-        let room = usize::try_from((self.limit - self.read).saturating_add(1)).unwrap_or(usize::MAX);
+        let room =
+            usize::try_from((self.limit - self.read).saturating_add(1)).unwrap_or(usize::MAX);
         let len = buf.len().min(room);
         let n = self.inner.read(&mut buf[..len])?;
         self.read += n as u64;

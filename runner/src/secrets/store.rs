@@ -193,7 +193,9 @@ fn read_file(id: &str, path: &PathBuf, max: u64) -> Result<Vec<u8>, SecretError>
     // Allocate once, with room to notice growth: a reallocation would leave
     // a copy of the secret in freed memory.
     let mut bytes = Vec::with_capacity(size as usize + 1);
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(err)?;
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
     if bytes.len() as u64 > max {
         let size = bytes.len() as u64;
         zeroize::Zeroize::zeroize(&mut bytes);

@@ -55,7 +55,14 @@ fn the_same_layer_from_the_store_is_refused_too() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir, "s");
     let (tar, blob) = hostile_layer("/../x", "y");
-    let desc = Descriptor::new(MEDIA_TYPE_GZIP, s.put_blob(&blob).unwrap(), blob.len() as u64);
+    let desc = Descriptor::new(
+        MEDIA_TYPE_GZIP,
+        s.put_blob(&blob).unwrap(),
+        blob.len() as u64,
+    );
     let e = crate::layer::read_layer(&s, &desc, &Digest::of(&tar)).unwrap_err();
-    assert!(matches!(&e, LayerError::Untrusted { entry, .. } if entry == "/../x"), "{e}");
+    assert!(
+        matches!(&e, LayerError::Untrusted { entry, .. } if entry == "/../x"),
+        "{e}"
+    );
 }

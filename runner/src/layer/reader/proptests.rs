@@ -71,7 +71,7 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 proptest! {
-    #![proptest_config(crate::proptests::config(64))]
+    #![proptest_config(crate::proptests::config(96))]
 
     #[test]
     fn arbitrary_bytes_read_or_fail_cleanly(

@@ -110,12 +110,17 @@ fn reads_every_compression_and_normalises_root_prefixes() {
         let blob = compress(&tar, media_type);
         let changes = read(&store, &tar, &blob, media_type, None).unwrap();
         let p = |s: &str| ImagePath::parse(s).unwrap();
-        assert!(matches!(changes.get(&p("app/a.txt")), Some(Change::Put(Node::File(_, f))) if f.size == 5));
+        assert!(
+            matches!(changes.get(&p("app/a.txt")), Some(Change::Put(Node::File(_, f))) if f.size == 5)
+        );
         assert_eq!(
             changes.get(&p("app/b.txt")),
             Some(&Change::Hardlink(p("app/a.txt")))
         );
-        assert!(matches!(changes.get(&p("app/abs")), Some(Change::Put(Node::Symlink(..)))));
+        assert!(matches!(
+            changes.get(&p("app/abs")),
+            Some(Change::Put(Node::Symlink(..)))
+        ));
         assert_eq!(changes.get(&p("app/gone")), Some(&Change::Whiteout));
     }
 }
@@ -134,8 +139,14 @@ fn rejects_hard_links_that_leave_the_layer() {
     // To a path outside the layer's root, to something the layer does not
     // hold (a lower layer's file, or the host's), to a directory, to itself.
     for (entries, why) in [
-        (vec![entry("l", EntryType::Link, "../../etc/shadow", b"")], "\"..\""),
-        (vec![entry("l", EntryType::Link, "/etc/shadow", b"")], "not a file earlier"),
+        (
+            vec![entry("l", EntryType::Link, "../../etc/shadow", b"")],
+            "\"..\"",
+        ),
+        (
+            vec![entry("l", EntryType::Link, "/etc/shadow", b"")],
+            "not a file earlier",
+        ),
         (
             vec![
                 entry("d/", EntryType::Directory, "", b""),
@@ -144,10 +155,7 @@ fn rejects_hard_links_that_leave_the_layer() {
             "not a file earlier",
         ),
         (
-            vec![
-                entry("l", EntryType::Link, "f", b""),
-                file("f", b"later"),
-            ],
+            vec![entry("l", EntryType::Link, "f", b""), file("f", b"later")],
             "not a file earlier",
         ),
     ] {
@@ -176,6 +184,17 @@ fn rejects_device_nodes_and_fifos() {
         let (name, reason) = refused(&[self::entry("./", kind, "", b"")]);
         assert_eq!(name, "./");
         assert!(reason.contains("root is not a directory"), "{reason}");
+    }
+}
+
+#[test]
+fn rejects_entry_types_kiln_cannot_represent() {
+    // A tape volume label or an unknown type would be shipped as something
+    // no step saw (on the old code they were skipped silently).
+    for kind in [EntryType::new(b'V'), EntryType::new(b'Z')] {
+        let (entry, reason) = refused(&[self::entry("s", kind, "", b"")]);
+        assert_eq!(entry, "s");
+        assert!(reason.contains("cannot represent"), "{reason}");
     }
 }
 
