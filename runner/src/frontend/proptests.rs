@@ -180,6 +180,30 @@ proptest! {
     }
 
     #[test]
+    fn nesting_of_any_depth_expands_or_is_refused_at_the_limit(
+        openers in prop::collection::vec(
+            prop::sample::select(vec!["${NOPE:-", "\"${NOPE:-", "${A:+", "${NOPE-"]),
+            0..400,
+        ),
+    ) {
+        let mut word: String = openers.concat();
+        word.push('x');
+        for opener in openers.iter().rev() {
+            word.push('}');
+            if opener.starts_with('"') {
+                word.push('"');
+            }
+        }
+        let result = expand::expand(&word, '\\', &|n| (n == "A").then_some("a"));
+        if openers.len() <= expand::MAX_NESTING {
+            prop_assert!(result.is_ok(), "{result:?}");
+        } else {
+            let e = result.unwrap_err();
+            prop_assert!(e.message.contains("nested deeper"), "{e}");
+        }
+    }
+
+    #[test]
     fn words_and_mount_specs_never_panic(
         text in text(120),
         escape in prop::sample::select(vec!['\\', '`']),
