@@ -31,6 +31,18 @@ pub const SUPPORTED: &str = "FROM, ARG, ENV, WORKDIR, LABEL, USER, COPY, RUN, CM
 /// anything this big is a mistake (a binary passed with `-f`), not a build.
 pub const MAX_KILNFILE_BYTES: usize = 4 << 20;
 
+/// Most instructions (FROM included) in one Kilnfile. Written by hand,
+/// Kilnfiles have tens; a build's work per instruction grows with the
+/// image config so far, so a generated 4 MiB file of 600,000 one-line
+/// instructions would take hours. 10,000 is far past any real one.
+pub const MAX_INSTRUCTIONS: usize = 10_000;
+
+/// Most ARG, ENV and LABEL entries in one Kilnfile, together. Each one is
+/// looked up among the others while building (ENV replaces a variable of
+/// the same name), so their number squared bounds that work; a 4 MiB
+/// `ENV A0=x A1=x ...` line of 300,000 entries hung the build.
+pub const MAX_VARIABLES: usize = 10_000;
+
 /// Parses a Kilnfile. `name` is how the file is shown in errors.
 pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
     let source = Source::new(name, text);
@@ -62,9 +74,19 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
 
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    for inst in &df.instructions {
+    let mut variables = 0usize;
+    for (n, inst) in df.instructions.iter().enumerate() {
+        let too_many = |span: Span| {
+            source.error(
+                span,
+                format!("more than {MAX_INSTRUCTIONS} instructions: split the build"),
+            )
+        };
         match inst {
             pd::Instruction::From(from) => {
+                if n >= MAX_INSTRUCTIONS {
+                    return Err(too_many(from.from.span.clone()));
+                }
                 let stage = cx.from(from, stages.len())?;
                 if let Some(name) = &stage.name
                     && stages.iter().any(|s| s.name.as_deref() == Some(name))
@@ -80,6 +102,23 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
             }
             other => {
                 let converted = cx.instruction(other)?;
+                if n >= MAX_INSTRUCTIONS {
+                    return Err(too_many(converted.span));
+                }
+                variables += match &converted.kind {
+                    InstructionKind::Arg(v) => v.len(),
+                    InstructionKind::Env(v) => v.len(),
+                    InstructionKind::Label(v) => v.len(),
+                    _ => 0,
+                };
+                if variables > MAX_VARIABLES {
+                    return Err(source.error(
+                        converted.span,
+                        format!(
+                            "more than {MAX_VARIABLES} ARG, ENV and LABEL entries in one Kilnfile"
+                        ),
+                    ));
+                }
                 match stages.last_mut() {
                     Some(stage) => stage.instructions.push(converted),
                     None => match converted.kind {

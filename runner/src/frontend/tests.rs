@@ -334,3 +334,28 @@ fn a_20000_deep_substitution_is_a_located_error_not_a_stack_overflow() {
     assert_eq!((d.line, d.column), (2, column));
     assert!(d.message.contains("nested deeper than"), "{d}");
 }
+
+#[test]
+fn generated_giants_are_refused_before_they_cost_quadratic_work() {
+    // 300,000 ENV entries on one line hung the build (found by hand while
+    // hardening): now a located error at parse time.
+    let line: Vec<String> = (0..300_000).map(|i| format!("A{i}=x")).collect();
+    let d = err(&format!("FROM scratch\nENV {}\n", line.join(" ")));
+    assert_eq!((d.line, d.column), (2, 1));
+    assert!(
+        d.message.contains("more than 10000 ARG, ENV and LABEL"),
+        "{d}"
+    );
+    // At the limit is fine.
+    let line: Vec<String> = (0..MAX_VARIABLES).map(|i| format!("A{i}=x")).collect();
+    ok(&format!("FROM scratch\nENV {}\n", line.join(" ")));
+
+    let many = "WORKDIR /a\n".repeat(MAX_INSTRUCTIONS);
+    let d = err(&format!("FROM scratch\n{many}"));
+    assert_eq!(d.line, MAX_INSTRUCTIONS + 1);
+    assert!(d.message.contains("more than 10000 instructions"), "{d}");
+    ok(&format!(
+        "FROM scratch\n{}",
+        "WORKDIR /a\n".repeat(MAX_INSTRUCTIONS - 1)
+    ));
+}
