@@ -37,11 +37,12 @@ pub const MAX_KILNFILE_BYTES: usize = 4 << 20;
 /// instructions would take hours. 10,000 is far past any real one.
 pub const MAX_INSTRUCTIONS: usize = 10_000;
 
-/// Most ARG, ENV and LABEL entries in one Kilnfile, together. Each one is
-/// looked up among the others while building (ENV replaces a variable of
-/// the same name), so their number squared bounds that work; a 4 MiB
-/// `ENV A0=x A1=x ...` line of 300,000 entries hung the build.
-pub const MAX_VARIABLES: usize = 10_000;
+/// Most ARG, ENV, LABEL, EXPOSE and VOLUME entries in one Kilnfile,
+/// together. Each one is looked up among the others while building (ENV
+/// replaces a variable of the same name, EXPOSE a port), so their number
+/// squared bounds that work: a 4 MiB `ENV A0=x A1=x ...` line of 300,000
+/// entries, or `VOLUME` of 400,000 paths, hung the build.
+pub const MAX_CONFIG_ENTRIES: usize = 10_000;
 
 /// Parses a Kilnfile. `name` is how the file is shown in errors.
 pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
@@ -74,7 +75,7 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
 
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    let mut variables = 0usize;
+    let mut entries = 0usize;
     for (n, inst) in df.instructions.iter().enumerate() {
         let too_many = |span: Span| {
             source.error(
@@ -105,17 +106,18 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
                 if n >= MAX_INSTRUCTIONS {
                     return Err(too_many(converted.span));
                 }
-                variables += match &converted.kind {
+                entries += match &converted.kind {
                     InstructionKind::Arg(v) => v.len(),
                     InstructionKind::Env(v) => v.len(),
                     InstructionKind::Label(v) => v.len(),
+                    InstructionKind::Expose(v) | InstructionKind::Volume(v) => v.len(),
                     _ => 0,
                 };
-                if variables > MAX_VARIABLES {
+                if entries > MAX_CONFIG_ENTRIES {
                     return Err(source.error(
                         converted.span,
                         format!(
-                            "more than {MAX_VARIABLES} ARG, ENV and LABEL entries in one Kilnfile"
+                            "more than {MAX_CONFIG_ENTRIES} ARG, ENV, LABEL, EXPOSE and VOLUME entries in one Kilnfile"
                         ),
                     ));
                 }
