@@ -66,3 +66,18 @@ fn the_same_layer_from_the_store_is_refused_too() {
         "{e}"
     );
 }
+
+#[test]
+fn an_oversized_index_json_is_refused_without_reading_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    // Sparse: 64 MiB + 2 bytes of zeros, read no further than the limit.
+    let index = fs::File::create(dir.path().join("index.json")).unwrap();
+    index.set_len(MAX_JSON + 2).unwrap();
+    let e = CacheDir::open(dir.path()).unwrap_err();
+    assert!(e.contains("index.json is larger than"), "{e}");
+}
