@@ -15,11 +15,13 @@
 mod diagnostic;
 pub mod expand;
 mod instruction;
+mod limits;
 pub mod mount;
 pub mod words;
 
 pub use diagnostic::{Diagnostic, Source, Span};
 pub use instruction::*;
+pub use limits::{MAX_CONFIG_ENTRIES, MAX_INSTRUCTIONS};
 pub use mount::{Mount, MountType, Sharing};
 
 use parse_dockerfile as pd;
@@ -30,19 +32,6 @@ pub const SUPPORTED: &str = "FROM, ARG, ENV, WORKDIR, LABEL, USER, COPY, RUN, CM
 /// Largest Kilnfile kiln reads. A build definition is text written by people;
 /// anything this big is a mistake (a binary passed with `-f`), not a build.
 pub const MAX_KILNFILE_BYTES: usize = 4 << 20;
-
-/// Most instructions (FROM included) in one Kilnfile. Written by hand,
-/// Kilnfiles have tens; a build's work per instruction grows with the
-/// image config so far, so a generated 4 MiB file of 600,000 one-line
-/// instructions would take hours. 10,000 is far past any real one.
-pub const MAX_INSTRUCTIONS: usize = 10_000;
-
-/// Most ARG, ENV, LABEL, EXPOSE and VOLUME entries in one Kilnfile,
-/// together. Each one is looked up among the others while building (ENV
-/// replaces a variable of the same name, EXPOSE a port), so their number
-/// squared bounds that work: a 4 MiB `ENV A0=x A1=x ...` line of 300,000
-/// entries, or `VOLUME` of 400,000 paths, hung the build.
-pub const MAX_CONFIG_ENTRIES: usize = 10_000;
 
 /// Parses a Kilnfile. `name` is how the file is shown in errors.
 pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
@@ -75,19 +64,11 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
 
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    let mut entries = 0usize;
-    for (n, inst) in df.instructions.iter().enumerate() {
-        let too_many = |span: Span| {
-            source.error(
-                span,
-                format!("more than {MAX_INSTRUCTIONS} instructions: split the build"),
-            )
-        };
+    let mut budget = limits::Budget::default();
+    for inst in &df.instructions {
         match inst {
             pd::Instruction::From(from) => {
-                if n >= MAX_INSTRUCTIONS {
-                    return Err(too_many(from.from.span.clone()));
-                }
+                budget.instruction(&source, &from.from.span)?;
                 let stage = cx.from(from, stages.len())?;
                 if let Some(name) = &stage.name
                     && stages.iter().any(|s| s.name.as_deref() == Some(name))
@@ -103,24 +84,8 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
             }
             other => {
                 let converted = cx.instruction(other)?;
-                if n >= MAX_INSTRUCTIONS {
-                    return Err(too_many(converted.span));
-                }
-                entries += match &converted.kind {
-                    InstructionKind::Arg(v) => v.len(),
-                    InstructionKind::Env(v) => v.len(),
-                    InstructionKind::Label(v) => v.len(),
-                    InstructionKind::Expose(v) | InstructionKind::Volume(v) => v.len(),
-                    _ => 0,
-                };
-                if entries > MAX_CONFIG_ENTRIES {
-                    return Err(source.error(
-                        converted.span,
-                        format!(
-                            "more than {MAX_CONFIG_ENTRIES} ARG, ENV, LABEL, EXPOSE and VOLUME entries in one Kilnfile"
-                        ),
-                    ));
-                }
+                budget.instruction(&source, &converted.span)?;
+                budget.entries(&source, &converted)?;
                 match stages.last_mut() {
                     Some(stage) => stage.instructions.push(converted),
                     None => match converted.kind {
