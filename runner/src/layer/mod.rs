@@ -23,8 +23,8 @@ use std::fmt;
 use std::io::{self, Read};
 
 pub use reader::{
-    MAX_EXPANSION_RATIO, MAX_LAYER_ENTRIES, MIN_EXPANSION_LIMIT, ReadLimits, read_layer,
-    read_layer_limited,
+    MAX_EXPANSION_RATIO, MAX_HEADER_BYTES, MAX_LAYER_ENTRIES, MIN_EXPANSION_LIMIT, ReadLimits,
+    read_layer, read_layer_limited,
 };
 pub use writer::{WrittenLayer, write_layer};
 

@@ -19,6 +19,7 @@
 //! derived from the blob's size, so a decompression bomb is refused
 //! ([`LayerError::Bomb`]) instead of filling the disk.
 
+use std::cell::Cell;
 use std::io::{self, Read};
 
 use tar::EntryType;
@@ -101,14 +102,16 @@ pub fn read_layer_limited(
             return Err(bad(blob, format!("unsupported layer media type {other:?}")));
         }
     };
+    let headers = HeaderBudget::default();
     let mut hashing = HashingReader {
         inner: decompressed,
         hasher: Hasher::new(),
         read: 0,
         limit: limits.max_bytes,
+        headers: &headers,
     };
-    let over = |hashing: &HashingReader<_>| hashing.read > hashing.limit;
-    let read = read_entries(store, blob, &mut hashing, limits.max_entries);
+    let over = |hashing: &HashingReader<'_, _>| hashing.read > hashing.limit;
+    let read = read_entries(store, blob, &mut hashing, limits.max_entries, &headers);
     let changes = match read {
         Err(_) if over(&hashing) => return Err(bomb(blob, limits.max_bytes)),
         other => other?,
@@ -135,145 +138,180 @@ fn read_entries(
     blob: &Descriptor,
     stream: &mut dyn Read,
     max_entries: usize,
+    headers: &HeaderBudget,
 ) -> Result<ChangeSet, LayerError> {
     let mut changes = ChangeSet::new();
     let mut archive = tar::Archive::new(stream);
-    let entries = archive.entries().map_err(|e| bad(blob, e.to_string()))?;
-    for (n, entry) in entries.enumerate() {
-        let mut entry = entry.map_err(|e| bad(blob, e.to_string()))?;
-        let raw_path = entry.path().map_err(|e| bad(blob, e.to_string()))?;
-        let path_text = raw_path.to_string_lossy().replace('\\', "/");
-        if n >= max_entries {
+    let mut entries = archive.entries().map_err(|e| bad(blob, e.to_string()))?;
+    for n in 0.. {
+        // Only headers (long names and pax records included) are read while
+        // the tar crate finds the next entry: the budget bounds them.
+        headers.remaining.set(Some(MAX_HEADER_BYTES));
+        let next = entries.next();
+        headers.remaining.set(None);
+        let Some(entry) = next else { break };
+        let mut entry = entry.map_err(|e| {
+            if headers.exceeded.get() {
+                untrusted(
+                    blob,
+                    "(a header)",
+                    format!(
+                        "an entry's headers (long name, pax records) pass {MAX_HEADER_BYTES} bytes"
+                    ),
+                )
+            } else {
+                bad(blob, e.to_string())
+            }
+        })?;
+        read_entry(store, blob, &mut entry, n, max_entries, &mut changes)?;
+        // Whatever the entry holds that was not read is read here, under
+        // the layer's byte limit, not the header budget.
+        io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(blob, e.to_string()))?;
+    }
+    Ok(changes)
+}
+
+/// Turns one tar entry into a change in `changes`, or refuses it.
+fn read_entry(
+    store: &Store,
+    blob: &Descriptor,
+    entry: &mut tar::Entry<'_, &mut dyn Read>,
+    n: usize,
+    max_entries: usize,
+    changes: &mut ChangeSet,
+) -> Result<(), LayerError> {
+    let raw_path = entry.path().map_err(|e| bad(blob, e.to_string()))?;
+    let path_text = raw_path.to_string_lossy().replace('\\', "/");
+    if n >= max_entries {
+        return Err(untrusted(
+            blob,
+            &path_text,
+            format!("the layer has more than {max_entries} entries"),
+        ));
+    }
+    let path = entry_path(&path_text).map_err(|why| untrusted(blob, &path_text, why))?;
+    let h = entry.header();
+    // Old (v7) tars mark a directory by a trailing slash alone.
+    let is_dir = h.entry_type() == EntryType::Directory
+        || (h.entry_type() == EntryType::Regular && path_text.ends_with('/'));
+    if path.is_root() {
+        if !is_dir {
             return Err(untrusted(
                 blob,
                 &path_text,
-                format!("the layer has more than {max_entries} entries"),
+                "the layer's root is not a directory".into(),
             ));
         }
-        let path = entry_path(&path_text).map_err(|why| untrusted(blob, &path_text, why))?;
-        let h = entry.header();
-        // Old (v7) tars mark a directory by a trailing slash alone.
-        let is_dir = h.entry_type() == EntryType::Directory
-            || (h.entry_type() == EntryType::Regular && path_text.ends_with('/'));
-        if path.is_root() {
-            if !is_dir {
-                return Err(untrusted(
-                    blob,
-                    &path_text,
-                    "the layer's root is not a directory".into(),
-                ));
-            }
-            continue;
-        }
-        let meta = Meta {
-            mode: h.mode().unwrap_or(0o644) & 0o7777,
-            uid: h
-                .uid()
-                .ok()
-                .and_then(|u| u32::try_from(u).ok())
-                .unwrap_or(0),
-            gid: h
-                .gid()
-                .ok()
-                .and_then(|g| u32::try_from(g).ok())
-                .unwrap_or(0),
-            mtime: h
-                .mtime()
-                .ok()
-                .and_then(|t| i64::try_from(t).ok())
-                .unwrap_or(0),
-        };
-        let name = path.name().to_string();
-        if name == ".wh..wh..opq" {
-            let dir = path.parent();
-            let meta = match changes.get(&dir) {
-                Some(Change::Put(Node::Dir(m))) => *m,
-                _ => Meta::root(0o755, meta.mtime),
-            };
-            changes.insert(dir, Change::Opaque(meta));
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(untrusted(
-                    blob,
-                    &path_text,
-                    "a whiteout with no name".into(),
-                ));
-            }
-            changes.insert(path.parent().join(hidden), Change::Whiteout);
-            continue;
-        }
-        let link_target = || -> Result<String, LayerError> {
-            let l = entry
-                .link_name()
-                .map_err(|e| bad(blob, e.to_string()))?
-                .ok_or_else(|| untrusted(blob, &path_text, "a link without a target".into()))?;
-            Ok(l.to_string_lossy().replace('\\', "/"))
-        };
-        let change = match h.entry_type() {
-            _ if is_dir => match changes.get(&path) {
-                Some(Change::Opaque(_)) => Change::Opaque(meta),
-                _ => Change::Put(Node::Dir(meta)),
-            },
-            EntryType::Symlink => {
-                let target = link_target()?;
-                symlink_check(&path, &target).map_err(|why| untrusted(blob, &path_text, why))?;
-                Change::Put(Node::Symlink(meta, target))
-            }
-            EntryType::Link => {
-                let target_text = link_target()?;
-                let target = entry_path(&target_text)
-                    .map_err(|why| untrusted(blob, &path_text, format!("hard link: {why}")))?;
-                // Only to a file this layer already holds: what the link
-                // means then never depends on the layers below.
-                let target = match changes.get(&target) {
-                    Some(Change::Put(Node::File(..))) => target,
-                    Some(Change::Hardlink(first)) => first.clone(),
-                    _ => {
-                        return Err(untrusted(
-                            blob,
-                            &path_text,
-                            format!(
-                                "a hard link to {target_text:?}, which is not a file earlier in the layer"
-                            ),
-                        ));
-                    }
-                };
-                if target == path {
-                    return Err(untrusted(blob, &path_text, "a hard link to itself".into()));
-                }
-                Change::Hardlink(target)
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                let mut w = store.content_writer()?;
-                io::copy(&mut entry, &mut w).map_err(|e| bad(blob, format!("{path}: {e}")))?;
-                let (digest, size) = w.commit()?;
-                Change::Put(Node::File(meta, FileRef { digest, size }))
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                return Err(untrusted(
-                    blob,
-                    &path_text,
-                    "a device node or FIFO: a wasm step cannot use one, and no image kiln builds holds one"
-                        .into(),
-                ));
-            }
-            // A pax global header only carries defaults, which runtimes ignore.
-            EntryType::XGlobalHeader => continue,
-            // Sparse files, tape volumes, unknown types: a runtime would make
-            // something of them that a step here never saw.
-            other => {
-                return Err(untrusted(
-                    blob,
-                    &path_text,
-                    format!("an entry of type {other:?}, which kiln cannot represent"),
-                ));
-            }
-        };
-        changes.insert(path, change);
+        return Ok(());
     }
-    Ok(changes)
+    let meta = Meta {
+        mode: h.mode().unwrap_or(0o644) & 0o7777,
+        uid: h
+            .uid()
+            .ok()
+            .and_then(|u| u32::try_from(u).ok())
+            .unwrap_or(0),
+        gid: h
+            .gid()
+            .ok()
+            .and_then(|g| u32::try_from(g).ok())
+            .unwrap_or(0),
+        mtime: h
+            .mtime()
+            .ok()
+            .and_then(|t| i64::try_from(t).ok())
+            .unwrap_or(0),
+    };
+    let name = path.name().to_string();
+    if name == ".wh..wh..opq" {
+        let dir = path.parent();
+        let meta = match changes.get(&dir) {
+            Some(Change::Put(Node::Dir(m))) => *m,
+            _ => Meta::root(0o755, meta.mtime),
+        };
+        changes.insert(dir, Change::Opaque(meta));
+        return Ok(());
+    }
+    if let Some(hidden) = name.strip_prefix(".wh.") {
+        if hidden.is_empty() || hidden == "." || hidden == ".." {
+            return Err(untrusted(
+                blob,
+                &path_text,
+                "a whiteout with no name".into(),
+            ));
+        }
+        changes.insert(path.parent().join(hidden), Change::Whiteout);
+        return Ok(());
+    }
+    let link_target = || -> Result<String, LayerError> {
+        let l = entry
+            .link_name()
+            .map_err(|e| bad(blob, e.to_string()))?
+            .ok_or_else(|| untrusted(blob, &path_text, "a link without a target".into()))?;
+        Ok(l.to_string_lossy().replace('\\', "/"))
+    };
+    let change = match h.entry_type() {
+        _ if is_dir => match changes.get(&path) {
+            Some(Change::Opaque(_)) => Change::Opaque(meta),
+            _ => Change::Put(Node::Dir(meta)),
+        },
+        EntryType::Symlink => {
+            let target = link_target()?;
+            symlink_check(&path, &target).map_err(|why| untrusted(blob, &path_text, why))?;
+            Change::Put(Node::Symlink(meta, target))
+        }
+        EntryType::Link => {
+            let target_text = link_target()?;
+            let target = entry_path(&target_text)
+                .map_err(|why| untrusted(blob, &path_text, format!("hard link: {why}")))?;
+            // Only to a file this layer already holds: what the link
+            // means then never depends on the layers below.
+            let target = match changes.get(&target) {
+                Some(Change::Put(Node::File(..))) => target,
+                Some(Change::Hardlink(first)) => first.clone(),
+                _ => {
+                    return Err(untrusted(
+                        blob,
+                        &path_text,
+                        format!(
+                            "a hard link to {target_text:?}, which is not a file earlier in the layer"
+                        ),
+                    ));
+                }
+            };
+            if target == path {
+                return Err(untrusted(blob, &path_text, "a hard link to itself".into()));
+            }
+            Change::Hardlink(target)
+        }
+        EntryType::Regular | EntryType::Continuous => {
+            let mut w = store.content_writer()?;
+            io::copy(entry, &mut w).map_err(|e| bad(blob, format!("{path}: {e}")))?;
+            let (digest, size) = w.commit()?;
+            Change::Put(Node::File(meta, FileRef { digest, size }))
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            return Err(untrusted(
+                blob,
+                &path_text,
+                "a device node or FIFO: a wasm step cannot use one, and no image kiln builds holds one"
+                    .into(),
+            ));
+        }
+        // A pax global header only carries defaults, which runtimes ignore.
+        EntryType::XGlobalHeader => return Ok(()),
+        // Sparse files, tape volumes, unknown types: a runtime would make
+        // something of them that a step here never saw.
+        other => {
+            return Err(untrusted(
+                blob,
+                &path_text,
+                format!("an entry of type {other:?}, which kiln cannot represent"),
+            ));
+        }
+    };
+    changes.insert(path, change);
+    Ok(())
 }
 
 /// The image path of a tar entry name: `/` and `./` prefixes are the layer
@@ -339,27 +377,54 @@ fn bomb(blob: &Descriptor, limit: u64) -> LayerError {
     }
 }
 
-/// Hashes what passes through, and fails once more than `limit` bytes have.
-struct HashingReader<R> {
+/// Most bytes the tar crate may read while it finds one entry: the 512-byte
+/// header, a GNU long name and long link, pax records, the padding of the
+/// entry before. It holds long names and pax records in memory, so without
+/// this one entry's "name" could be gigabytes; a path is at most
+/// `MAX_PATH_BYTES`, so 1 MiB leaves ample room for pax records.
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The bytes left for headers while the tar crate finds the next entry
+/// (`None` while kiln reads an entry's contents).
+#[derive(Default)]
+struct HeaderBudget {
+    remaining: Cell<Option<u64>>,
+    exceeded: Cell<bool>,
+}
+
+/// Hashes what passes through, and fails once more than `limit` bytes have,
+/// or more than the header budget while headers are read.
+struct HashingReader<'b, R> {
     inner: R,
     hasher: Hasher,
     read: u64,
     limit: u64,
+    headers: &'b HeaderBudget,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.read > self.limit {
             return Err(io::Error::other("the layer expands past its limit"));
         }
-        // Never read more than one byte past the limit: that byte proves it.
-        let room =
-            usize::try_from((self.limit - self.read).saturating_add(1)).unwrap_or(usize::MAX);
-        let len = buf.len().min(room);
+        // Never read more than one byte past a limit: that byte proves it.
+        let mut room = (self.limit - self.read).saturating_add(1);
+        let headers = self.headers.remaining.get();
+        if let Some(left) = headers {
+            room = room.min(left.saturating_add(1));
+        }
+        let len = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..len])?;
         self.read += n as u64;
         if self.read > self.limit {
             return Err(io::Error::other("the layer expands past its limit"));
+        }
+        if let Some(left) = headers {
+            if n as u64 > left {
+                self.headers.exceeded.set(true);
+                return Err(io::Error::other("an entry's headers pass their limit"));
+            }
+            self.headers.remaining.set(Some(left - n as u64));
         }
         self.hasher.update(&buf[..n]);
         Ok(n)

@@ -245,3 +245,46 @@ fn refuses_more_entries_than_the_limit() {
     };
     read(&store, &tar, &tar, MEDIA_TYPE_TAR, Some(limits)).unwrap();
 }
+
+/// A tar whose one file is named by a GNU long-name entry `name`.
+fn long_named(name: &[u8]) -> Vec<u8> {
+    let mut long = tar::Header::new_gnu();
+    long.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    long.set_entry_type(EntryType::GNULongName);
+    long.set_size(name.len() as u64);
+    long.set_cksum();
+    let mut tar = long.as_bytes().to_vec();
+    tar.extend_from_slice(name);
+    tar.resize(tar.len().next_multiple_of(512), 0);
+    tar.extend_from_slice(&tar_of(&[file("short", b"x")]));
+    tar
+}
+
+#[test]
+fn long_names_within_the_budget_read() {
+    let (_d, store) = store();
+    let name = format!("{}/{}/file", "d".repeat(200), "e".repeat(200));
+    let changes = read(
+        &store,
+        &long_named(name.as_bytes()),
+        &long_named(name.as_bytes()),
+        MEDIA_TYPE_TAR,
+        None,
+    )
+    .unwrap();
+    assert!(changes.contains_key(&ImagePath::parse(&name).unwrap()));
+}
+
+#[test]
+fn a_long_name_past_the_header_budget_is_refused_before_it_is_held() {
+    // A GNU long-name entry is read whole into memory by the tar crate: a
+    // bomb of one "name" could hold gigabytes. Past the budget it stops.
+    let (_d, store) = store();
+    let name = vec![b'a'; (MAX_HEADER_BYTES + 4096) as usize];
+    let tar = long_named(&name);
+    let e = read(&store, &tar, &tar, MEDIA_TYPE_TAR, None).unwrap_err();
+    assert!(
+        matches!(&e, LayerError::Untrusted { reason, .. } if reason.contains("headers")),
+        "{e}"
+    );
+}
