@@ -17,7 +17,9 @@
 //! is read as the layer root, as every runtime does. Reading stops past
 //! [`ReadLimits`]: a number of entries and a number of uncompressed bytes
 //! derived from the blob's size, so a decompression bomb is refused
-//! ([`LayerError::Bomb`]) instead of filling the disk.
+//! ([`LayerError::Bomb`]) instead of filling the disk; and the headers of
+//! one entry (long names and pax records, which the tar crate holds in
+//! memory) stop at [`MAX_HEADER_BYTES`].
 
 use std::cell::Cell;
 use std::io::{self, Read};
