@@ -21,6 +21,13 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// Deepest chain of image indexes [`Image::load`] follows to a manifest.
+/// Registries and tools write one index over the manifests (two at most, for
+/// an index of indexes); the chain is followed by recursion, so a store
+/// holding thousands of chained indexes must end in an error, not a stack
+/// overflow.
+pub const MAX_INDEX_DEPTH: usize = 8;
+
 /// An OS/architecture pair, as `--platform` takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Platform {
@@ -127,6 +134,15 @@ impl Image {
         descriptor: &Descriptor,
         platform: Option<&Platform>,
     ) -> Result<Image, ImageError> {
+        Image::load_at(store, descriptor, platform, 0)
+    }
+
+    fn load_at(
+        store: &Store,
+        descriptor: &Descriptor,
+        platform: Option<&Platform>,
+        depth: usize,
+    ) -> Result<Image, ImageError> {
         let invalid = |d: &Digest, reason: String| ImageError::Invalid { digest: *d, reason };
         let doc: serde_json::Value = store.read_json(&descriptor.digest)?;
         let media_type = doc
@@ -175,7 +191,13 @@ impl Image {
                     .map_err(|e| invalid(&descriptor.digest, e.to_string()))?,
                 chosen.size(),
             );
-            return Image::load(store, &child, platform);
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(invalid(
+                    &descriptor.digest,
+                    format!("image indexes nested deeper than {MAX_INDEX_DEPTH}"),
+                ));
+            }
+            return Image::load_at(store, &child, platform, depth + 1);
         }
         if media_type != MANIFEST_MEDIA_TYPE && media_type != DOCKER_MANIFEST {
             return Err(invalid(
@@ -369,5 +391,27 @@ mod tests {
     fn formats_timestamps() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn a_long_chain_of_indexes_is_an_error_not_a_stack_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut child = Descriptor::new(MANIFEST_MEDIA_TYPE, store.put_blob(b"{}").unwrap(), 2);
+        for _ in 0..200 {
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": INDEX_MEDIA_TYPE,
+                "manifests": [child],
+            });
+            let bytes = serde_json::to_vec(&index).unwrap();
+            child = Descriptor::new(
+                INDEX_MEDIA_TYPE,
+                store.put_blob(&bytes).unwrap(),
+                bytes.len() as u64,
+            );
+        }
+        let e = Image::load(&store, &child, None).unwrap_err();
+        assert!(e.to_string().contains("nested deeper than 8"), "{e}");
     }
 }

@@ -29,3 +29,6 @@ pub mod step;
 pub mod store;
 pub mod vfs;
 pub mod wasi;
+
+#[cfg(test)]
+mod proptests;

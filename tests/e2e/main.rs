@@ -16,8 +16,10 @@ mod errors;
 mod examples;
 mod getting_started;
 mod heal;
+mod hostile_input;
 #[cfg(target_os = "linux")]
 mod interrupt;
+mod numeric_flags;
 mod outside_tools;
 mod run;
 mod secrets;

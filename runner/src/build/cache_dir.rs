@@ -83,6 +83,12 @@ fn read_json_blob<T: serde::de::DeserializeOwned>(
     fs::File::open(&path)
         .and_then(|f| f.take(MAX_JSON + 1).read_to_end(&mut bytes))
         .map_err(|e| err(dir, format!("reading {}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_JSON {
+        return Err(err(
+            dir,
+            format!("blob {digest} is larger than {MAX_JSON} bytes"),
+        ));
+    }
     if Digest::of(&bytes) != *digest {
         return Err(err(dir, format!("blob {digest} does not match its digest")));
     }
@@ -92,11 +98,18 @@ fn read_json_blob<T: serde::de::DeserializeOwned>(
 /// The manifest descriptor of the cache in `dir`'s index, if it has one.
 fn cache_manifest(dir: &Path) -> Result<Option<Descriptor>, String> {
     let path = dir.join("index.json");
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
+    let mut bytes = Vec::new();
+    match fs::File::open(&path).and_then(|f| f.take(MAX_JSON + 1).read_to_end(&mut bytes)) {
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(err(dir, format!("reading index.json: {e}"))),
-    };
+    }
+    if bytes.len() as u64 > MAX_JSON {
+        return Err(err(
+            dir,
+            format!("index.json is larger than {MAX_JSON} bytes"),
+        ));
+    }
     #[derive(Deserialize)]
     struct Index {
         #[serde(default)]
@@ -306,3 +319,6 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.persist(path).map_err(|e| err(dir, e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

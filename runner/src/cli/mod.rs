@@ -73,24 +73,24 @@ pub struct CheckArgs {
 /// Limits of wasm steps, shared by `build` and `run`.
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
-    /// Memory a step may use (bytes, or with a k/m/g suffix)
-    #[arg(long, value_name = "SIZE", default_value = "4g", value_parser = parse_size_arg)]
+    /// Memory a step may use (bytes, or with a k/m/g suffix; at least 64k)
+    #[arg(long, value_name = "SIZE", default_value = "4g", value_parser = parse_memory_arg, allow_negative_numbers = true)]
     pub step_memory: u64,
-    /// Seconds a step may run
-    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    /// Seconds a step may run (at least 1; larger than a century means no limit)
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = parse_seconds_arg, allow_negative_numbers = true)]
     pub step_timeout: u64,
     /// Bytes of file contents a step may write (bytes, or with a k/m/g suffix)
-    #[arg(long, value_name = "SIZE", default_value = "16g", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", default_value = "16g", value_parser = parse_size_arg, allow_negative_numbers = true)]
     pub step_max_write: u64,
     /// Files, directories and links a step may create
-    #[arg(long, value_name = "COUNT", default_value_t = 1_000_000)]
+    #[arg(long, value_name = "COUNT", default_value_t = 1_000_000, value_parser = parse_count_arg, allow_negative_numbers = true)]
     pub step_max_files: u64,
     /// Largest wasm program a step may run, checked before compiling (bytes, or with a k/m/g
     /// suffix)
-    #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = parse_module_arg, allow_negative_numbers = true)]
     pub step_max_module: u64,
     /// Seconds compiling a step's program may take (compiled code is cached, so once per machine)
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = parse_seconds_arg, allow_negative_numbers = true)]
     pub step_compile_timeout: u64,
 }
 
@@ -99,7 +99,7 @@ impl LimitArgs {
     pub fn limits(&self) -> crate::exec::StepLimits {
         crate::exec::StepLimits {
             memory: usize::try_from(self.step_memory).unwrap_or(usize::MAX),
-            timeout: std::time::Duration::from_secs(self.step_timeout),
+            timeout: std::time::Duration::from_secs(self.step_timeout.min(MAX_STEP_TIMEOUT_SECS)),
             max_write: self.step_max_write,
             max_files: self.step_max_files,
             max_module: self.step_max_module,
@@ -108,10 +108,79 @@ impl LimitArgs {
     }
 }
 
+/// Longest `--step-timeout` kept as given: a century, which is "no limit"
+/// for any build. Larger values (up to u64::MAX) saturate here, so the
+/// deadline `now + timeout` can never overflow the clock.
+pub const MAX_STEP_TIMEOUT_SECS: u64 = 100 * 365 * 24 * 60 * 60;
+
+/// Smallest `--step-memory`: one wasm page. Less cannot hold any memory, so
+/// it is a typo, not a limit.
+pub const MIN_STEP_MEMORY: u64 = 64 << 10;
+
+/// A size flag: bytes with an optional k/m/g/t suffix, up to u64::MAX.
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     crate::frontend::mount::parse_size(s).ok_or_else(|| {
-        format!("{s:?} is not a size: expected bytes with an optional k, m or g suffix, like 512m")
+        format!(
+            "{s:?} is not a size from 0 to {}: expected bytes with an optional k, m, g or t suffix, like 512m",
+            u64::MAX
+        )
     })
+}
+
+fn parse_memory_arg(s: &str) -> Result<u64, String> {
+    let n = parse_size_arg(s)?;
+    if n < MIN_STEP_MEMORY {
+        return Err(format!(
+            "{s:?} is too small: expected a size from 64k (one wasm page) to {}",
+            u64::MAX
+        ));
+    }
+    Ok(n)
+}
+
+/// Smallest `--step-max-module`: the 8-byte header every wasm binary
+/// starts with. Less refuses every program, so it is a typo, not a limit.
+pub const MIN_STEP_MAX_MODULE: u64 = 8;
+
+fn parse_module_arg(s: &str) -> Result<u64, String> {
+    let n = parse_size_arg(s)?;
+    if n < MIN_STEP_MAX_MODULE {
+        return Err(format!(
+            "{s:?} is too small: expected a size from 8 (a wasm header) to {}",
+            u64::MAX
+        ));
+    }
+    Ok(n)
+}
+
+/// A whole number from `min` up; more digits than u64 holds saturate at
+/// u64::MAX (a limit that large means "no limit" anyway).
+fn parse_whole(s: &str, min: u64, unit: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let range = format!("expected {unit} from {min} to {}", u64::MAX);
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a whole number: {range}"));
+    }
+    let n = t.parse::<u64>().unwrap_or(u64::MAX);
+    if n < min {
+        return Err(format!("{s:?} is too small: {range}"));
+    }
+    Ok(n)
+}
+
+fn parse_seconds_arg(s: &str) -> Result<u64, String> {
+    parse_whole(s, 1, "whole seconds")
+}
+
+fn parse_count_arg(s: &str) -> Result<u64, String> {
+    parse_whole(s, 0, "a count")
+}
+
+/// `--jobs`: at least 1; more than 65535 saturates (no build has that many
+/// stages to run at once).
+fn parse_jobs_arg(s: &str) -> Result<u16, String> {
+    let n = parse_whole(s, 1, "a number of stages")?;
+    Ok(u16::try_from(n).unwrap_or(u16::MAX))
 }
 
 /// `kiln run`.
@@ -135,7 +204,7 @@ pub struct RunArgs {
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
     /// Largest secret accepted (bytes, or with a k/m/g suffix)
-    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg, allow_negative_numbers = true)]
     pub secret_max_size: u64,
     /// Step limits.
     #[command(flatten)]
@@ -166,7 +235,7 @@ pub struct BuildArgs {
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
     /// Largest secret accepted (bytes, or with a k/m/g suffix)
-    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg, allow_negative_numbers = true)]
     pub secret_max_size: u64,
     /// What to do when a layer or the image config contains a secret
     #[arg(long, value_enum, default_value_t = crate::build::SecretScan::Error, value_name = "MODE")]
@@ -181,7 +250,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
     /// How many stages may build at once [default: the number of cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_jobs_arg, allow_negative_numbers = true)]
     pub jobs: Option<u16>,
     /// Import step cache entries from an OCI layout directory: type=local,src=DIR; repeatable
     #[arg(long, value_name = "SPEC")]
@@ -255,7 +324,7 @@ pub struct PruneArgs {
     #[arg(long, value_name = "FILTER", value_parser = ["type=exec.cachemount"], conflicts_with_all = ["all", "keep_storage"])]
     pub filter: Option<String>,
     /// Keep at most SIZE of step cache data (least recently used goes first), like 10g
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, allow_negative_numbers = true)]
     pub keep_storage: Option<u64>,
 }
 

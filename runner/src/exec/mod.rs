@@ -236,8 +236,9 @@ impl Engine {
     ) -> (StepState, Outcome) {
         // One source of truth for the memory limit: the step's limits.
         state.limits = wasi::Limiter::new(limits.memory);
-        let deadline = Instant::now() + limits.timeout;
-        state.deadline = Some(deadline);
+        // A timeout past the end of the clock means no deadline, not a panic.
+        let deadline = Instant::now().checked_add(limits.timeout);
+        state.deadline = deadline;
         let cancel = Arc::clone(&state.cancel);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -246,7 +247,7 @@ impl Engine {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Interrupt::Cancelled.into());
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Interrupt::Timeout.into());
             }
             Ok(wasmtime::UpdateDeadline::Continue(1))

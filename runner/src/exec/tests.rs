@@ -491,3 +491,17 @@ fn a_compile_over_its_time_limit_fails_and_is_not_remembered() {
     );
     assert!(matches!(loaded, Ok((_, LoadedFrom::Compiled))));
 }
+
+#[test]
+fn a_timeout_past_the_end_of_the_clock_means_no_deadline_not_a_panic() {
+    // `--step-timeout 18446744073709551615` once panicked in `now + timeout`.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    let limits = StepLimits {
+        timeout: Duration::MAX,
+        ..StepLimits::default()
+    };
+    let wat = r#"(module (func (export "_start")))"#;
+    assert_eq!(run_wat(&engine, &store, wat, &limits), Outcome::Exit(0));
+}

@@ -128,6 +128,11 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// Widest snippet line shown, in characters. A longer line (a 120 KB
+/// one-line Kilnfile) is shown as a window around the column, so an error
+/// never floods the terminal.
+const MAX_SNIPPET_CHARS: usize = 120;
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -137,21 +142,36 @@ impl fmt::Display for Diagnostic {
         )?;
         if !self.line_text.is_empty() {
             let gutter = self.line.to_string().len();
-            let pad: String = self
-                .line_text
+            let chars: Vec<char> = self.line_text.chars().collect();
+            let col = self.column.saturating_sub(1).min(chars.len());
+            // The window of the line shown: all of it when it fits.
+            let (start, end) = if chars.len() <= MAX_SNIPPET_CHARS {
+                (0, chars.len())
+            } else {
+                let start = col.saturating_sub(MAX_SNIPPET_CHARS / 3);
+                (start, (start + MAX_SNIPPET_CHARS).min(chars.len()))
+            };
+            let lead = if start > 0 { "..." } else { "" };
+            let tail = if end < chars.len() { "..." } else { "" };
+            let shown: String = chars[start..end].iter().collect();
+            let pad: String = lead
                 .chars()
-                .take(self.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .map(|_| ' ')
+                .chain(
+                    chars[start..col]
+                        .iter()
+                        .map(|&c| if c == '\t' { '\t' } else { ' ' }),
+                )
                 .collect();
+            let width = self.width.min(end.saturating_sub(col)).max(1);
             write!(
                 f,
-                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}{}",
+                "\n{:gutter$} |\n{} | {lead}{shown}{tail}\n{:gutter$} | {}{}",
                 "",
                 self.line,
-                self.line_text,
                 "",
                 pad,
-                "^".repeat(self.width)
+                "^".repeat(width)
             )?;
         }
         Ok(())
@@ -173,6 +193,20 @@ mod tests {
             d.to_string(),
             "Kilnfile:2:7: no such file\n  |\n2 | COPY  a  b\n  |       ^"
         );
+    }
+
+    #[test]
+    fn a_very_long_line_is_shown_as_a_window_around_the_column() {
+        let text = format!("WORKDIR {}^{}\n", "a".repeat(100_000), "b".repeat(100_000));
+        let src = Source::new("K", text);
+        let d = src.error(100_008..100_009, "here");
+        let shown = d.to_string();
+        assert!(shown.len() < 400, "{} bytes", shown.len());
+        let lines: Vec<&str> = shown.lines().collect();
+        // The caret is under the '^' of the text.
+        let at = lines[3].find('^').unwrap();
+        assert_eq!(&lines[2][at..at + 1], "^", "{shown}");
+        assert!(lines[2].ends_with("..."), "{shown}");
     }
 
     #[test]

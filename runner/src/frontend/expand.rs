@@ -13,7 +13,16 @@
 //!
 //! This module is pure: callers pass a lookup function for the variables in
 //! scope. Errors carry the byte offset in the word so the frontend can point
-//! at the exact column.
+//! at the exact column. The lexer is recursive (`${A:-${B:-...}}`), so the
+//! nesting is capped at [`MAX_NESTING`]: deeper input is an error, never a
+//! stack overflow.
+
+/// Deepest nesting of `${...}` inside a word. People write two or three
+/// levels; each level costs a few hundred bytes of stack, so 64 levels stay
+/// far inside the smallest stack kiln expands on (a 2 MiB thread), while a
+/// hostile 20,000-level word is refused with the column of the first `${`
+/// past the limit.
+pub const MAX_NESTING: usize = 64;
 
 /// Why a word could not be expanded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +47,7 @@ pub fn expand<'a>(
         escape,
         lookup,
         len: word.len(),
+        depth: 0,
     };
     lexer.until(None)
 }
@@ -54,6 +64,8 @@ struct Lexer<'l, 'a> {
     escape: char,
     lookup: &'l dyn Fn(&str) -> Option<&'a str>,
     len: usize,
+    /// How many `${` the lexer is inside.
+    depth: usize,
 }
 
 impl Lexer<'_, '_> {
@@ -185,6 +197,12 @@ impl Lexer<'_, '_> {
             }
             return Ok(self.value(&name).unwrap_or_default());
         }
+        if self.depth >= MAX_NESTING {
+            return Err(self.err(
+                start,
+                format!("substitutions nested deeper than {MAX_NESTING} levels"),
+            ));
+        }
         self.next(); // '{'
         let name_at = self.offset();
         let name = self.name();
@@ -203,7 +221,10 @@ impl Lexer<'_, '_> {
         match self.next() {
             Some('}') if !colon => Ok(value.unwrap_or_default()),
             Some(op @ ('-' | '+' | '?')) => {
-                let word = self.until(Some('}'))?;
+                self.depth += 1;
+                let word = self.until(Some('}'));
+                self.depth -= 1;
+                let word = word?;
                 // With ':' an empty value counts as unset, as in sh.
                 let set = value.as_deref().is_some_and(|v| !colon || !v.is_empty());
                 match op {
@@ -301,6 +322,19 @@ mod tests {
         let none = |_: &str| None;
         assert_eq!(expand("`$A", '`', &none).unwrap(), "$A");
         assert_eq!(expand("C:\\dir", '`', &none).unwrap(), "C:\\dir");
+    }
+
+    #[test]
+    fn refuses_nesting_past_the_limit_without_overflowing_the_stack() {
+        let nested = |depth: usize| "${A:-".repeat(depth) + "x" + &"}".repeat(depth);
+        assert_eq!(x(&nested(MAX_NESTING)).unwrap(), "alpha");
+        assert_eq!(x(&nested(MAX_NESTING).replace('A', "NOPE")).unwrap(), "x");
+        let e = x(&nested(20_000)).unwrap_err();
+        assert_eq!(e.offset, MAX_NESTING * 5);
+        assert!(e.message.contains("nested deeper than 64"), "{e}");
+        // Inside double quotes the same limit holds.
+        let quoted = "\"${NOPE:-".repeat(20_000);
+        assert!(x(&quoted).unwrap_err().message.contains("nested deeper"));
     }
 
     #[test]

@@ -15,11 +15,13 @@
 mod diagnostic;
 pub mod expand;
 mod instruction;
+mod limits;
 pub mod mount;
 pub mod words;
 
 pub use diagnostic::{Diagnostic, Source, Span};
 pub use instruction::*;
+pub use limits::{MAX_CONFIG_ENTRIES, MAX_INSTRUCTIONS};
 pub use mount::{Mount, MountType, Sharing};
 
 use parse_dockerfile as pd;
@@ -62,9 +64,11 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
 
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
+    let mut budget = limits::Budget::default();
     for inst in &df.instructions {
         match inst {
             pd::Instruction::From(from) => {
+                budget.instruction(&source, &from.from.span)?;
                 let stage = cx.from(from, stages.len())?;
                 if let Some(name) = &stage.name
                     && stages.iter().any(|s| s.name.as_deref() == Some(name))
@@ -80,6 +84,8 @@ pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
             }
             other => {
                 let converted = cx.instruction(other)?;
+                budget.instruction(&source, &converted.span)?;
+                budget.entries(&source, &converted)?;
                 match stages.last_mut() {
                     Some(stage) => stage.instructions.push(converted),
                     None => match converted.kind {
@@ -611,5 +617,7 @@ fn heredoc_names(line: &str) -> Vec<String> {
     names
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -311,3 +311,55 @@ fn oversized_files_are_refused() {
     let big = format!("FROM scratch\n#{}\n", "x".repeat(MAX_KILNFILE_BYTES));
     assert!(err(&big).message.contains("expected at most"));
 }
+
+#[test]
+fn a_20000_deep_substitution_is_a_located_error_not_a_stack_overflow() {
+    let depth = 20_000;
+    let word = "${A:-".repeat(depth) + "x" + &"}".repeat(depth);
+    let k = ok(&format!("FROM scratch\nWORKDIR {word}\n"));
+    let InstructionKind::Workdir(w) = &k.stages[0].instructions[0].kind else {
+        panic!("expected WORKDIR");
+    };
+    // Run where a build expands words: on a thread with a 2 MiB stack.
+    let d = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn_scoped(s, || k.expand(w, &|_| None))
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+    .unwrap_err();
+    let column = "WORKDIR ".len() + expand::MAX_NESTING * "${A:-".len() + 1;
+    assert_eq!((d.line, d.column), (2, column));
+    assert!(d.message.contains("nested deeper than"), "{d}");
+}
+
+#[test]
+fn generated_giants_are_refused_before_they_cost_quadratic_work() {
+    // 300,000 ENV entries on one line hung the build (found by hand while
+    // hardening): now a located error at parse time.
+    let line: Vec<String> = (0..300_000).map(|i| format!("A{i}=x")).collect();
+    let d = err(&format!("FROM scratch\nENV {}\n", line.join(" ")));
+    assert_eq!((d.line, d.column), (2, 1));
+    assert!(d.message.contains("more than 10000 ARG, ENV, LABEL"), "{d}");
+    // At the limit is fine.
+    let line: Vec<String> = (0..MAX_CONFIG_ENTRIES).map(|i| format!("A{i}=x")).collect();
+    ok(&format!("FROM scratch\nENV {}\n", line.join(" ")));
+    // VOLUME of 400,000 paths took minutes; the entries count together.
+    let volumes: Vec<String> = (0..MAX_CONFIG_ENTRIES).map(|i| format!("/v{i}")).collect();
+    let d = err(&format!(
+        "FROM scratch\nEXPOSE 80\nVOLUME {}\n",
+        volumes.join(" ")
+    ));
+    assert_eq!((d.line, d.column), (3, 1));
+
+    let many = "WORKDIR /a\n".repeat(MAX_INSTRUCTIONS);
+    let d = err(&format!("FROM scratch\n{many}"));
+    assert_eq!(d.line, MAX_INSTRUCTIONS + 1);
+    assert!(d.message.contains("more than 10000 instructions"), "{d}");
+    ok(&format!(
+        "FROM scratch\n{}",
+        "WORKDIR /a\n".repeat(MAX_INSTRUCTIONS - 1)
+    ));
+}

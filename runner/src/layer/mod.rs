@@ -22,7 +22,10 @@ mod writer;
 use std::fmt;
 use std::io::{self, Read};
 
-pub use reader::read_layer;
+pub use reader::{
+    MAX_EXPANSION_RATIO, MAX_HEADER_BYTES, MAX_LAYER_ENTRIES, MIN_EXPANSION_LIMIT, ReadLimits,
+    read_layer, read_layer_limited,
+};
 pub use writer::{WrittenLayer, write_layer};
 
 use crate::digest::Digest;
@@ -204,5 +207,26 @@ pub enum LayerError {
         link: snapshot::ImagePath,
         /// Its target.
         target: snapshot::ImagePath,
+    },
+    /// A layer read back (from the store or a cache directory) holds an
+    /// entry kiln refuses: see `reader.rs`.
+    #[error("layer {layer}: entry {entry:?} is refused: {reason}")]
+    Untrusted {
+        /// The layer blob.
+        layer: Digest,
+        /// The entry's name as the tar has it.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A layer read back expands past its limit (a decompression bomb).
+    #[error(
+        "layer {layer} expands to more than {limit} bytes, more than its size allows: refused as a decompression bomb"
+    )]
+    Bomb {
+        /// The layer blob.
+        layer: Digest,
+        /// The limit it passed.
+        limit: u64,
     },
 }

@@ -278,7 +278,7 @@ fn read_file(id: &str, path: &Path, max: u64) -> Result<Vec<u8>, SecretError> {
             max,
         });
     }
-    let mut bytes = read_zeroizing(file.take(max + 1), size).map_err(err)?;
+    let mut bytes = read_zeroizing(file.take(max.saturating_add(1)), size).map_err(err)?;
     if bytes.len() as u64 > max {
         let size = bytes.len() as u64;
         zeroize::Zeroize::zeroize(&mut bytes);

@@ -27,6 +27,8 @@ use super::{Result, io_err};
 const LOCK_SUFFIX: &str = ".lock";
 /// Suffix of a lock file being created (locked, then renamed to its name).
 const NEW_SUFFIX: &str = ".lock-new";
+/// Age after which a lock file still being created is surely abandoned.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One process's temp directory, removed when the last handle is dropped.
 #[derive(Debug)]
@@ -111,15 +113,24 @@ pub(super) fn sweep(tmp: &Path, idle: bool) -> SweepReport {
                 report.removed += 1;
             }
         } else if name.ends_with(NEW_SUFFIX) {
-            // A process died between creating its lock and renaming it.
-            if let Some(lock) = try_lock(&path) {
+            // A process died between creating its lock and renaming it. A
+            // live one holds this name for microseconds, and between
+            // creating and locking it the lock is free: only an old one is
+            // certainly abandoned.
+            let old = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= ABANDONED_AFTER));
+            if old && let Some(lock) = try_lock(&path) {
                 drop(lock);
                 let _ = fs::remove_file(&path);
             }
         } else if is_session_dir(name) {
             // A live session always has its lock beside its directory; a
-            // directory without one is left from a dead process.
-            if !names.contains(&format!("{name}{LOCK_SUFFIX}")) && remove_any(&path).is_ok() {
+            // directory without one is left from a dead process. Checked
+            // again now: the listing may have seen a new directory but not
+            // the lock renamed into place just before it.
+            let lock = tmp.join(format!("{name}{LOCK_SUFFIX}"));
+            if !lock.exists() && remove_any(&path).is_ok() {
                 report.removed += 1;
             }
         } else if idle && remove_any(&path).is_ok() {
