@@ -3,6 +3,11 @@
 //! temp file in the store once they outgrow [`MEM_LIMIT`]. A step can write
 //! gigabytes with bounded memory; nothing it wrote outlives the process
 //! except through the layer it produces.
+//!
+//! Where there is no spill directory (`spill: None`: a tmpfs mount), the
+//! bytes stay in memory whatever their size; the mount's size cap bounds
+//! them. Lower bytes are read through [`super::handles`], which bounds the
+//! host handles a step holds.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -23,12 +28,10 @@ const COPY_BUFFER: usize = 256 << 10;
 /// A file's contents. See the module docs.
 #[derive(Debug)]
 pub enum Data {
-    /// Unmodified lower contents, opened on first read.
+    /// Unmodified lower contents, read from the store on demand.
     Lower {
         /// The contents in the store.
         file: FileRef,
-        /// The open store file, once read.
-        handle: Option<File>,
     },
     /// Small contents written by the step.
     Mem(Vec<u8>),
@@ -78,28 +81,21 @@ impl Data {
                 buf[..want].copy_from_slice(&v[start..start + want]);
                 Ok(want)
             }
-            Data::Lower { file, handle } => {
-                if handle.is_none() {
-                    *handle = Some(File::open(store.content_path(&file.digest)).map_err(io)?);
-                }
-                let f = handle.as_mut().expect("just opened");
-                read_full_at(f, offset, &mut buf[..want])
+            Data::Lower { file } => {
+                super::handles::read_at(&store.content_path(&file.digest), offset, &mut buf[..want])
+                    .map_err(io)
             }
             Data::Temp { file, .. } => read_full_at(file, offset, &mut buf[..want]),
         }
     }
 
     /// Makes the contents the step's own (copying lower bytes up), so they
-    /// can be changed.
-    pub fn make_upper(&mut self, store: &Store, tmp_dir: &Path) -> VfsResult<()> {
-        if let Data::Lower { file, .. } = self {
+    /// can be changed. `spill` is where large contents go (`None`: memory).
+    pub fn make_upper(&mut self, store: &Store, spill: Option<&Path>) -> VfsResult<()> {
+        if let Data::Lower { file } = self {
             let file = *file;
             let mut src = store.open_content(&file).map_err(|_| Errno::Io)?;
-            *self = if file.size as usize <= MEM_LIMIT {
-                let mut v = Vec::with_capacity(file.size as usize);
-                src.read_to_end(&mut v).map_err(io)?;
-                Data::Mem(v)
-            } else {
+            *self = if let (Some(tmp_dir), true) = (spill, file.size > MEM_LIMIT as u64) {
                 let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
                 let copied = io::copy(
                     &mut io::BufReader::with_capacity(COPY_BUFFER, src),
@@ -110,17 +106,23 @@ impl Data {
                     file: tmp,
                     len: copied,
                 }
+            } else {
+                let mut v =
+                    Vec::with_capacity(usize::try_from(file.size).map_err(|_| Errno::Fbig)?);
+                src.read_to_end(&mut v).map_err(io)?;
+                Data::Mem(v)
             };
         }
         Ok(())
     }
 
-    /// Writes at `offset` (contents must be upper). Returns how much the
-    /// length grew.
-    pub fn write_at(&mut self, tmp_dir: &Path, offset: u64, data: &[u8]) -> VfsResult<u64> {
+    /// Writes at `offset` (contents must be upper), spilling to `spill`
+    /// past [`MEM_LIMIT`] when there is one. Returns how much the length grew.
+    pub fn write_at(&mut self, spill: Option<&Path>, offset: u64, data: &[u8]) -> VfsResult<u64> {
         let old_len = self.len();
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
         if let Data::Mem(v) = self
+            && let Some(tmp_dir) = spill
             && end > MEM_LIMIT as u64
         {
             let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
@@ -132,7 +134,7 @@ impl Data {
         }
         match self {
             Data::Mem(v) => {
-                let end = end as usize;
+                let end = usize::try_from(end).map_err(|_| Errno::Fbig)?;
                 if v.len() < end {
                     v.resize(end, 0);
                 }
@@ -148,9 +150,11 @@ impl Data {
         Ok(self.len().saturating_sub(old_len))
     }
 
-    /// Truncates or extends with zeros (contents must be upper).
-    pub fn set_len(&mut self, tmp_dir: &Path, size: u64) -> VfsResult<()> {
+    /// Truncates or extends with zeros (contents must be upper), spilling
+    /// as [`Data::write_at`] does.
+    pub fn set_len(&mut self, spill: Option<&Path>, size: u64) -> VfsResult<()> {
         if let Data::Mem(v) = self
+            && let Some(tmp_dir) = spill
             && size > MEM_LIMIT as u64
         {
             let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
@@ -159,7 +163,7 @@ impl Data {
             *self = Data::Temp { file: tmp, len };
         }
         match self {
-            Data::Mem(v) => v.resize(size as usize, 0),
+            Data::Mem(v) => v.resize(usize::try_from(size).map_err(|_| Errno::Fbig)?, 0),
             Data::Temp { file, len } => {
                 file.set_len(size).map_err(io)?;
                 *len = size;
@@ -173,7 +177,7 @@ impl Data {
     pub fn layer_content(&self) -> VfsResult<crate::layer::Content> {
         use crate::layer::Content;
         Ok(match self {
-            Data::Lower { file, .. } => Content::Stored(*file),
+            Data::Lower { file } => Content::Stored(*file),
             Data::Mem(v) => Content::Bytes(v.clone()),
             Data::Temp { file, len } => {
                 let mut copy = file.try_clone().map_err(io)?;

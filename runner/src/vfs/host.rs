@@ -18,15 +18,24 @@
 //!
 //! Host errors become [`Errno`]s in `errno` below: by number on Unix, by
 //! [`io::ErrorKind`] elsewhere.
+//!
+//! What the step writes is charged to the step's [`WriteBudget`] once the
+//! namespace shares it: the nodes it creates, and the bytes by which files
+//! grow. Bytes freed (truncation, the last name of a file removed) are given
+//! back, but never more than were charged for that file: a step that
+//! deletes what was in a cache before it ran cannot spend that space on new
+//! writes.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
 use cap_std::fs::{Dir, DirBuilder, Metadata, OpenOptions};
 
+use super::budget::WriteBudget;
 use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
 use crate::snapshot::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 
@@ -70,6 +79,10 @@ pub struct HostFs {
     nodes: HashMap<u64, Node>,
     ids: HashMap<Key, u64>,
     next_id: u64,
+    /// The step's budget, once the namespace shares it.
+    budget: Option<Arc<WriteBudget>>,
+    /// Bytes charged to the budget for each node and not yet given back.
+    charged: HashMap<u64, u64>,
 }
 
 fn rel(path: &str) -> &Path {
@@ -312,7 +325,7 @@ fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<usize> 
 }
 
 /// Reads until `buf` is full or the end of the file.
-fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(super) fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match read_at(file, &mut buf[done..], offset + done as u64) {
@@ -365,6 +378,8 @@ impl HostFs {
             nodes,
             ids: HashMap::from([(key, ROOT)]),
             next_id: ROOT + 1,
+            budget: None,
+            charged: HashMap::new(),
         })
     }
 
@@ -374,6 +389,58 @@ impl HostFs {
         } else {
             Ok(())
         }
+    }
+
+    /// Runs `create`, a creation of one node, charged to the budget first
+    /// (and given back if it fails).
+    fn charged_create<T>(
+        &mut self,
+        create: impl FnOnce(&mut Self) -> VfsResult<T>,
+    ) -> VfsResult<T> {
+        if let Some(b) = &self.budget {
+            b.charge_file()?;
+        }
+        let made = create(self);
+        if made.is_err()
+            && let Some(b) = &self.budget
+        {
+            b.refund_file();
+        }
+        made
+    }
+
+    /// Charges `n` bytes by which file `id` grows.
+    fn charge_bytes(&mut self, id: u64, n: u64) -> VfsResult<()> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        b.charge_bytes(n)?;
+        *self.charged.entry(id).or_default() += n;
+        Ok(())
+    }
+
+    /// Gives back up to `n` bytes file `id` freed (at most what it was
+    /// charged).
+    fn refund_bytes(&mut self, id: u64, n: u64) {
+        let Some(charged) = self.charged.get_mut(&id) else {
+            return;
+        };
+        let n = n.min(*charged);
+        *charged -= n;
+        if *charged == 0 {
+            self.charged.remove(&id);
+        }
+        if let Some(b) = &self.budget {
+            b.refund_bytes(n);
+        }
+    }
+
+    /// The current size of file `id`.
+    fn size(&self, id: u64) -> VfsResult<u64> {
+        Ok(self.meta(id)?.len())
     }
 
     fn node(&self, id: u64) -> VfsResult<&Node> {
@@ -435,6 +502,8 @@ impl HostFs {
 
     /// Notes that `path`, a name of node `id` that had `nlink` names, is
     /// gone; the node leaves the table unless it is open or named elsewhere.
+    /// What its bytes were charged is given back with its last name, or at
+    /// its last close if it is open.
     fn forget_path(&mut self, id: u64, path: &str, nlink: u64) {
         #[cfg(not(unix))]
         self.ids.remove(&Key::Path(path.to_string()));
@@ -447,6 +516,7 @@ impl HostFs {
         node.nlink = nlink.saturating_sub(1);
         if node.nlink == 0 && node.open == 0 {
             self.drop_node(id);
+            self.refund_bytes(id, u64::MAX);
         }
     }
 
@@ -676,9 +746,11 @@ impl FileSystem for HostFs {
         cap_std::fs::OpenOptionsExt::mode(&mut opts, mode);
         #[cfg(not(unix))]
         let _ = mode;
-        let file = self.dir.open_with(rel(&path), &opts).map_err(errno)?;
-        let meta = file.metadata().map_err(errno)?;
-        Ok(self.register(path, &meta))
+        self.charged_create(|fs| {
+            let file = fs.dir.open_with(rel(&path), &opts).map_err(errno)?;
+            let meta = file.metadata().map_err(errno)?;
+            Ok(fs.register(path, &meta))
+        })
     }
 
     fn mkdir(&mut self, dir: u64, name: &str, mode: u32) -> VfsResult<u64> {
@@ -690,11 +762,13 @@ impl FileSystem for HostFs {
         cap_std::fs::DirBuilderExt::mode(&mut builder, mode);
         #[cfg(not(unix))]
         let _ = mode;
-        self.dir
-            .create_dir_with(rel(&path), &builder)
-            .map_err(errno)?;
-        let meta = self.symlink_metadata(&path)?;
-        Ok(self.register(path, &meta))
+        self.charged_create(|fs| {
+            fs.dir
+                .create_dir_with(rel(&path), &builder)
+                .map_err(errno)?;
+            let meta = fs.symlink_metadata(&path)?;
+            Ok(fs.register(path, &meta))
+        })
     }
 
     fn symlink(&mut self, dir: u64, name: &str, target: &str) -> VfsResult<u64> {
@@ -707,13 +781,15 @@ impl FileSystem for HostFs {
         }
         let path = self.child_path(dir, name)?;
         // The target is stored as written; only the VFS ever resolves it.
-        #[cfg(unix)]
-        let made = self.dir.symlink_contents(target, rel(&path));
-        #[cfg(windows)]
-        let made = self.dir.symlink_file(target, rel(&path));
-        made.map_err(errno)?;
-        let meta = self.symlink_metadata(&path)?;
-        Ok(self.register(path, &meta))
+        self.charged_create(|fs| {
+            #[cfg(unix)]
+            let made = fs.dir.symlink_contents(target, rel(&path));
+            #[cfg(windows)]
+            let made = fs.dir.symlink_file(target, rel(&path));
+            made.map_err(errno)?;
+            let meta = fs.symlink_metadata(&path)?;
+            Ok(fs.register(path, &meta))
+        })
     }
 
     fn link(&mut self, node: u64, dir: u64, name: &str) -> VfsResult<()> {
@@ -723,9 +799,11 @@ impl FileSystem for HostFs {
         }
         let from = self.path(node)?;
         let to = self.child_path(dir, name)?;
-        self.dir
-            .hard_link(rel(&from), &self.dir, rel(&to))
-            .map_err(errno)?;
+        self.charged_create(|fs| {
+            fs.dir
+                .hard_link(rel(&from), &fs.dir, rel(&to))
+                .map_err(errno)
+        })?;
         // Unix: the new name has the node's inode, so it maps to the node.
         #[cfg(not(unix))]
         self.ids.insert(Key::Path(to.clone()), node);
@@ -803,14 +881,30 @@ impl FileSystem for HostFs {
 
     fn write(&mut self, node: u64, offset: u64, data: &[u8]) -> VfsResult<usize> {
         self.writable()?;
-        offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
-        self.with_file(node, true, |f| write_all_at(f, data, offset))?;
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
+        let before = self.size(node)?;
+        let grow = end.saturating_sub(before);
+        self.charge_bytes(node, grow)?;
+        if let Err(e) = self.with_file(node, true, |f| write_all_at(f, data, offset)) {
+            // A partial write may have grown the file: keep that charged.
+            let grown = self.size(node).map_or(0, |now| now.saturating_sub(before));
+            self.refund_bytes(node, grow.saturating_sub(grown));
+            return Err(e);
+        }
         Ok(data.len())
     }
 
     fn set_size(&mut self, node: u64, size: u64) -> VfsResult<()> {
         self.writable()?;
-        self.with_file(node, true, |f| f.set_len(size))
+        let before = self.size(node)?;
+        let grow = size.saturating_sub(before);
+        self.charge_bytes(node, grow)?;
+        if let Err(e) = self.with_file(node, true, |f| f.set_len(size)) {
+            self.refund_bytes(node, grow);
+            return Err(e);
+        }
+        self.refund_bytes(node, before.saturating_sub(size));
+        Ok(())
     }
 
     fn set_times(&mut self, node: u64, atime: SetTime, mtime: SetTime) -> VfsResult<()> {
@@ -863,10 +957,20 @@ impl FileSystem for HostFs {
         };
         n.open = n.open.saturating_sub(1);
         if n.open == 0 {
-            n.handle = None;
             if n.path.is_none() && n.nlink == 0 {
+                // The last handle of a removed file: its bytes are freed now.
+                n.handle = None;
                 self.drop_node(node);
+                self.refund_bytes(node, u64::MAX);
+            } else {
+                n.handle = None;
             }
+        }
+    }
+
+    fn share_budget(&mut self, budget: Arc<WriteBudget>) {
+        if !self.readonly {
+            self.budget = Some(budget);
         }
     }
 
