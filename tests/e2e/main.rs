@@ -14,6 +14,7 @@ mod docs;
 mod errors;
 mod examples;
 mod getting_started;
+mod limits;
 mod outside_tools;
 mod run;
 mod secrets;

@@ -102,6 +102,20 @@ fn run(op: &[String]) -> std::io::Result<()> {
                 fs::write(format!("{}/f{i}", arg(1)), i.to_string())?;
             }
         }
+        // Opens every file of a directory and keeps them all open, then
+        // reads each: a guest holding more files than the host may open.
+        "open-all" => {
+            let mut files = Vec::new();
+            for e in fs::read_dir(arg(1))? {
+                files.push(fs::File::open(e?.path())?);
+            }
+            let mut bytes = 0;
+            for f in &mut files {
+                let mut buf = Vec::new();
+                bytes += f.read_to_end(&mut buf)?;
+            }
+            writeln!(out, "{} files {bytes} bytes", files.len())?
+        }
         "stderr" => eprintln!("{}", op[1..].join(" ")),
         "exit" => std::process::exit(arg(1).parse().unwrap_or(1)),
         "trap" => std::process::abort(),
