@@ -116,6 +116,15 @@ fn run(op: &[String]) -> std::io::Result<()> {
             }
             writeln!(out, "{} files {bytes} bytes", files.len())?
         }
+        // Reads every file of a directory, one after another (a tree walk).
+        "read-all" => {
+            let (mut files, mut bytes) = (0, 0);
+            for e in fs::read_dir(arg(1))? {
+                bytes += fs::read(e?.path())?.len();
+                files += 1;
+            }
+            writeln!(out, "{files} files {bytes} bytes")?
+        }
         "stderr" => eprintln!("{}", op[1..].join(" ")),
         "exit" => std::process::exit(arg(1).parse().unwrap_or(1)),
         "trap" => std::process::abort(),
