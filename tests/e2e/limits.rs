@@ -23,7 +23,10 @@ fn write_and_file_limits_cover_every_mount() {
         let sb = Sandbox::new();
         for (i, (where_, mount)) in [
             ("the root", String::new()),
-            ("a tmpfs without size", "--mount=type=tmpfs,target=/t".into()),
+            (
+                "a tmpfs without size",
+                "--mount=type=tmpfs,target=/t".into(),
+            ),
             ("a cache", "--mount=type=cache,id=c{i},target=/t".into()),
             (
                 "a rw context bind",
@@ -224,6 +227,31 @@ fn reads_more_image_files_than_kiln_may_open(count: usize, ops: &[&str]) {
 fn a_step_reads_more_image_files_than_kiln_may_open() {
     // One after another, and all held open at once.
     reads_more_image_files_than_kiln_may_open(3_000, &["read-all", "open-all"]);
+}
+
+#[test]
+fn a_step_holds_more_bound_files_open_than_kiln_may_open() {
+    let (wasi, guest) = GUESTS[0];
+    let sb = Sandbox::new();
+    let count = 3_000;
+    for i in 0..count {
+        sb.write(&format!("ctx/src/many/f{i}"), format!("{i}\n"));
+    }
+    context(
+        &sb,
+        guest,
+        "FROM scratch\nCOPY bin/ /bin/\nRUN --mount=type=bind,source=src/many,target=/m probe open-all /m -- read-all /m\n",
+    );
+    let out = kiln_with_open_file_limit(&sb, 256, &["build", "--progress", "plain", "ctx"]).ok();
+    let bytes: usize = (0..count).map(|i| format!("{i}\n").len()).sum();
+    assert_eq!(
+        out.stderr
+            .matches(&format!(" {count} files {bytes} bytes\n"))
+            .count(),
+        2,
+        "{wasi}: {}",
+        out.stderr
+    );
 }
 
 /// A walk of 100,000 image files (slow: run with `--ignored`).

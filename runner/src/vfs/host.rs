@@ -12,9 +12,15 @@
 //! host's (device, inode), so hard links share an id; elsewhere it is the
 //! path. The table records each node's current path: renames update it
 //! (everything under a renamed directory too), unlinks clear it. While a node
-//! is open ([`FileSystem::open`]) it keeps a host handle, which serves reads
+//! is open ([`FileSystem::open`]) it has a host handle, which serves reads
 //! and writes without reopening and keeps an unlinked file usable until the
-//! last [`FileSystem::close`].
+//! last [`FileSystem::close`]. A guest may hold more files open than kiln
+//! may open, so file handles of nodes that still have a name are kept in a
+//! least-recently-used set of [`MAX_HOST_FILE_HANDLES`] (`host/lru.rs`): an
+//! evicted one is reopened by its path (and checked to be the same host
+//! file) on its next use. A node about to lose its last name gets its handle
+//! back first and keeps it until closed. Directory handles are not evicted:
+//! a walk holds one per level.
 //!
 //! Host errors become [`Errno`]s in `errno` below: by number on Unix, by
 //! [`io::ErrorKind`] elsewhere.
@@ -40,6 +46,13 @@ use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult}
 use crate::snapshot::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 
 const ROOT: u64 = 1;
+
+/// Most host file handles one HostFs keeps for its open nodes that still
+/// have a name (unlinked open files keep theirs; the guest's own descriptor
+/// limit bounds those). A step has a few mounts, and several steps run at
+/// once: 32 each keeps kiln far below a 256-descriptor limit, while a guest
+/// interleaving a few dozen open files never waits on a reopen.
+pub const MAX_HOST_FILE_HANDLES: usize = 32;
 
 /// What identifies a host node across lookups.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,6 +96,8 @@ pub struct HostFs {
     budget: Option<Arc<WriteBudget>>,
     /// Bytes charged to the budget for each node and not yet given back.
     charged: HashMap<u64, u64>,
+    /// Open nodes whose file handle may be evicted.
+    file_handles: lru::Lru,
 }
 
 fn rel(path: &str) -> &Path {
@@ -380,6 +395,7 @@ impl HostFs {
             next_id: ROOT + 1,
             budget: None,
             charged: HashMap::new(),
+            file_handles: lru::Lru::new(MAX_HOST_FILE_HANDLES),
         })
     }
 
@@ -512,6 +528,8 @@ impl HostFs {
         };
         if node.path.as_deref() == Some(path) {
             node.path = None;
+            // Nameless: its handle cannot be reopened, so it stays.
+            self.file_handles.remove(id);
         }
         node.nlink = nlink.saturating_sub(1);
         if node.nlink == 0 && node.open == 0 {
@@ -640,6 +658,13 @@ impl HostFs {
             FileType::File if node.special => return Err(Errno::Notsup),
             FileType::File => {}
         }
+        if node.open > 0 {
+            self.hold(id)?;
+            if self.file_handles.contains(id) {
+                self.track(id);
+            }
+        }
+        let node = self.node(id)?;
         if let Some(Handle::File { file, writable }) = &node.handle {
             if write && !*writable {
                 return Err(Errno::Badf);
@@ -649,6 +674,41 @@ impl HostFs {
         let path = node.path.clone().ok_or(Errno::Noent)?;
         let file = self.open_file(&path, write)?;
         op(&file).map_err(errno)
+    }
+
+    /// Marks open node `id`'s file handle as used, closing the least
+    /// recently used one past [`MAX_HOST_FILE_HANDLES`].
+    fn track(&mut self, id: u64) {
+        if let Some(victim) = self.file_handles.touch(id)
+            && let Some(n) = self.nodes.get_mut(&victim)
+        {
+            n.handle = None;
+        }
+    }
+
+    /// Gives open node `id` its handle back if it was evicted: reopened by
+    /// path, and refused (`Io`) if the host file there is another one now.
+    fn hold(&mut self, id: u64) -> VfsResult<()> {
+        let node = self.node(id)?;
+        if node.open == 0 || node.handle.is_some() || node.kind != FileType::File {
+            return Ok(());
+        }
+        let handle = self.open_handle(node)?;
+        #[cfg(unix)]
+        if let Some(Handle::File { file, .. }) = &handle {
+            let meta = Metadata::from_file(file).map_err(errno)?;
+            if key_of(&meta, "") != node.key {
+                return Err(Errno::Io);
+            }
+        }
+        let named = node.path.is_some();
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.handle = handle;
+        }
+        if named {
+            self.track(id);
+        }
+        Ok(())
     }
 
     fn meta(&self, id: u64) -> VfsResult<Metadata> {
@@ -822,6 +882,8 @@ impl FileSystem for HostFs {
             return Err(Errno::Isdir);
         }
         let id = self.register(path.clone(), &meta);
+        // An open file must stay readable once nameless.
+        self.hold(id)?;
         self.dir.remove_file_or_symlink(rel(&path)).map_err(errno)?;
         self.forget_path(id, &path, nlink_of(&meta));
         Ok(())
@@ -864,6 +926,9 @@ impl FileSystem for HostFs {
                 n.path = Some(src);
             }
             return Ok(());
+        }
+        if let Some((dst_id, _)) = replaced {
+            self.hold(dst_id)?;
         }
         self.dir
             .rename(rel(&src), &self.dir, rel(&dst))
@@ -943,8 +1008,12 @@ impl FileSystem for HostFs {
         let n = self.node(node)?;
         if n.open == 0 {
             let handle = self.open_handle(n)?;
+            let evictable = matches!(handle, Some(Handle::File { .. })) && n.path.is_some();
             let n = self.nodes.get_mut(&node).ok_or(Errno::Badf)?;
             n.handle = handle;
+            if evictable {
+                self.track(node);
+            }
         }
         let n = self.nodes.get_mut(&node).ok_or(Errno::Badf)?;
         n.open += 1;
@@ -957,6 +1026,7 @@ impl FileSystem for HostFs {
         };
         n.open = n.open.saturating_sub(1);
         if n.open == 0 {
+            self.file_handles.remove(node);
             if n.path.is_none() && n.nlink == 0 {
                 // The last handle of a removed file: its bytes are freed now.
                 n.handle = None;
@@ -975,6 +1045,7 @@ impl FileSystem for HostFs {
     }
 
     fn sync(&mut self, node: u64) -> VfsResult<()> {
+        self.hold(node)?;
         match &self.node(node)?.handle {
             Some(Handle::File { file, .. }) => file.sync_all().map_err(errno),
             _ => Ok(()),
@@ -982,5 +1053,6 @@ impl FileSystem for HostFs {
     }
 }
 
+mod lru;
 #[cfg(test)]
 mod tests;
