@@ -84,6 +84,11 @@ fn a_tmpfs_without_size_holds_at_most_the_default() {
         err.contains("exited with code 1") && err.to_lowercase().contains("no space"),
         "{wasi}: {err}"
     );
+    let docs = fs::read_to_string(crate::util::workspace().join("docs/kilnfile.md")).unwrap();
+    assert!(
+        docs.contains(&format!("without it the cap is {mib} MiB")),
+        "docs/kilnfile.md states the default tmpfs size"
+    );
 }
 
 /// 4 KiB of what `probe big` writes: a byte ramp.
