@@ -259,6 +259,30 @@ fn a_step_holds_more_bound_files_open_than_kiln_may_open() {
     );
 }
 
+#[test]
+fn a_step_writes_more_large_files_than_kiln_may_open() {
+    let (wasi, guest) = GUESTS[0];
+    let sb = Sandbox::new();
+    // 400 files past the in-memory size, at an open-file limit of 256.
+    context(
+        &sb,
+        guest,
+        "FROM scratch\nCOPY bin/ /bin/\nRUN probe fill /out 400 300\nRUN probe sum /out/f0 -- sum /out/f399\n",
+    );
+    let out = kiln_with_open_file_limit(&sb, 256, &["build", "--progress", "plain", "ctx"]).ok();
+    for i in [0usize, 399] {
+        let data: Vec<u8> = (0..300usize << 10).map(|j| (i + j) as u8).collect();
+        let sum = data
+            .iter()
+            .fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+        assert!(
+            out.stderr.contains(&format!(" {} {sum:x}\n", data.len())),
+            "{wasi}: f{i}: {}",
+            out.stderr
+        );
+    }
+}
+
 /// A walk of 100,000 image files (slow: run with `--ignored`).
 #[test]
 #[ignore = "slow: 100,000 files"]

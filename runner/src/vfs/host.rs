@@ -353,7 +353,7 @@ pub(super) fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) ->
     Ok(done)
 }
 
-fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> io::Result<()> {
+pub(super) fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> io::Result<()> {
     let mut done = 0;
     while done < data.len() {
         match write_at(file, &data[done..], offset + done as u64) {

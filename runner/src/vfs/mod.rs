@@ -29,6 +29,7 @@ mod handles;
 pub mod host;
 mod overlay;
 mod secretfs;
+pub mod spill;
 mod tmpfs;
 
 use std::collections::HashMap;

@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 use super::Clock;
 use super::budget::{LimitHit, WriteBudget, WriteLimits};
-use super::content::Data;
+use super::content::{Data, MEM_LIMIT};
 use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
+use super::spill::Spill;
 use crate::digest::Digest;
 use crate::snapshot::{ImagePath, MAX_NAME_BYTES, Node, Snapshot};
 use crate::store::Store;
@@ -73,8 +74,10 @@ pub struct OverlayFs {
     next_id: u64,
     lower: Arc<Snapshot>,
     store: Store,
-    /// Where large contents spill (`None`: they stay in memory).
+    /// The directory large contents spill to (`None`: they stay in memory).
     spill: Option<PathBuf>,
+    /// The spill file there, once a file needed it.
+    spill_file: Option<Arc<Spill>>,
     readonly: bool,
     dev: u64,
     clock: Clock,
@@ -128,6 +131,7 @@ impl OverlayFs {
             lower,
             store,
             spill,
+            spill_file: None,
             readonly: false,
             dev,
             clock,
@@ -445,17 +449,30 @@ impl OverlayFs {
         }
     }
 
+    /// The spill file for contents that reach `size` bytes: created when
+    /// first needed; `None` for a memory-only overlay.
+    fn spill_for(&mut self, size: u64) -> VfsResult<Option<Arc<Spill>>> {
+        let Some(dir) = &self.spill else {
+            return Ok(None);
+        };
+        if self.spill_file.is_none() && size > MEM_LIMIT as u64 {
+            self.spill_file = Some(Spill::new(dir).map_err(|_| Errno::Io)?);
+        }
+        Ok(self.spill_file.clone())
+    }
+
     /// Copies a lower file's bytes up, counting them against the limit.
     fn make_upper(&mut self, id: u64) -> VfsResult<()> {
-        let (store, spill) = (self.store.clone(), self.spill.clone());
+        let store = self.store.clone();
         let data = self.file_data(id)?;
         let Data::Lower { file } = data else {
             return Ok(());
         };
         let (len, digest) = (file.size, file.digest);
+        let spill = self.spill_for(len)?;
         self.charge(len)?;
         let data = self.file_data(id)?;
-        if let Err(e) = data.make_upper(&store, spill.as_deref()) {
+        if let Err(e) = data.make_upper(&store, spill.as_ref()) {
             self.refund(len);
             return Err(e);
         }
@@ -686,12 +703,9 @@ impl FileSystem for OverlayFs {
         let len = self.file_data(node)?.len();
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
         self.charge(end.saturating_sub(len))?;
-        let spill = self.spill.clone();
+        let spill = self.spill_for(end)?;
         let grow = end.saturating_sub(len);
-        if let Err(e) = self
-            .file_data(node)?
-            .write_at(spill.as_deref(), offset, data)
-        {
+        if let Err(e) = self.file_data(node)?.write_at(spill.as_ref(), offset, data) {
             self.refund(grow);
             return Err(e);
         }
@@ -711,8 +725,8 @@ impl FileSystem for OverlayFs {
         if size > len {
             self.charge(size - len)?;
         }
-        let spill = self.spill.clone();
-        if let Err(e) = self.file_data(node)?.set_len(spill.as_deref(), size) {
+        let spill = self.spill_for(size)?;
+        if let Err(e) = self.file_data(node)?.set_len(spill.as_ref(), size) {
             self.refund(size.saturating_sub(len));
             return Err(e);
         }

@@ -116,6 +116,15 @@ fn run(op: &[String]) -> std::io::Result<()> {
             }
             writeln!(out, "{} files {bytes} bytes", files.len())?
         }
+        // Writes N files of K KiB each (byte j of file i is i + j).
+        "fill" => {
+            let (n, kib): (usize, usize) = (arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1));
+            fs::create_dir_all(arg(1))?;
+            for i in 0..n {
+                let data: Vec<u8> = (0..kib << 10).map(|j| (i + j) as u8).collect();
+                fs::write(format!("{}/f{i}", arg(1)), data)?;
+            }
+        }
         // Reads every file of a directory, one after another (a tree walk).
         "read-all" => {
             let (mut files, mut bytes) = (0, 0);
