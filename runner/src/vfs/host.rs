@@ -315,6 +315,15 @@ impl HostFs {
         Ok(self.meta(id)?.len())
     }
 
+    /// The size of file `id` before a change that may grow it; without a
+    /// budget nothing is charged, so the host is not asked (`u64::MAX`).
+    fn size_to_charge(&self, id: u64) -> VfsResult<u64> {
+        match self.budget {
+            Some(_) => self.size(id),
+            None => Ok(u64::MAX),
+        }
+    }
+
     fn node(&self, id: u64) -> VfsResult<&Node> {
         self.nodes.get(&id).ok_or(Errno::Badf)
     }
@@ -803,7 +812,7 @@ impl FileSystem for HostFs {
     fn write(&mut self, node: u64, offset: u64, data: &[u8]) -> VfsResult<usize> {
         self.writable()?;
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
-        let before = self.size(node)?;
+        let before = self.size_to_charge(node)?;
         let grow = end.saturating_sub(before);
         self.charge_bytes(node, grow)?;
         if let Err(e) = self.with_file(node, true, |f| write_all_at(f, data, offset)) {
@@ -817,7 +826,7 @@ impl FileSystem for HostFs {
 
     fn set_size(&mut self, node: u64, size: u64) -> VfsResult<()> {
         self.writable()?;
-        let before = self.size(node)?;
+        let before = self.size_to_charge(node)?;
         let grow = size.saturating_sub(before);
         self.charge_bytes(node, grow)?;
         if let Err(e) = self.with_file(node, true, |f| f.set_len(size)) {
