@@ -3,7 +3,7 @@
 //!
 //! A tmpfs is an [`OverlayFs`] over an empty snapshot that never spills
 //! file contents to disk (unlike the root overlay, which moves large files
-//! to anonymous temp files in the store). So nothing a step puts in a tmpfs
+//! to an anonymous temp file in the store). So nothing a step puts in a tmpfs
 //! ever reaches a disk, and its size cap is a cap on memory: `size=` when
 //! given, else [`DEFAULT_TMPFS_SIZE`]. What it holds also counts against the
 //! step's `--step-max-write` and `--step-max-files`, like every mount.
