@@ -19,6 +19,7 @@ mod heal;
 mod hostile_input;
 #[cfg(target_os = "linux")]
 mod interrupt;
+mod limits;
 mod numeric_flags;
 mod outside_tools;
 mod run;

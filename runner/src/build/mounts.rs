@@ -2,10 +2,11 @@
 //! separate backends in the same view; none of their content and none of
 //! their mountpoints ever reach the layer (see `vfs/commit.rs`).
 //!
-//! - `tmpfs`: an empty in-memory filesystem (its `size` caps what it holds).
+//! - `tmpfs`: an empty filesystem in memory only (`size`, default
+//!   [`crate::vfs::DEFAULT_TMPFS_SIZE`], caps what it holds).
 //! - `bind` with `from=` a stage or image: that filesystem (or its `source`
-//!   subtree) in memory; read-only unless `rw`, and `rw` writes are dropped
-//!   with the step.
+//!   subtree), its files read from the store; read-only unless `rw`, and `rw`
+//!   writes are dropped with the step.
 //! - `bind` from the context: that directory of the context, read-only
 //!   through cap-std; with `rw`, a scratch copy whose writes are dropped. When
 //!   the context has ignore rules, the mount is a filtered copy, so a file
@@ -14,6 +15,9 @@
 //!   builds, never part of a layer.
 //! - `secret`: attached by `crate::secrets::mount`; `ssh`: refused (no agent,
 //!   no network).
+//!
+//! What a step writes into any of them counts against its write limits: the
+//! namespace shares one budget with every backend (`vfs/budget.rs`).
 
 use std::sync::Arc;
 
@@ -22,7 +26,7 @@ use crate::context::{self, Context, EntryKind};
 use crate::frontend::{Mount, MountType, Span};
 use crate::image::Image;
 use crate::snapshot::{ImagePath, Snapshot};
-use crate::vfs::{HostFs, OverlayFs, Vfs, WriteLimits};
+use crate::vfs::{HostFs, OverlayFs, Vfs};
 
 /// Keeps scratch directories of a step alive until it ends.
 pub(super) struct Scratch(#[allow(dead_code)] Vec<tempfile::TempDir>);
@@ -45,14 +49,7 @@ pub(super) fn attach_all(
         let clock = clock.clone();
         match m.kind {
             MountType::Tmpfs => {
-                let mut fs =
-                    OverlayFs::new(Arc::new(Snapshot::empty()), b.store.clone(), dev, clock);
-                if let Some(size) = m.size {
-                    fs.set_limits(WriteLimits {
-                        max_bytes: size,
-                        max_files: u64::MAX,
-                    });
-                }
+                let fs = crate::vfs::tmpfs(b.store.clone(), dev, clock, m.size);
                 vfs.mount(&target, Box::new(fs), true)
                     .map_err(|e| err(format!("cannot mount at {target}: {e}")))?;
             }

@@ -208,12 +208,13 @@ pub(super) fn run(
         file_clock.clone(),
     );
     let limits = b.opts.step_limits;
-    overlay.set_limits(crate::vfs::WriteLimits {
+    overlay.set_owner_of_new(cx.owner.0, cx.owner.1);
+    let mut vfs = Vfs::new(overlay);
+    // One budget for everything the step writes: the layer and every mount.
+    vfs.set_write_limits(crate::vfs::WriteLimits {
         max_bytes: limits.max_write,
         max_files: limits.max_files,
     });
-    overlay.set_owner_of_new(cx.owner.0, cx.owner.1);
-    let mut vfs = Vfs::new(overlay);
     let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir, &file_clock)?;
     let secret_mounts: Vec<&frontend::Mount> = mounts.iter().map(|(m, _)| m).collect();
     let secrets = crate::secrets::mount::attach(

@@ -79,10 +79,11 @@ pub struct LimitArgs {
     /// Seconds a step may run (at least 1; larger than a century means no limit)
     #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = parse_seconds_arg, allow_negative_numbers = true)]
     pub step_timeout: u64,
-    /// Bytes of file contents a step may write (bytes, or with a k/m/g suffix)
+    /// Bytes of file contents a step may write, layer and mounts together (bytes, or with a
+    /// k/m/g suffix)
     #[arg(long, value_name = "SIZE", default_value = "16g", value_parser = parse_size_arg, allow_negative_numbers = true)]
     pub step_max_write: u64,
-    /// Files, directories and links a step may create
+    /// Files, directories and links a step may create, layer and mounts together
     #[arg(long, value_name = "COUNT", default_value_t = 1_000_000, value_parser = parse_count_arg, allow_negative_numbers = true)]
     pub step_max_files: u64,
     /// Largest wasm program a step may run, checked before compiling (bytes, or with a k/m/g

@@ -86,17 +86,18 @@ pub(super) fn run(
     let lower = Arc::new(snapshot);
     // A damaged object the program meets is said after it ends.
     let watched = store.watched();
-    let mut overlay = OverlayFs::new(
+    let overlay = OverlayFs::new(
         Arc::clone(&lower),
         watched.clone(),
         1,
         crate::vfs::system_clock(),
     );
-    overlay.set_limits(WriteLimits {
+    let mut vfs = Vfs::new(overlay);
+    // One budget for everything the program writes, mounts included.
+    vfs.set_write_limits(WriteLimits {
         max_bytes: limits.max_write,
         max_files: limits.max_files,
     });
-    let mut vfs = Vfs::new(overlay);
     let mut secret_mounts = Vec::new();
     for (i, spec) in args.mounts.iter().enumerate() {
         let m = Mount::parse(spec).map_err(|(_, e)| usage(format!("--mount {spec}: {e}")))?;
@@ -187,13 +188,7 @@ fn attach(
     let clock = crate::vfs::system_clock();
     match m.kind {
         MountType::Tmpfs => {
-            let mut fs = OverlayFs::new(Arc::new(Snapshot::empty()), store.clone(), dev, clock);
-            if let Some(size) = m.size {
-                fs.set_limits(WriteLimits {
-                    max_bytes: size,
-                    max_files: u64::MAX,
-                });
-            }
+            let fs = crate::vfs::tmpfs(store.clone(), dev, clock, m.size);
             vfs.mount(&target, Box::new(fs), true)
                 .map_err(|e| e.to_string())?;
             Ok(())

@@ -292,6 +292,12 @@ fn run_component(
 }
 
 fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepLimits) -> Outcome {
+    // An interrupt wins over however the guest ended: a sleep or a read the
+    // interrupt cut short may let it exit 0 before the epoch check traps,
+    // and the build must stop all the same.
+    if state.cancel.load(Ordering::SeqCst) {
+        return Outcome::Cancelled;
+    }
     let write_hit = state.vfs.overlay().limit_hit();
     let outcome = match result {
         Ok(code) => Outcome::Exit(code),

@@ -1,20 +1,26 @@
 //! The contents of one file in the overlay: still the lower layer's bytes
-//! in the store, or the step's own bytes in memory, spilled to an anonymous
-//! temp file in the store once they outgrow [`MEM_LIMIT`]. A step can write
-//! gigabytes with bounded memory; nothing it wrote outlives the process
-//! except through the layer it produces.
+//! in the store, or the step's own bytes in memory, moved to the overlay's
+//! [`Spill`] file in the store once they outgrow [`MEM_LIMIT`]. A step can
+//! write gigabytes with bounded memory, and thousands of large files with
+//! one host handle; nothing it wrote outlives the process except through
+//! the layer it produces.
+//!
+//! Where there is no spill file (`spill: None`: a tmpfs mount), the bytes
+//! stay in memory whatever their size; the mount's size cap bounds them.
+//! Lower bytes are read through [`super::handles`], which bounds the host
+//! handles a step holds.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{self, Read};
+use std::sync::Arc;
 
 use super::fs::{Errno, VfsResult};
+use super::spill::Spill;
 use crate::snapshot::FileRef;
 use crate::store::Store;
 
-/// Contents up to this size stay in memory; larger ones go to a temp file.
-/// Small enough that thousands of small files cost little memory, large
-/// enough that most config and source files never touch the disk.
+/// Contents up to this size stay in memory; larger ones go to the spill
+/// file. Small enough that thousands of small files cost little memory,
+/// large enough that most config and source files never touch the disk.
 pub const MEM_LIMIT: usize = 256 << 10;
 
 /// Buffer for copying between files.
@@ -23,26 +29,45 @@ const COPY_BUFFER: usize = 256 << 10;
 /// A file's contents. See the module docs.
 #[derive(Debug)]
 pub enum Data {
-    /// Unmodified lower contents, opened on first read.
+    /// Unmodified lower contents, read from the store on demand.
     Lower {
         /// The contents in the store.
         file: FileRef,
-        /// The open store file, once read.
-        handle: Option<File>,
     },
     /// Small contents written by the step.
     Mem(Vec<u8>),
     /// Larger contents written by the step.
     Temp {
-        /// An anonymous file in the store's temp directory.
-        file: File,
+        /// The overlay's spill file.
+        spill: Arc<Spill>,
+        /// The file's blocks in it.
+        blocks: Vec<u32>,
         /// Its length.
         len: u64,
     },
 }
 
+impl Drop for Data {
+    fn drop(&mut self) {
+        if let Data::Temp { spill, blocks, .. } = self {
+            spill.free(blocks);
+        }
+    }
+}
+
 fn io(_: io::Error) -> Errno {
     Errno::Io
+}
+
+/// Moves `v` into blocks of `spill`.
+fn spill_out(spill: &Arc<Spill>, v: &[u8]) -> VfsResult<Data> {
+    let mut blocks = Vec::new();
+    spill.write(&mut blocks, 0, v).map_err(io)?;
+    Ok(Data::Temp {
+        spill: Arc::clone(spill),
+        blocks,
+        len: v.len() as u64,
+    })
 }
 
 impl Data {
@@ -78,69 +103,83 @@ impl Data {
                 buf[..want].copy_from_slice(&v[start..start + want]);
                 Ok(want)
             }
-            Data::Lower { file, handle } => {
-                if handle.is_none() {
-                    *handle = Some(File::open(store.content_path(&file.digest)).map_err(io)?);
-                }
-                let f = handle.as_mut().expect("just opened");
-                read_full_at(f, offset, &mut buf[..want])
+            Data::Lower { file } => {
+                super::handles::read_at(&store.content_path(&file.digest), offset, &mut buf[..want])
+                    .map_err(io)
             }
-            Data::Temp { file, .. } => read_full_at(file, offset, &mut buf[..want]),
+            Data::Temp { spill, blocks, len } => spill
+                .read(blocks, *len, offset, &mut buf[..want])
+                .map_err(io),
         }
     }
 
     /// Makes the contents the step's own (copying lower bytes up), so they
-    /// can be changed.
-    pub fn make_upper(&mut self, store: &Store, tmp_dir: &Path) -> VfsResult<()> {
-        if let Data::Lower { file, .. } = self {
+    /// can be changed. `spill` is where large contents go (`None`: memory).
+    pub fn make_upper(&mut self, store: &Store, spill: Option<&Arc<Spill>>) -> VfsResult<()> {
+        if let Data::Lower { file } = self {
             let file = *file;
             let mut src = store.open_content(&file).map_err(|_| Errno::Io)?;
-            *self = if file.size as usize <= MEM_LIMIT {
-                let mut v = Vec::with_capacity(file.size as usize);
+            *self = if let (Some(spill), true) = (spill, file.size > MEM_LIMIT as u64) {
+                let mut blocks = Vec::new();
+                let mut buf = vec![0u8; COPY_BUFFER];
+                let mut len = 0u64;
+                loop {
+                    let n = match src.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            spill.free(&blocks);
+                            return Err(io(e));
+                        }
+                    };
+                    if let Err(e) = spill.write(&mut blocks, len, &buf[..n]) {
+                        spill.free(&blocks);
+                        return Err(io(e));
+                    }
+                    len += n as u64;
+                }
+                Data::Temp {
+                    spill: Arc::clone(spill),
+                    blocks,
+                    len,
+                }
+            } else {
+                let mut v =
+                    Vec::with_capacity(usize::try_from(file.size).map_err(|_| Errno::Fbig)?);
                 src.read_to_end(&mut v).map_err(io)?;
                 Data::Mem(v)
-            } else {
-                let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
-                let copied = io::copy(
-                    &mut io::BufReader::with_capacity(COPY_BUFFER, src),
-                    &mut tmp,
-                )
-                .map_err(io)?;
-                Data::Temp {
-                    file: tmp,
-                    len: copied,
-                }
             };
         }
         Ok(())
     }
 
-    /// Writes at `offset` (contents must be upper). Returns how much the
-    /// length grew.
-    pub fn write_at(&mut self, tmp_dir: &Path, offset: u64, data: &[u8]) -> VfsResult<u64> {
+    /// Writes at `offset` (contents must be upper), spilling to `spill`
+    /// past [`MEM_LIMIT`] when there is one. Returns how much the length grew.
+    pub fn write_at(
+        &mut self,
+        spill: Option<&Arc<Spill>>,
+        offset: u64,
+        data: &[u8],
+    ) -> VfsResult<u64> {
         let old_len = self.len();
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
         if let Data::Mem(v) = self
+            && let Some(spill) = spill
             && end > MEM_LIMIT as u64
         {
-            let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
-            tmp.write_all(v).map_err(io)?;
-            *self = Data::Temp {
-                file: tmp,
-                len: old_len,
-            };
+            *self = spill_out(spill, v)?;
         }
         match self {
             Data::Mem(v) => {
-                let end = end as usize;
+                let end = usize::try_from(end).map_err(|_| Errno::Fbig)?;
                 if v.len() < end {
                     v.resize(end, 0);
                 }
                 v[offset as usize..end].copy_from_slice(data);
             }
-            Data::Temp { file, len } => {
-                file.seek(SeekFrom::Start(offset)).map_err(io)?;
-                file.write_all(data).map_err(io)?;
+            Data::Temp { spill, blocks, len } => {
+                spill.write(blocks, offset, data).map_err(io)?;
                 *len = (*len).max(end);
             }
             Data::Lower { .. } => unreachable!("make_upper first"),
@@ -148,20 +187,21 @@ impl Data {
         Ok(self.len().saturating_sub(old_len))
     }
 
-    /// Truncates or extends with zeros (contents must be upper).
-    pub fn set_len(&mut self, tmp_dir: &Path, size: u64) -> VfsResult<()> {
+    /// Truncates or extends with zeros (contents must be upper), spilling
+    /// as [`Data::write_at`] does.
+    pub fn set_len(&mut self, spill: Option<&Arc<Spill>>, size: u64) -> VfsResult<()> {
         if let Data::Mem(v) = self
+            && let Some(spill) = spill
             && size > MEM_LIMIT as u64
         {
-            let mut tmp = tempfile::tempfile_in(tmp_dir).map_err(io)?;
-            tmp.write_all(v).map_err(io)?;
-            let len = v.len() as u64;
-            *self = Data::Temp { file: tmp, len };
+            *self = spill_out(spill, v)?;
         }
         match self {
-            Data::Mem(v) => v.resize(size as usize, 0),
-            Data::Temp { file, len } => {
-                file.set_len(size).map_err(io)?;
+            Data::Mem(v) => v.resize(usize::try_from(size).map_err(|_| Errno::Fbig)?, 0),
+            Data::Temp { spill, blocks, len } => {
+                if size < *len {
+                    spill.truncate(blocks, size).map_err(io)?;
+                }
                 *len = size;
             }
             Data::Lower { .. } => unreachable!("make_upper first"),
@@ -173,15 +213,14 @@ impl Data {
     pub fn layer_content(&self) -> VfsResult<crate::layer::Content> {
         use crate::layer::Content;
         Ok(match self {
-            Data::Lower { file, .. } => Content::Stored(*file),
+            Data::Lower { file } => Content::Stored(*file),
             Data::Mem(v) => Content::Bytes(v.clone()),
-            Data::Temp { file, len } => {
-                let mut copy = file.try_clone().map_err(io)?;
+            Data::Temp { spill, blocks, len } => {
+                let reader = spill.reader(blocks.clone(), *len);
                 Content::Reader {
                     size: *len,
                     open: Box::new(move || {
-                        copy.seek(SeekFrom::Start(0))?;
-                        Ok(Box::new(io::BufReader::with_capacity(COPY_BUFFER, copy)))
+                        Ok(Box::new(io::BufReader::with_capacity(COPY_BUFFER, reader)))
                     }),
                     origin: "a file written by the step".into(),
                     digest: None,
@@ -189,18 +228,4 @@ impl Data {
             }
         })
     }
-}
-
-fn read_full_at(f: &mut File, offset: u64, buf: &mut [u8]) -> VfsResult<usize> {
-    f.seek(SeekFrom::Start(offset)).map_err(io)?;
-    let mut done = 0;
-    while done < buf.len() {
-        match f.read(&mut buf[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
-    Ok(done)
 }

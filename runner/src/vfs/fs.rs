@@ -8,6 +8,9 @@
 //! namespace's job ([`super::Vfs`]), not the backend's.
 
 use std::fmt;
+use std::sync::Arc;
+
+use super::budget::WriteBudget;
 
 /// Errors, named after the POSIX errno each WASI layer maps them to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -168,4 +171,8 @@ pub trait FileSystem: Send {
     fn sync(&mut self, _node: u64) -> VfsResult<()> {
         Ok(())
     }
+    /// Charges what this backend writes to the step's `budget` from now on
+    /// (called by the namespace when it mounts the backend). A backend that
+    /// cannot be written keeps the default, which ignores it.
+    fn share_budget(&mut self, _budget: Arc<WriteBudget>) {}
 }

@@ -12,25 +12,49 @@
 //! host's (device, inode), so hard links share an id; elsewhere it is the
 //! path. The table records each node's current path: renames update it
 //! (everything under a renamed directory too), unlinks clear it. While a node
-//! is open ([`FileSystem::open`]) it keeps a host handle, which serves reads
+//! is open ([`FileSystem::open`]) it has a host handle, which serves reads
 //! and writes without reopening and keeps an unlinked file usable until the
-//! last [`FileSystem::close`].
+//! last [`FileSystem::close`]. A guest may hold more files open than kiln
+//! may open, so file handles of nodes that still have a name are kept in a
+//! least-recently-used set of [`MAX_HOST_FILE_HANDLES`] (`host/lru.rs`): an
+//! evicted one is reopened by its path (and checked to be the same host
+//! file) on its next use. A node about to lose its last name gets its handle
+//! back first and keeps it until closed. Directory handles are not evicted:
+//! a walk holds one per level.
 //!
 //! Host errors become [`Errno`]s in `errno` below: by number on Unix, by
 //! [`io::ErrorKind`] elsewhere.
+//!
+//! What the step writes is charged to the step's [`WriteBudget`] once the
+//! namespace shares it: the nodes it creates, and the bytes by which files
+//! grow. Bytes freed (truncation, the last name of a file removed) are given
+//! back, but never more than were charged for that file: a step that
+//! deletes what was in a cache before it ran cannot spend that space on new
+//! writes.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
 use cap_std::fs::{Dir, DirBuilder, Metadata, OpenOptions};
 
+use self::sys::errno;
+pub(super) use self::sys::{read_full_at, write_all_at};
+use super::budget::WriteBudget;
 use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
 use crate::snapshot::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 
 const ROOT: u64 = 1;
+
+/// Most host file handles one HostFs keeps for its open nodes that still
+/// have a name (unlinked open files keep theirs; the guest's own descriptor
+/// limit bounds those). A step has a few mounts, and several steps run at
+/// once: 32 each keeps kiln far below a 256-descriptor limit, while a guest
+/// interleaving a few dozen open files never waits on a reopen.
+pub const MAX_HOST_FILE_HANDLES: usize = 32;
 
 /// What identifies a host node across lookups.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +94,12 @@ pub struct HostFs {
     nodes: HashMap<u64, Node>,
     ids: HashMap<Key, u64>,
     next_id: u64,
+    /// The step's budget, once the namespace shares it.
+    budget: Option<Arc<WriteBudget>>,
+    /// Bytes charged to the budget for each node and not yet given back.
+    charged: HashMap<u64, u64>,
+    /// Open nodes whose file handle may be evicted.
+    file_handles: lru::Lru,
 }
 
 fn rel(path: &str) -> &Path {
@@ -192,152 +222,6 @@ fn time_spec(t: SetTime) -> Option<SystemTimeSpec> {
     }
 }
 
-/// Errno numbers of the Unix families kiln builds on, for mapping
-/// `raw_os_error` exactly (`io::ErrorKind` folds several of them together).
-/// The first group is the same everywhere; the second differs between Linux
-/// and the BSD family (macOS included).
-#[cfg(unix)]
-mod errno_numbers {
-    pub(super) const EPERM: i32 = 1;
-    pub(super) const ENOENT: i32 = 2;
-    pub(super) const EBADF: i32 = 9;
-    pub(super) const EACCES: i32 = 13;
-    pub(super) const EBUSY: i32 = 16;
-    pub(super) const EEXIST: i32 = 17;
-    pub(super) const EXDEV: i32 = 18;
-    pub(super) const ENOTDIR: i32 = 20;
-    pub(super) const EISDIR: i32 = 21;
-    pub(super) const EINVAL: i32 = 22;
-    pub(super) const ETXTBSY: i32 = 26;
-    pub(super) const EFBIG: i32 = 27;
-    pub(super) const ENOSPC: i32 = 28;
-    pub(super) const EROFS: i32 = 30;
-
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) const ENAMETOOLONG: i32 = 36;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) const ENOTEMPTY: i32 = 39;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) const ELOOP: i32 = 40;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) const ENOTSUP: i32 = 95;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) const EDQUOT: i32 = 122;
-
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) const ENAMETOOLONG: i32 = 63;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) const ENOTEMPTY: i32 = 66;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) const ELOOP: i32 = 62;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) const ENOTSUP: i32 = 45;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) const EDQUOT: i32 = 69;
-}
-
-/// Maps a host error to the VFS's errno.
-#[cfg(unix)]
-fn errno(e: io::Error) -> Errno {
-    use errno_numbers::*;
-    match e.raw_os_error() {
-        Some(EPERM) => Errno::Perm,
-        Some(ENOENT) => Errno::Noent,
-        Some(EBADF) => Errno::Badf,
-        Some(EACCES | ETXTBSY) => Errno::Acces,
-        Some(EBUSY) => Errno::Busy,
-        Some(EEXIST) => Errno::Exist,
-        Some(EXDEV) => Errno::Xdev,
-        Some(ENOTDIR) => Errno::Notdir,
-        Some(EISDIR) => Errno::Isdir,
-        Some(EINVAL) => Errno::Inval,
-        Some(EFBIG) => Errno::Fbig,
-        Some(ENOSPC | EDQUOT) => Errno::Nospc,
-        Some(EROFS) => Errno::Rofs,
-        Some(ENAMETOOLONG) => Errno::Nametoolong,
-        Some(ENOTEMPTY) => Errno::Notempty,
-        Some(ELOOP) => Errno::Loop,
-        Some(ENOTSUP) => Errno::Notsup,
-        Some(_) => Errno::Io,
-        // Errors cap-std makes up (a path that would escape the directory).
-        None => errno_kind(&e),
-    }
-}
-
-/// Maps a host error to the VFS's errno.
-#[cfg(not(unix))]
-fn errno(e: io::Error) -> Errno {
-    errno_kind(&e)
-}
-
-fn errno_kind(e: &io::Error) -> Errno {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::NotFound => Errno::Noent,
-        K::PermissionDenied => Errno::Acces,
-        K::AlreadyExists => Errno::Exist,
-        K::NotADirectory => Errno::Notdir,
-        K::IsADirectory => Errno::Isdir,
-        K::DirectoryNotEmpty => Errno::Notempty,
-        K::ReadOnlyFilesystem => Errno::Rofs,
-        K::StorageFull | K::QuotaExceeded => Errno::Nospc,
-        K::FileTooLarge => Errno::Fbig,
-        K::ResourceBusy | K::ExecutableFileBusy => Errno::Busy,
-        K::CrossesDevices => Errno::Xdev,
-        K::InvalidFilename => Errno::Nametoolong,
-        K::InvalidInput => Errno::Inval,
-        K::Unsupported => Errno::Notsup,
-        _ => Errno::Io,
-    }
-}
-
-#[cfg(unix)]
-fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-}
-
-#[cfg(unix)]
-fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::write_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_write(file, buf, offset)
-}
-
-/// Reads until `buf` is full or the end of the file.
-fn read_full_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match read_at(file, &mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> io::Result<()> {
-    let mut done = 0;
-    while done < data.len() {
-        match write_at(file, &data[done..], offset + done as u64) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 impl HostFs {
     /// Opens the host directory `dir` as a backend whose [`Stat::dev`] is
     /// `dev`. With `readonly`, every change fails with [`Errno::Rofs`].
@@ -365,6 +249,9 @@ impl HostFs {
             nodes,
             ids: HashMap::from([(key, ROOT)]),
             next_id: ROOT + 1,
+            budget: None,
+            charged: HashMap::new(),
+            file_handles: lru::Lru::new(MAX_HOST_FILE_HANDLES),
         })
     }
 
@@ -373,6 +260,67 @@ impl HostFs {
             Err(Errno::Rofs)
         } else {
             Ok(())
+        }
+    }
+
+    /// Runs `create`, a creation of one node, charged to the budget first
+    /// (and given back if it fails).
+    fn charged_create<T>(
+        &mut self,
+        create: impl FnOnce(&mut Self) -> VfsResult<T>,
+    ) -> VfsResult<T> {
+        if let Some(b) = &self.budget {
+            b.charge_file()?;
+        }
+        let made = create(self);
+        if made.is_err()
+            && let Some(b) = &self.budget
+        {
+            b.refund_file();
+        }
+        made
+    }
+
+    /// Charges `n` bytes by which file `id` grows.
+    fn charge_bytes(&mut self, id: u64, n: u64) -> VfsResult<()> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        b.charge_bytes(n)?;
+        *self.charged.entry(id).or_default() += n;
+        Ok(())
+    }
+
+    /// Gives back up to `n` bytes file `id` freed (at most what it was
+    /// charged).
+    fn refund_bytes(&mut self, id: u64, n: u64) {
+        let Some(charged) = self.charged.get_mut(&id) else {
+            return;
+        };
+        let n = n.min(*charged);
+        *charged -= n;
+        if *charged == 0 {
+            self.charged.remove(&id);
+        }
+        if let Some(b) = &self.budget {
+            b.refund_bytes(n);
+        }
+    }
+
+    /// The current size of file `id`.
+    fn size(&self, id: u64) -> VfsResult<u64> {
+        Ok(self.meta(id)?.len())
+    }
+
+    /// The size of file `id` before a change that may grow it; without a
+    /// budget nothing is charged, so the host is not asked (`u64::MAX`).
+    fn size_to_charge(&self, id: u64) -> VfsResult<u64> {
+        match self.budget {
+            Some(_) => self.size(id),
+            None => Ok(u64::MAX),
         }
     }
 
@@ -435,6 +383,8 @@ impl HostFs {
 
     /// Notes that `path`, a name of node `id` that had `nlink` names, is
     /// gone; the node leaves the table unless it is open or named elsewhere.
+    /// What its bytes were charged is given back with its last name, or at
+    /// its last close if it is open.
     fn forget_path(&mut self, id: u64, path: &str, nlink: u64) {
         #[cfg(not(unix))]
         self.ids.remove(&Key::Path(path.to_string()));
@@ -443,10 +393,13 @@ impl HostFs {
         };
         if node.path.as_deref() == Some(path) {
             node.path = None;
+            // Nameless: its handle cannot be reopened, so it stays.
+            self.file_handles.remove(id);
         }
         node.nlink = nlink.saturating_sub(1);
         if node.nlink == 0 && node.open == 0 {
             self.drop_node(id);
+            self.refund_bytes(id, u64::MAX);
         }
     }
 
@@ -570,6 +523,13 @@ impl HostFs {
             FileType::File if node.special => return Err(Errno::Notsup),
             FileType::File => {}
         }
+        if node.open > 0 {
+            self.hold(id)?;
+            if self.file_handles.contains(id) {
+                self.track(id);
+            }
+        }
+        let node = self.node(id)?;
         if let Some(Handle::File { file, writable }) = &node.handle {
             if write && !*writable {
                 return Err(Errno::Badf);
@@ -579,6 +539,41 @@ impl HostFs {
         let path = node.path.clone().ok_or(Errno::Noent)?;
         let file = self.open_file(&path, write)?;
         op(&file).map_err(errno)
+    }
+
+    /// Marks open node `id`'s file handle as used, closing the least
+    /// recently used one past [`MAX_HOST_FILE_HANDLES`].
+    fn track(&mut self, id: u64) {
+        if let Some(victim) = self.file_handles.touch(id)
+            && let Some(n) = self.nodes.get_mut(&victim)
+        {
+            n.handle = None;
+        }
+    }
+
+    /// Gives open node `id` its handle back if it was evicted: reopened by
+    /// path, and refused (`Io`) if the host file there is another one now.
+    fn hold(&mut self, id: u64) -> VfsResult<()> {
+        let node = self.node(id)?;
+        if node.open == 0 || node.handle.is_some() || node.kind != FileType::File {
+            return Ok(());
+        }
+        let handle = self.open_handle(node)?;
+        #[cfg(unix)]
+        if let Some(Handle::File { file, .. }) = &handle {
+            let meta = Metadata::from_file(file).map_err(errno)?;
+            if key_of(&meta, "") != node.key {
+                return Err(Errno::Io);
+            }
+        }
+        let named = node.path.is_some();
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.handle = handle;
+        }
+        if named {
+            self.track(id);
+        }
+        Ok(())
     }
 
     fn meta(&self, id: u64) -> VfsResult<Metadata> {
@@ -676,9 +671,11 @@ impl FileSystem for HostFs {
         cap_std::fs::OpenOptionsExt::mode(&mut opts, mode);
         #[cfg(not(unix))]
         let _ = mode;
-        let file = self.dir.open_with(rel(&path), &opts).map_err(errno)?;
-        let meta = file.metadata().map_err(errno)?;
-        Ok(self.register(path, &meta))
+        self.charged_create(|fs| {
+            let file = fs.dir.open_with(rel(&path), &opts).map_err(errno)?;
+            let meta = file.metadata().map_err(errno)?;
+            Ok(fs.register(path, &meta))
+        })
     }
 
     fn mkdir(&mut self, dir: u64, name: &str, mode: u32) -> VfsResult<u64> {
@@ -690,11 +687,13 @@ impl FileSystem for HostFs {
         cap_std::fs::DirBuilderExt::mode(&mut builder, mode);
         #[cfg(not(unix))]
         let _ = mode;
-        self.dir
-            .create_dir_with(rel(&path), &builder)
-            .map_err(errno)?;
-        let meta = self.symlink_metadata(&path)?;
-        Ok(self.register(path, &meta))
+        self.charged_create(|fs| {
+            fs.dir
+                .create_dir_with(rel(&path), &builder)
+                .map_err(errno)?;
+            let meta = fs.symlink_metadata(&path)?;
+            Ok(fs.register(path, &meta))
+        })
     }
 
     fn symlink(&mut self, dir: u64, name: &str, target: &str) -> VfsResult<u64> {
@@ -707,13 +706,15 @@ impl FileSystem for HostFs {
         }
         let path = self.child_path(dir, name)?;
         // The target is stored as written; only the VFS ever resolves it.
-        #[cfg(unix)]
-        let made = self.dir.symlink_contents(target, rel(&path));
-        #[cfg(windows)]
-        let made = self.dir.symlink_file(target, rel(&path));
-        made.map_err(errno)?;
-        let meta = self.symlink_metadata(&path)?;
-        Ok(self.register(path, &meta))
+        self.charged_create(|fs| {
+            #[cfg(unix)]
+            let made = fs.dir.symlink_contents(target, rel(&path));
+            #[cfg(windows)]
+            let made = fs.dir.symlink_file(target, rel(&path));
+            made.map_err(errno)?;
+            let meta = fs.symlink_metadata(&path)?;
+            Ok(fs.register(path, &meta))
+        })
     }
 
     fn link(&mut self, node: u64, dir: u64, name: &str) -> VfsResult<()> {
@@ -723,9 +724,11 @@ impl FileSystem for HostFs {
         }
         let from = self.path(node)?;
         let to = self.child_path(dir, name)?;
-        self.dir
-            .hard_link(rel(&from), &self.dir, rel(&to))
-            .map_err(errno)?;
+        self.charged_create(|fs| {
+            fs.dir
+                .hard_link(rel(&from), &fs.dir, rel(&to))
+                .map_err(errno)
+        })?;
         // Unix: the new name has the node's inode, so it maps to the node.
         #[cfg(not(unix))]
         self.ids.insert(Key::Path(to.clone()), node);
@@ -744,6 +747,8 @@ impl FileSystem for HostFs {
             return Err(Errno::Isdir);
         }
         let id = self.register(path.clone(), &meta);
+        // An open file must stay readable once nameless.
+        self.hold(id)?;
         self.dir.remove_file_or_symlink(rel(&path)).map_err(errno)?;
         self.forget_path(id, &path, nlink_of(&meta));
         Ok(())
@@ -787,6 +792,9 @@ impl FileSystem for HostFs {
             }
             return Ok(());
         }
+        if let Some((dst_id, _)) = replaced {
+            self.hold(dst_id)?;
+        }
         self.dir
             .rename(rel(&src), &self.dir, rel(&dst))
             .map_err(errno)?;
@@ -803,14 +811,30 @@ impl FileSystem for HostFs {
 
     fn write(&mut self, node: u64, offset: u64, data: &[u8]) -> VfsResult<usize> {
         self.writable()?;
-        offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
-        self.with_file(node, true, |f| write_all_at(f, data, offset))?;
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
+        let before = self.size_to_charge(node)?;
+        let grow = end.saturating_sub(before);
+        self.charge_bytes(node, grow)?;
+        if let Err(e) = self.with_file(node, true, |f| write_all_at(f, data, offset)) {
+            // A partial write may have grown the file: keep that charged.
+            let grown = self.size(node).map_or(0, |now| now.saturating_sub(before));
+            self.refund_bytes(node, grow.saturating_sub(grown));
+            return Err(e);
+        }
         Ok(data.len())
     }
 
     fn set_size(&mut self, node: u64, size: u64) -> VfsResult<()> {
         self.writable()?;
-        self.with_file(node, true, |f| f.set_len(size))
+        let before = self.size_to_charge(node)?;
+        let grow = size.saturating_sub(before);
+        self.charge_bytes(node, grow)?;
+        if let Err(e) = self.with_file(node, true, |f| f.set_len(size)) {
+            self.refund_bytes(node, grow);
+            return Err(e);
+        }
+        self.refund_bytes(node, before.saturating_sub(size));
+        Ok(())
     }
 
     fn set_times(&mut self, node: u64, atime: SetTime, mtime: SetTime) -> VfsResult<()> {
@@ -849,8 +873,12 @@ impl FileSystem for HostFs {
         let n = self.node(node)?;
         if n.open == 0 {
             let handle = self.open_handle(n)?;
+            let evictable = matches!(handle, Some(Handle::File { .. })) && n.path.is_some();
             let n = self.nodes.get_mut(&node).ok_or(Errno::Badf)?;
             n.handle = handle;
+            if evictable {
+                self.track(node);
+            }
         }
         let n = self.nodes.get_mut(&node).ok_or(Errno::Badf)?;
         n.open += 1;
@@ -863,14 +891,26 @@ impl FileSystem for HostFs {
         };
         n.open = n.open.saturating_sub(1);
         if n.open == 0 {
-            n.handle = None;
+            self.file_handles.remove(node);
             if n.path.is_none() && n.nlink == 0 {
+                // The last handle of a removed file: its bytes are freed now.
+                n.handle = None;
                 self.drop_node(node);
+                self.refund_bytes(node, u64::MAX);
+            } else {
+                n.handle = None;
             }
         }
     }
 
+    fn share_budget(&mut self, budget: Arc<WriteBudget>) {
+        if !self.readonly {
+            self.budget = Some(budget);
+        }
+    }
+
     fn sync(&mut self, node: u64) -> VfsResult<()> {
+        self.hold(node)?;
         match &self.node(node)?.handle {
             Some(Handle::File { file, .. }) => file.sync_all().map_err(errno),
             _ => Ok(()),
@@ -878,5 +918,7 @@ impl FileSystem for HostFs {
     }
 }
 
+mod lru;
+mod sys;
 #[cfg(test)]
 mod tests;

@@ -16,21 +16,32 @@
 //! - Path arguments are always relative; an absolute one is `Notcapable`.
 //!
 //! Nothing here touches the host except through a backend.
+//!
+//! The namespace owns the step's [`WriteBudget`] and shares it with every
+//! backend it holds, so `--step-max-write`/`--step-max-files` bound what a
+//! step writes anywhere, mounts included (`budget.rs`).
 
+mod budget;
 mod commit;
 pub mod content;
 mod fs;
+mod handles;
 pub mod host;
 mod overlay;
 mod secretfs;
+pub mod spill;
+mod tmpfs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use budget::{LimitHit, WriteBudget, WriteLimits};
 pub use fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
+pub use handles::MAX_CONTENT_HANDLES;
 pub use host::HostFs;
-pub use overlay::{LimitHit, OverlayFs, WriteLimits};
+pub use overlay::OverlayFs;
 pub use secretfs::{SecretFile, SecretFs};
+pub use tmpfs::{DEFAULT_TMPFS_SIZE, tmpfs};
 
 use crate::snapshot::{ImagePath, MAX_PATH_BYTES, MAX_SYMLINK_HOPS};
 
@@ -87,6 +98,8 @@ pub struct Vfs {
     mounted: Vec<Box<dyn FileSystem>>,
     /// Mountpoint node (in its parent backend) -> backend index.
     mounts: HashMap<NodeRef, usize>,
+    /// What the step may still write, shared by every backend.
+    budget: Arc<WriteBudget>,
 }
 
 /// A path split for walking.
@@ -140,13 +153,33 @@ fn redirect(path: &str, target: &str, scope: Scope) -> VfsResult<String> {
 }
 
 impl Vfs {
-    /// A namespace whose root is `overlay`.
-    pub fn new(overlay: OverlayFs) -> Vfs {
+    /// A namespace whose root is `overlay`, with no write limits until
+    /// [`Vfs::set_write_limits`].
+    pub fn new(mut overlay: OverlayFs) -> Vfs {
+        let budget = Arc::new(WriteBudget::new(WriteLimits::default()));
+        overlay.share_budget(Arc::clone(&budget));
         Vfs {
             overlay,
             mounted: Vec::new(),
             mounts: HashMap::new(),
+            budget,
         }
+    }
+
+    /// Sets the step's write limits: what every backend of the namespace
+    /// writes together (the root, tmpfs, cache, read-write binds).
+    pub fn set_write_limits(&mut self, limits: WriteLimits) {
+        self.budget.set_limits(limits);
+    }
+
+    /// The step's write limit that a write ran into, if any.
+    pub fn limit_hit(&self) -> Option<LimitHit> {
+        self.budget.hit()
+    }
+
+    /// The step's budget (what it has written so far).
+    pub fn budget(&self) -> &WriteBudget {
+        &self.budget
     }
 
     /// The root overlay (its changes become the layer).
@@ -192,6 +225,8 @@ impl Vfs {
         backend: Box<dyn FileSystem>,
         is_dir: bool,
     ) -> VfsResult<NodeRef> {
+        let mut backend = backend;
+        backend.share_budget(Arc::clone(&self.budget));
         self.mounted.push(backend);
         let index = self.mounted.len();
         let mut at = NodeRef {

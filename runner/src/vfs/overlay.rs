@@ -11,47 +11,27 @@
 //! walk of anything the step did not touch, no host directory, no diff of
 //! file contents.
 //!
-//! The same type also serves in-memory mounts: a tmpfs is an overlay over
-//! an empty snapshot, a read-only bind of another stage is an overlay over
-//! that stage's snapshot with writes refused.
+//! The same type also serves other mounts: a tmpfs is an overlay over an
+//! empty snapshot that keeps every byte in memory ([`OverlayFs::memory_only`]),
+//! a bind of another stage is an overlay over that stage's snapshot (writes
+//! refused unless `rw`).
+//!
+//! What the step writes is charged to the step's [`WriteBudget`] (shared by
+//! every backend of its namespace) and to the overlay's own cap
+//! ([`OverlayFs::set_limits`], a tmpfs `size=`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Clock;
-use super::content::Data;
+use super::budget::{LimitHit, WriteBudget, WriteLimits};
+use super::content::{Data, MEM_LIMIT};
 use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
+use super::spill::Spill;
 use crate::digest::Digest;
 use crate::snapshot::{ImagePath, MAX_NAME_BYTES, Node, Snapshot};
 use crate::store::Store;
-
-/// Limits on what one step may write, checked as it writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteLimits {
-    /// Bytes of file contents the step's upper layer may hold.
-    pub max_bytes: u64,
-    /// Files, directories and links the step may create.
-    pub max_files: u64,
-}
-
-impl Default for WriteLimits {
-    fn default() -> Self {
-        WriteLimits {
-            max_bytes: u64::MAX,
-            max_files: u64::MAX,
-        }
-    }
-}
-
-/// Which write limit a step hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitHit {
-    /// [`WriteLimits::max_bytes`].
-    Bytes,
-    /// [`WriteLimits::max_files`].
-    Files,
-}
 
 #[derive(Debug)]
 pub(super) enum Kind {
@@ -94,14 +74,20 @@ pub struct OverlayFs {
     next_id: u64,
     lower: Arc<Snapshot>,
     store: Store,
-    tmp_dir: PathBuf,
+    /// The directory large contents spill to (`None`: they stay in memory).
+    spill: Option<PathBuf>,
+    /// The spill file there, once a file needed it.
+    spill_file: Option<Arc<Spill>>,
     readonly: bool,
     dev: u64,
     clock: Clock,
+    /// This overlay's own cap (a tmpfs `size=`).
     limits: WriteLimits,
     upper_bytes: u64,
     created: u64,
     limit_hit: Option<LimitHit>,
+    /// The step's budget, shared with the namespace's other backends.
+    budget: Option<Arc<WriteBudget>>,
     verified: HashSet<Digest>,
     owner: (u32, u32),
 }
@@ -115,7 +101,7 @@ fn to_ns(seconds: i64) -> i64 {
 impl OverlayFs {
     /// An overlay over `lower`, reading contents from `store`.
     pub fn new(lower: Arc<Snapshot>, store: Store, dev: u64, clock: Clock) -> OverlayFs {
-        let tmp_dir = store.tmp_dir();
+        let spill = Some(store.tmp_dir());
         let root_meta = match lower.get(&ImagePath::root()) {
             Some(Node::Dir(m)) => *m,
             _ => crate::snapshot::Meta::root(0o755, 0),
@@ -144,7 +130,8 @@ impl OverlayFs {
             next_id: ROOT + 1,
             lower,
             store,
-            tmp_dir,
+            spill,
+            spill_file: None,
             readonly: false,
             dev,
             clock,
@@ -152,6 +139,7 @@ impl OverlayFs {
             upper_bytes: 0,
             created: 0,
             limit_hit: None,
+            budget: None,
             verified: HashSet::new(),
             owner: (0, 0),
         }
@@ -167,14 +155,22 @@ impl OverlayFs {
         self.owner = (uid, gid);
     }
 
-    /// Sets the write limits.
+    /// Keeps every byte written in memory, never in a file (a tmpfs). Its
+    /// cap ([`OverlayFs::set_limits`]) is then what bounds that memory.
+    pub fn memory_only(&mut self) {
+        self.spill = None;
+    }
+
+    /// Sets this overlay's own cap, checked besides the step's budget.
     pub fn set_limits(&mut self, limits: WriteLimits) {
         self.limits = limits;
     }
 
-    /// The limit the step hit, if any.
+    /// The write limit a write here ran into, if any: this overlay's own cap
+    /// or the step's budget (whichever backend hit it).
     pub fn limit_hit(&self) -> Option<LimitHit> {
         self.limit_hit
+            .or_else(|| self.budget.as_ref().and_then(|b| b.hit()))
     }
 
     /// Bytes of contents the step's upper layer holds.
@@ -213,10 +209,7 @@ impl OverlayFs {
             Node::Dir(m) => (Kind::Dir { entries: None }, *m),
             Node::File(m, f) => (
                 Kind::File {
-                    data: Data::Lower {
-                        file: *f,
-                        handle: None,
-                    },
+                    data: Data::Lower { file: *f },
                 },
                 *m,
             ),
@@ -272,12 +265,21 @@ impl OverlayFs {
         }
     }
 
-    fn new_node(&mut self, kind: Kind, mode: u32) -> VfsResult<u64> {
+    /// Counts one more created node against the caps.
+    fn charge_file(&mut self) -> VfsResult<()> {
         if self.created >= self.limits.max_files {
             self.limit_hit = Some(LimitHit::Files);
             return Err(Errno::Nospc);
         }
+        if let Some(b) = &self.budget {
+            b.charge_file()?;
+        }
         self.created += 1;
+        Ok(())
+    }
+
+    fn new_node(&mut self, kind: Kind, mode: u32) -> VfsResult<u64> {
+        self.charge_file()?;
         let id = self.next_id;
         self.next_id += 1;
         let now = self.now();
@@ -365,9 +367,12 @@ impl OverlayFs {
     fn free(&mut self, id: u64) {
         if let Some(n) = self.nodes.remove(&id)
             && let Kind::File { data } = &n.kind
-            && data.is_upper()
         {
-            self.upper_bytes = self.upper_bytes.saturating_sub(data.len());
+            if data.is_upper() {
+                self.refund(data.len());
+            } else if let Data::Lower { file } = data {
+                super::handles::release(&self.store.content_path(&file.digest));
+            }
         }
     }
 
@@ -420,8 +425,20 @@ impl OverlayFs {
             self.limit_hit = Some(LimitHit::Bytes);
             return Err(Errno::Nospc);
         }
+        if let Some(b) = &self.budget {
+            b.charge_bytes(grew)?;
+        }
         self.upper_bytes += grew;
         Ok(())
+    }
+
+    /// Gives back bytes the step's files no longer hold.
+    fn refund(&mut self, freed: u64) {
+        let freed = freed.min(self.upper_bytes);
+        self.upper_bytes -= freed;
+        if let Some(b) = &self.budget {
+            b.refund_bytes(freed);
+        }
     }
 
     fn file_data(&mut self, id: u64) -> VfsResult<&mut Data> {
@@ -432,22 +449,40 @@ impl OverlayFs {
         }
     }
 
+    /// The spill file for contents that reach `size` bytes: created when
+    /// first needed; `None` for a memory-only overlay.
+    fn spill_for(&mut self, size: u64) -> VfsResult<Option<Arc<Spill>>> {
+        let Some(dir) = &self.spill else {
+            return Ok(None);
+        };
+        if self.spill_file.is_none() && size > MEM_LIMIT as u64 {
+            self.spill_file = Some(Spill::new(dir).map_err(|_| Errno::Io)?);
+        }
+        Ok(self.spill_file.clone())
+    }
+
     /// Copies a lower file's bytes up, counting them against the limit.
     fn make_upper(&mut self, id: u64) -> VfsResult<()> {
-        let (store, tmp) = (self.store.clone(), self.tmp_dir.clone());
+        let store = self.store.clone();
         let data = self.file_data(id)?;
-        if data.is_upper() {
+        let Data::Lower { file } = data else {
             return Ok(());
-        }
-        let len = data.len();
+        };
+        let (len, digest) = (file.size, file.digest);
+        let spill = self.spill_for(len)?;
         self.charge(len)?;
         let data = self.file_data(id)?;
-        data.make_upper(&store, &tmp)
+        if let Err(e) = data.make_upper(&store, spill.as_ref()) {
+            self.refund(len);
+            return Err(e);
+        }
+        super::handles::release(&store.content_path(&digest));
+        Ok(())
     }
 
     fn verify_lower(&mut self, id: u64) -> VfsResult<()> {
         let file = match self.file_data(id)? {
-            Data::Lower { file, handle: None } => *file,
+            Data::Lower { file } => *file,
             _ => return Ok(()),
         };
         if self.verified.contains(&file.digest) {
@@ -567,11 +602,7 @@ impl FileSystem for OverlayFs {
         if self.entries(dir)?.contains_key(name) {
             return Err(Errno::Exist);
         }
-        if self.created >= self.limits.max_files {
-            self.limit_hit = Some(LimitHit::Files);
-            return Err(Errno::Nospc);
-        }
-        self.created += 1;
+        self.charge_file()?;
         self.entries(dir)?.insert(name.to_string(), node);
         let now = self.now();
         let n = self.node_mut(node)?;
@@ -672,8 +703,12 @@ impl FileSystem for OverlayFs {
         let len = self.file_data(node)?.len();
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::Fbig)?;
         self.charge(end.saturating_sub(len))?;
-        let tmp = self.tmp_dir.clone();
-        self.file_data(node)?.write_at(&tmp, offset, data)?;
+        let spill = self.spill_for(end)?;
+        let grow = end.saturating_sub(len);
+        if let Err(e) = self.file_data(node)?.write_at(spill.as_ref(), offset, data) {
+            self.refund(grow);
+            return Err(e);
+        }
         let now = self.now();
         let n = self.node_mut(node)?;
         n.mtime = now;
@@ -689,11 +724,15 @@ impl FileSystem for OverlayFs {
         let len = self.file_data(node)?.len();
         if size > len {
             self.charge(size - len)?;
-        } else {
-            self.upper_bytes = self.upper_bytes.saturating_sub(len - size);
         }
-        let tmp = self.tmp_dir.clone();
-        self.file_data(node)?.set_len(&tmp, size)?;
+        let spill = self.spill_for(size)?;
+        if let Err(e) = self.file_data(node)?.set_len(spill.as_ref(), size) {
+            self.refund(size.saturating_sub(len));
+            return Err(e);
+        }
+        if size < len {
+            self.refund(len - size);
+        }
         let now = self.now();
         let n = self.node_mut(node)?;
         n.mtime = now;
@@ -727,16 +766,30 @@ impl FileSystem for OverlayFs {
     }
 
     fn close(&mut self, node: u64) {
-        let free = match self.nodes.get_mut(&node) {
+        let (free, lower) = match self.nodes.get_mut(&node) {
             Some(n) => {
                 n.open = n.open.saturating_sub(1);
-                n.open == 0 && n.nlink == 0
+                let lower = match &n.kind {
+                    Kind::File {
+                        data: Data::Lower { file },
+                    } if n.open == 0 => Some(file.digest),
+                    _ => None,
+                };
+                (n.open == 0 && n.nlink == 0, lower)
             }
-            None => false,
+            None => (false, None),
         };
+        if let Some(digest) = lower {
+            // The guest closed its last handle: so does kiln.
+            super::handles::release(&self.store.content_path(&digest));
+        }
         if free {
             self.free(node);
         }
+    }
+
+    fn share_budget(&mut self, budget: Arc<WriteBudget>) {
+        self.budget = Some(budget);
     }
 }
 

@@ -8,6 +8,8 @@ use crate::layer::{Content, LayerOptions, PendingChanges, write_layer};
 use crate::snapshot::{Change, Meta, Node, Snapshot};
 use crate::store::Store;
 
+mod limits;
+
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,

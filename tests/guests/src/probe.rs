@@ -119,6 +119,38 @@ fn run(op: &[String]) -> std::io::Result<()> {
                 fs::write(format!("{}/f{i}", arg(1)), i.to_string())?;
             }
         }
+        // Opens every file of a directory and keeps them all open, then
+        // reads each: a guest holding more files than the host may open.
+        "open-all" => {
+            let mut files = Vec::new();
+            for e in fs::read_dir(arg(1))? {
+                files.push(fs::File::open(e?.path())?);
+            }
+            let mut bytes = 0;
+            for f in &mut files {
+                let mut buf = Vec::new();
+                bytes += f.read_to_end(&mut buf)?;
+            }
+            writeln!(out, "{} files {bytes} bytes", files.len())?
+        }
+        // Writes N files of K KiB each (byte j of file i is i + j).
+        "fill" => {
+            let (n, kib): (usize, usize) = (arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1));
+            fs::create_dir_all(arg(1))?;
+            for i in 0..n {
+                let data: Vec<u8> = (0..kib << 10).map(|j| (i + j) as u8).collect();
+                fs::write(format!("{}/f{i}", arg(1)), data)?;
+            }
+        }
+        // Reads every file of a directory, one after another (a tree walk).
+        "read-all" => {
+            let (mut files, mut bytes) = (0, 0);
+            for e in fs::read_dir(arg(1))? {
+                bytes += fs::read(e?.path())?.len();
+                files += 1;
+            }
+            writeln!(out, "{files} files {bytes} bytes")?
+        }
         "stderr" => eprintln!("{}", op[1..].join(" ")),
         "exit" => std::process::exit(arg(1).parse().unwrap_or(1)),
         "trap" => std::process::abort(),

@@ -293,3 +293,62 @@ fn host_symlinks_out_of_the_directory_are_never_followed() {
         b"s3cret"
     );
 }
+
+#[test]
+fn open_files_past_the_handle_cap_are_reopened_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = 3 * MAX_HOST_FILE_HANDLES;
+    for i in 0..count {
+        std::fs::write(dir.path().join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let mut fs = HostFs::open(dir.path(), false, 7).unwrap();
+    let root = fs.root();
+    let ids: Vec<u64> = (0..count)
+        .map(|i| {
+            let id = fs.lookup(root, &format!("f{i}")).unwrap();
+            fs.open(id).unwrap();
+            assert_eq!(read_all(&mut fs, id), format!("file {i}"));
+            id
+        })
+        .collect();
+    assert_eq!(fs.file_handles.len(), MAX_HOST_FILE_HANDLES);
+    // The first ones were evicted: reads, writes and removal still work.
+    assert!(fs.nodes[&ids[0]].handle.is_none());
+    assert_eq!(fs.write(ids[0], 0, b"FILE"), Ok(4));
+    assert_eq!(read_all(&mut fs, ids[0]), "FILE 0");
+    assert!(fs.nodes[&ids[1]].handle.is_none());
+    fs.unlink(root, "f1").unwrap();
+    assert_eq!(read_all(&mut fs, ids[1]), "file 1");
+    for (i, id) in ids.iter().enumerate().rev().filter(|(i, _)| *i > 1) {
+        assert_eq!(read_all(&mut fs, *id), format!("file {i}"));
+    }
+    assert!(fs.file_handles.len() <= MAX_HOST_FILE_HANDLES);
+    for id in ids {
+        fs.close(id);
+    }
+    assert_eq!(fs.file_handles.len(), 0);
+    assert_eq!(std::fs::read(dir.path().join("f0")).unwrap(), b"FILE 0");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_evicted_handle_is_not_reopened_on_another_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..=MAX_HOST_FILE_HANDLES {
+        std::fs::write(dir.path().join(format!("f{i}")), "x").unwrap();
+    }
+    let mut fs = HostFs::open(dir.path(), true, 7).unwrap();
+    let root = fs.root();
+    for i in 0..=MAX_HOST_FILE_HANDLES {
+        let id = fs.lookup(root, &format!("f{i}")).unwrap();
+        fs.open(id).unwrap();
+    }
+    let first = fs.lookup(root, "f0").unwrap();
+    assert!(fs.nodes[&first].handle.is_none());
+    // Replaced behind kiln's back (another build sharing a cache).
+    std::fs::write(dir.path().join("other"), "y").unwrap();
+    std::fs::remove_file(dir.path().join("f0")).unwrap();
+    std::fs::rename(dir.path().join("other"), dir.path().join("f0")).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(fs.read(first, 0, &mut buf), Err(Errno::Io));
+}
