@@ -19,6 +19,7 @@ pub mod cache_dir;
 mod copy;
 mod dispatch;
 mod mounts;
+mod reuse;
 mod run;
 mod stages;
 mod users;
