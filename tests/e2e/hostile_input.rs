@@ -1,5 +1,6 @@
 //! Hostile input through the binary: a Kilnfile built to overflow the
-//! stack, and a `--cache-from` directory whose layers try to leave the
+//! stack, a step that makes a tree as deep as paths allow, and a
+//! `--cache-from` directory whose layers try to leave the
 //! image. Each gets a clear error or is refused; kiln never aborts and never
 //! ships what its steps did not see.
 
@@ -29,6 +30,30 @@ fn a_20000_deep_substitution_is_a_file_line_col_error_not_an_abort() {
     );
     // The 120 KB line is shown as a window around the column.
     assert!(run.stderr.len() < 2000, "{} bytes", run.stderr.len());
+}
+
+#[test]
+fn a_step_that_makes_a_tree_2000_levels_deep_builds_and_checks() {
+    // Applying such a layer once cost every level a walk of every level
+    // below it: hours. Now it is one look-up per level.
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.path("ctx")).unwrap();
+    fs::copy(GUESTS[0].1, sb.path("ctx/probe")).unwrap();
+    let deep = format!("/d{}", "/a".repeat(2_000));
+    sb.write(
+        "ctx/Kilnfile",
+        format!(
+            "FROM scratch\nCOPY probe /bin/probe\n\
+             RUN [\"/bin/probe\", \"mkdir\", \"{deep}\", \"--\", \"write\", \"{deep}/f\", \"x\"]\n\
+             RUN [\"/bin/probe\", \"rm-r\", \"/d\"]\n"
+        ),
+    );
+    sb.kiln(&["build", "-q", "-t", "deep", "ctx"]).ok();
+    sb.kiln(&["check"]).ok();
+    let gone = sb
+        .kiln(&["run", "--rm", "deep", "/bin/probe", "exists", "/d"])
+        .ok();
+    assert_eq!(gone.stdout.trim(), "false");
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -121,6 +121,21 @@ impl ImagePath {
         out
     }
 
+    /// A key that sorts after `self` and everything inside it but before
+    /// its next sibling (a NUL ends the name, and NUL sorts right after
+    /// `/`): never a real path, since paths refuse NUL. Lets an ordered map
+    /// skip a whole subtree in one look-up.
+    pub(crate) fn subtree_end(&self) -> ImagePath {
+        ImagePath(format!("{}\0", self.0))
+    }
+
+    /// Whether `self` is directly inside `dir`.
+    pub fn is_child_of(&self, dir: &ImagePath) -> bool {
+        self.0.len() > dir.0.len()
+            && self.starts_with(dir)
+            && !self.0[dir.0.len()..].trim_start_matches('/').contains('/')
+    }
+
     /// Whether `self` is `other` or inside it.
     pub fn starts_with(&self, other: &ImagePath) -> bool {
         other.0.is_empty()
@@ -144,11 +159,16 @@ impl Ord for ImagePath {
         // Compare as if '/' were the smallest byte: component-wise order,
         // so "a", "a/b", "a-b" sort in that order.
         let key = |b: &u8| if *b == b'/' { 0 } else { u16::from(*b) + 1 };
-        self.0
-            .as_bytes()
-            .iter()
-            .map(key)
-            .cmp(other.0.as_bytes().iter().map(key))
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        // A common prefix does not decide the order: skip it a chunk at a
+        // time (slice equality is one memcmp), so deep paths that share
+        // thousands of bytes compare quickly.
+        const CHUNK: usize = 64;
+        let mut i = 0;
+        while i + CHUNK <= a.len().min(b.len()) && a[i..i + CHUNK] == b[i..i + CHUNK] {
+            i += CHUNK;
+        }
+        a[i..].iter().map(key).cmp(b[i..].iter().map(key))
     }
 }
 
@@ -195,6 +215,33 @@ mod tests {
 
     fn p(s: &str) -> ImagePath {
         ImagePath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_order_is_component_wise_however_long_the_common_prefix() {
+        // The order '/' is the smallest byte gives, byte by byte.
+        let naive = |a: &ImagePath, b: &ImagePath| {
+            let key = |c: &u8| if *c == b'/' { 0 } else { u16::from(*c) + 1 };
+            a.0.as_bytes()
+                .iter()
+                .map(key)
+                .cmp(b.0.as_bytes().iter().map(key))
+        };
+        let deep = "d/".repeat(100);
+        let names = ["a", "a/b", "a-b", "a/b/c", "a0", "b", "a/b-c", "a/bc"];
+        let paths: Vec<ImagePath> = names
+            .iter()
+            .flat_map(|n| [p(n), p(&format!("{deep}{n}"))])
+            .collect();
+        for x in &paths {
+            for y in &paths {
+                assert_eq!(x.cmp(y), naive(x, y), "{x} vs {y}");
+            }
+            // The end of a subtree sorts after everything inside it and
+            // before the next sibling.
+            let end = x.subtree_end();
+            assert!(*x < end && x.join("z") < end && end < p(&format!("{}-", x.as_str())));
+        }
     }
 
     #[test]

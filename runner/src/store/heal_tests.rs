@@ -351,3 +351,38 @@ fn check_accepts_a_multi_platform_index_with_absent_platforms() {
         "{report:?}"
     );
 }
+
+#[test]
+fn prune_keeps_everything_under_indexes_nested_past_the_limit() {
+    let (_d, s) = store();
+    let img = image(&s);
+    // Index over index over ... over the image, deeper than kiln reads.
+    let mut child = img.manifest.clone();
+    for _ in 0..crate::image::MAX_INDEX_DEPTH + 2 {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [{
+                "mediaType": child.media_type,
+                "digest": child.digest.to_string(),
+                "size": child.size,
+            }],
+        });
+        let bytes = serde_json::to_vec(&index).unwrap();
+        let digest = s.put_blob(&bytes).unwrap();
+        child = Descriptor::new(INDEX_MEDIA_TYPE, digest, bytes.len() as u64);
+    }
+    s.remove_image("img:1").unwrap();
+    s.add_image(&child, &["deep:1".into()]).unwrap();
+    let garbage = s.put_blob(b"unreferenced").unwrap();
+    let report = s.prune(Default::default()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("nested more than")),
+        "{report:?}"
+    );
+    // Nothing is deleted on a guess: not the image's layer, not even garbage.
+    assert!(s.has_blob(&img.layer) && s.has_blob(&garbage), "{report:?}");
+}

@@ -113,6 +113,7 @@ impl Store {
         for image in self.images()? {
             unknown.add(self.mark_manifest(
                 &image.manifest.digest,
+                0,
                 &mut blobs,
                 &mut diff_ids,
                 &mut report,
@@ -323,6 +324,7 @@ impl Store {
     fn mark_manifest(
         &self,
         digest: &Digest,
+        depth: usize,
         blobs: &mut HashSet<Digest>,
         diff_ids: &mut HashSet<Digest>,
         report: &mut PruneReport,
@@ -330,6 +332,15 @@ impl Store {
         let mut unknown = Unknown::default();
         if !blobs.insert(*digest) {
             return unknown;
+        }
+        // Indexes nested deeper than kiln ever reads them: keep everything
+        // rather than recurse without bound.
+        if depth > crate::image::MAX_INDEX_DEPTH {
+            report.problems.push(format!(
+                "index {digest} is nested more than {} levels deep",
+                crate::image::MAX_INDEX_DEPTH
+            ));
+            return Unknown::all();
         }
         let doc: serde_json::Value = match self.read_json(digest) {
             Ok(v) => v,
@@ -346,7 +357,7 @@ impl Store {
         // An index: recurse into its manifests.
         if let Some(children) = doc.get("manifests").and_then(|m| m.as_array()) {
             for child in children.iter().filter_map(digest_of) {
-                unknown.add(self.mark_manifest(&child, blobs, diff_ids, report));
+                unknown.add(self.mark_manifest(&child, depth + 1, blobs, diff_ids, report));
             }
             return unknown;
         }
