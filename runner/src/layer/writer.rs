@@ -82,6 +82,13 @@ impl<W: Write> Write for Encoder<W> {
 
 type TarSink = HashingWriter<Encoder<AtomicWriter>>;
 
+/// Whether Ctrl-C or SIGTERM asked the build to stop.
+fn cancelled(opts: &LayerOptions) -> bool {
+    opts.cancel
+        .as_ref()
+        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Writes `changes` as one layer into `store`. See the module docs of
 /// [`crate::layer`] for what makes the output deterministic.
 pub fn write_layer(
@@ -89,14 +96,9 @@ pub fn write_layer(
     changes: PendingChanges,
     opts: &LayerOptions,
 ) -> Result<WrittenLayer, LayerError> {
-    let cancelled = || {
-        opts.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-    };
     // Whatever failed once the flag is set, the cause is the interrupt.
     write(store, changes, opts).map_err(|e| {
-        if cancelled() {
+        if cancelled(opts) {
             LayerError::Cancelled
         } else {
             e
@@ -109,11 +111,6 @@ fn write(
     changes: PendingChanges,
     opts: &LayerOptions,
 ) -> Result<WrittenLayer, LayerError> {
-    let cancelled = || {
-        opts.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-    };
     let changes = order_hardlinks(changes)?;
     let blob = store.private_blob_writer()?;
     let sink: TarSink =
@@ -147,7 +144,7 @@ fn write(
     let marker_mtime = u64::try_from(opts.clamp_mtime.unwrap_or(0)).unwrap_or(0);
 
     for (path, change) in changes {
-        if cancelled() {
+        if cancelled(opts) {
             return Err(LayerError::Cancelled);
         }
         let indexed = match change {
