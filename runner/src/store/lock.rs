@@ -17,13 +17,7 @@ pub struct StoreLock {
 
 impl StoreLock {
     pub(super) fn acquire(path: &Path, exclusive: bool) -> Result<StoreLock> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err("opening lock file", path))?;
+        let file = open(path).map_err(io_err("opening lock file", path))?;
         if exclusive {
             file.lock().map_err(io_err("locking", path))?;
         } else {
@@ -34,14 +28,18 @@ impl StoreLock {
 
     /// Takes the lock exclusively if nobody holds it, without waiting.
     pub(super) fn try_exclusive(path: &Path) -> Option<StoreLock> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .ok()?;
+        let file = open(path).ok()?;
         file.try_lock().ok()?;
         Some(StoreLock { _file: file })
     }
+}
+
+/// Opens (creating if needed) a lock file; its contents are never used.
+fn open(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
 }
