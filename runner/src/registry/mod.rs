@@ -5,3 +5,5 @@
 //!   (`alpine` is `docker.io/library/alpine:latest`).
 //! - [`credentials`]: docker's `config.json` (`auths`, `credsStore`,
 //!   `credHelpers`) and the `docker-credential-*` helper protocol.
+
+pub mod reference;
