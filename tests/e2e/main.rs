@@ -1,5 +1,6 @@
 //! End-to-end tests of the kiln binary: builds, images, errors, determinism,
-//! and what outside tools (skopeo, umoci, oci-image-tool) make of kiln's output.
+//! and what outside tools (skopeo, umoci, oci-image-tool) make of kiln's output,
+//! against real registries (`registry_server`) where images travel.
 //!
 //! Each test gets its own temp directory and store. Outside tools are
 //! required, not optional: `.ci/run` installs them.
@@ -20,8 +21,10 @@ mod hostile_input;
 #[cfg(target_os = "linux")]
 mod interrupt;
 mod limits;
+mod linux_image;
 mod numeric_flags;
 mod outside_tools;
+mod registry_server;
 mod run;
 mod secrets;
 mod store;
