@@ -38,6 +38,15 @@ pub(super) fn run(
         Command::Rmi(args) => rmi(&store()?, args, printer),
         Command::Prune(args) => prune(&store()?, args, printer),
         Command::Check(args) => super::check::check(&store()?, args, printer),
+        Command::Pull(args) => {
+            super::registry::pull(&store()?, args, &cli.registry, printer, cancel)
+        }
+        Command::Push(args) => {
+            super::registry::push(&store()?, args, &cli.registry, printer, cancel)
+        }
+        Command::Tag(args) => super::registry::tag(&store()?, args, printer),
+        Command::Login(args) => super::registry::login(args, &cli.registry, printer, cancel),
+        Command::Logout(args) => super::registry::logout(args, &cli.registry, printer),
     }
 }
 

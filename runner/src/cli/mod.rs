@@ -10,8 +10,10 @@
 mod check;
 mod commands;
 pub mod printer;
+pub mod registry;
 mod run;
 mod signals;
+mod transfers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ pub struct Cli {
     /// the user's data directory]
     #[arg(long, global = true, env = STORE_ENV, value_name = "DIR")]
     pub store: Option<PathBuf>,
+
+    /// How registries are reached.
+    #[command(flatten)]
+    pub registry: registry::RegistryFlags,
 
     /// The command.
     #[command(subcommand)]
@@ -58,6 +64,16 @@ pub enum Command {
     Run(RunArgs),
     /// Verify every object of the store against its digest (and repair it)
     Check(CheckArgs),
+    /// Pull an image from a registry into the store
+    Pull(registry::PullArgs),
+    /// Push an image from the store to a registry
+    Push(registry::PushArgs),
+    /// Give an image in the store another name
+    Tag(registry::TagArgs),
+    /// Save credentials for a registry (checked with it first)
+    Login(registry::LoginArgs),
+    /// Remove the saved credentials for a registry
+    Logout(registry::LogoutArgs),
 }
 
 /// `kiln check`.
@@ -380,6 +396,10 @@ pub fn main() -> ExitCode {
     let progress = match &cli.command {
         Command::Build(b) if b.quiet => ProgressMode::Quiet,
         Command::Build(b) => b.progress,
+        Command::Pull(p) if p.quiet => ProgressMode::Quiet,
+        Command::Pull(p) => p.progress,
+        Command::Push(p) if p.quiet => ProgressMode::Quiet,
+        Command::Push(p) => p.progress,
         _ => ProgressMode::Plain,
     };
     let printer = Printer::new(progress);
@@ -399,7 +419,12 @@ pub fn main() -> ExitCode {
                 err.downcast_ref::<crate::secrets::SecretError>(),
                 Some(crate::secrets::SecretError::Cancelled { .. })
             );
-            if matches!(build, Some(crate::build::BuildError::Cancelled)) || secret_wait {
+            let transfer = matches!(
+                err.downcast_ref::<crate::registry::RegistryError>(),
+                Some(crate::registry::RegistryError::Cancelled)
+            );
+            if matches!(build, Some(crate::build::BuildError::Cancelled)) || secret_wait || transfer
+            {
                 return ExitCode::from(signals::exit_code() as u8);
             }
             let usage =

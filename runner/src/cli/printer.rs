@@ -204,6 +204,11 @@ impl Printer {
         self.state.lock().expect("printer lock").warnings
     }
 
+    /// The mode (`Auto` resolved).
+    pub fn mode(&self) -> ProgressMode {
+        self.mode
+    }
+
     /// Whether progress is quiet.
     pub fn is_quiet(&self) -> bool {
         self.mode == ProgressMode::Quiet

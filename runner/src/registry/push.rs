@@ -1,0 +1,366 @@
+//! `kiln push`, `kiln build --push`: an image (or a multi-platform index)
+//! from the store to a registry.
+//!
+//! Blobs first, manifests last, so a reference never names content the
+//! registry lacks. Each blob is, in order: skipped when the registry has it
+//! (`HEAD`), mounted from another repository of the same registry when the
+//! store knows one that holds it (images pulled from there), or uploaded,
+//! streaming from the store: in one request, or in chunks when it is larger
+//! than [`CHUNKED_ABOVE`]. A push killed halfway leaves complete blobs
+//! behind; run again, it finds them and sends only the rest.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::errors::OciDistributionError;
+use reqwest::header::HeaderValue;
+
+use super::progress::{Outcome, TransferProgress};
+use super::pull::{DOCKER_LIST, DOCKER_MANIFEST};
+use super::session::{Remote, Session};
+use super::{Reference, RegistryError, SOURCE_ANNOTATION};
+use crate::digest::Digest;
+use crate::store::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store};
+
+/// Blobs larger than this are uploaded in chunks (`PATCH` requests of a few
+/// MiB), which registries and proxies with request-size limits accept.
+pub const CHUNKED_ABOVE: u64 = 512 << 20;
+/// Bytes read from the store per request body chunk.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The digest of the pushed manifest (or index).
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Bytes uploaded (blobs the registry had, or mounted, excluded).
+    pub uploaded: u64,
+}
+
+/// Pushes the image `image` (a manifest or index in `store`) to `target`.
+pub fn push(
+    session: &Session,
+    store: &Store,
+    image: &Descriptor,
+    target: &Reference,
+    progress: &dyn TransferProgress,
+) -> Result<Pushed, RegistryError> {
+    session.block_on(push_async(session, store, image, target, progress))
+}
+
+async fn push_async(
+    session: &Session,
+    store: &Store,
+    image: &Descriptor,
+    target: &Reference,
+    progress: &dyn TransferProgress,
+) -> Result<Pushed, RegistryError> {
+    let remote = session.remote(target.registry()).await?;
+    progress.note(&format!("pushing {target}"));
+    let sources = mount_sources(store, target);
+    let bytes = store.read_blob(&image.digest)?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        RegistryError::Unsupported(format!("image {}: not JSON: {e}", image.digest))
+    })?;
+    let media_type = media_type_of(&doc, image);
+    let mut uploaded = 0;
+    if media_type == INDEX_MEDIA_TYPE || media_type == DOCKER_LIST {
+        for child in children(&doc, image)? {
+            let child_bytes = store.read_blob(&child.digest)?;
+            let child_doc: serde_json::Value =
+                serde_json::from_slice(&child_bytes).map_err(|e| {
+                    RegistryError::Unsupported(format!("manifest {}: {e}", child.digest))
+                })?;
+            uploaded += push_blobs(
+                session, store, &remote, target, &child_doc, &sources, progress,
+            )
+            .await?;
+            let child_type = media_type_of(&child_doc, &child);
+            put_manifest(
+                session,
+                &remote,
+                &target.with_digest(child.digest),
+                child_bytes,
+                &child_type,
+                progress,
+            )
+            .await?;
+        }
+    } else if media_type == MANIFEST_MEDIA_TYPE || media_type == DOCKER_MANIFEST {
+        uploaded += push_blobs(session, store, &remote, target, &doc, &sources, progress).await?;
+    } else {
+        return Err(RegistryError::Unsupported(format!(
+            "image {} is a {media_type}, which kiln does not push",
+            image.digest
+        )));
+    }
+    let size = bytes.len() as u64;
+    put_manifest(session, &remote, target, bytes, &media_type, progress).await?;
+    Ok(Pushed {
+        digest: image.digest,
+        size,
+        uploaded,
+    })
+}
+
+fn media_type_of(doc: &serde_json::Value, d: &Descriptor) -> String {
+    doc.get("mediaType")
+        .and_then(|m| m.as_str())
+        .unwrap_or(d.media_type.as_str())
+        .to_string()
+}
+
+fn children(doc: &serde_json::Value, image: &Descriptor) -> Result<Vec<Descriptor>, RegistryError> {
+    let list = doc.get("manifests").cloned().unwrap_or_default();
+    serde_json::from_value(list)
+        .map_err(|e| RegistryError::Unsupported(format!("index {}: {e}", image.digest)))
+}
+
+/// Repositories on `target`'s registry the store's images were pulled
+/// from: where a blob may be mounted from instead of uploaded.
+fn mount_sources(store: &Store, target: &Reference) -> Vec<(Reference, BTreeSet<Digest>)> {
+    let Ok(images) = store.images() else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Reference, BTreeSet<Digest>)> = Vec::new();
+    for image in images {
+        let Some(source) = image
+            .manifest
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SOURCE_ANNOTATION))
+            .and_then(|s| Reference::parse(s).ok())
+        else {
+            continue;
+        };
+        if source.registry() != target.registry() || source.repository() == target.repository() {
+            continue;
+        }
+        let Ok(loaded) = crate::image::Image::load(store, &image.manifest, None) else {
+            continue;
+        };
+        let mut blobs: BTreeSet<Digest> = loaded
+            .layers()
+            .map(|l| l.into_iter().map(|(d, _)| d.digest).collect())
+            .unwrap_or_default();
+        blobs.insert(loaded.config_digest);
+        out.push((source, blobs));
+    }
+    out
+}
+
+/// Pushes the config and layers of manifest `doc`; returns bytes uploaded.
+async fn push_blobs(
+    session: &Session,
+    store: &Store,
+    remote: &Remote,
+    target: &Reference,
+    doc: &serde_json::Value,
+    sources: &[(Reference, BTreeSet<Digest>)],
+    progress: &dyn TransferProgress,
+) -> Result<u64, RegistryError> {
+    let mut blobs: Vec<(Descriptor, &str)> = Vec::new();
+    let config: Descriptor = doc
+        .get("config")
+        .cloned()
+        .and_then(|c| serde_json::from_value(c).ok())
+        .ok_or_else(|| RegistryError::Unsupported("a manifest without a config".into()))?;
+    blobs.push((config, "config"));
+    let layers: Vec<Descriptor> = doc
+        .get("layers")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| RegistryError::Unsupported(format!("a manifest's layers: {e}")))?
+        .unwrap_or_default();
+    for layer in layers {
+        if !blobs.iter().any(|(b, _)| b.digest == layer.digest) {
+            blobs.push((layer, "layer"));
+        }
+    }
+    let jobs = session.options().jobs.max(1);
+    let sizes: Vec<u64> = futures_util::stream::iter(blobs.iter())
+        .map(|(blob, what)| {
+            put_blob(
+                session, store, remote, target, blob, what, sources, progress,
+            )
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await?;
+    Ok(sizes.iter().sum())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn put_blob(
+    session: &Session,
+    store: &Store,
+    remote: &Remote,
+    target: &Reference,
+    blob: &Descriptor,
+    what: &str,
+    sources: &[(Reference, BTreeSet<Digest>)],
+    progress: &dyn TransferProgress,
+) -> Result<u64, RegistryError> {
+    session.check_cancel()?;
+    progress.begin(&blob.digest, blob.size, what);
+    let oci = &target.to_oci();
+    let digest = blob.digest.to_string();
+    let digest = digest.as_str();
+    let doing = format!("pushing {what} {} to {target}", blob.digest);
+    let failed = |e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials);
+    let retried = |n, error: &str| progress.retrying(&doing, n, error);
+    let exists = session
+        .retry(|| remote.client.blob_exists(oci, digest), retried)
+        .await
+        .map_err(failed)?;
+    if exists {
+        progress.finish(&blob.digest, &Outcome::Present);
+        return Ok(0);
+    }
+    for (source, _) in sources
+        .iter()
+        .filter(|(_, held)| held.contains(&blob.digest))
+    {
+        if remote
+            .client
+            .mount_blob(oci, &source.to_oci(), digest)
+            .await
+            .is_ok()
+        {
+            progress.finish(
+                &blob.digest,
+                &Outcome::Mounted(source.repository().to_string()),
+            );
+            return Ok(0);
+        }
+    }
+    let sent = Arc::new(AtomicU64::new(0));
+    let cancel = session.cancel_flag();
+    let upload = || {
+        let sent = Arc::clone(&sent);
+        let cancel = Arc::clone(&cancel);
+        async move {
+            sent.store(0, Ordering::Relaxed);
+            let reader = store
+                .open_blob(&blob.digest)
+                .map_err(|e| OciDistributionError::IoError(std::io::Error::other(e)))?;
+            let body = file_stream(reader, sent, cancel);
+            if blob.size > CHUNKED_ABOVE {
+                let r = remote.client.push_blob_stream_chunked(oci, body).await?;
+                if r.blob_digest != digest {
+                    return Err(OciDistributionError::GenericError(Some(format!(
+                        "the store's blob hashed to {} while it was sent",
+                        r.blob_digest
+                    ))));
+                }
+                Ok(())
+            } else {
+                remote
+                    .client
+                    .push_blob_stream(oci, body, digest, Some(blob.size))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    let ticking = ticker(&sent, &blob.digest, progress);
+    let uploading = session.retry(upload, retried);
+    futures_util::pin_mut!(ticking);
+    futures_util::pin_mut!(uploading);
+    let result = match futures_util::future::select(uploading, ticking).await {
+        futures_util::future::Either::Left((r, _)) => r,
+        futures_util::future::Either::Right(_) => unreachable!("the ticker never ends"),
+    };
+    if session.cancelled() {
+        return Err(RegistryError::Cancelled);
+    }
+    result.map_err(failed)?;
+    progress.advance(&blob.digest, blob.size);
+    progress.finish(&blob.digest, &Outcome::Pushed);
+    Ok(blob.size)
+}
+
+/// Reports `sent` every 200 ms, forever.
+async fn ticker(sent: &AtomicU64, digest: &Digest, progress: &dyn TransferProgress) {
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = sent.load(Ordering::Relaxed);
+        if now != last {
+            progress.advance(digest, now);
+            last = now;
+        }
+    }
+}
+
+/// A store blob as a request body: 1 MiB chunks, counted into `sent`,
+/// ending with an error if the user interrupts.
+fn file_stream(
+    reader: crate::store::BlobReader,
+    sent: Arc<AtomicU64>,
+    cancel: Arc<AtomicBool>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, OciDistributionError>> + Send + 'static {
+    futures_util::stream::try_unfold(reader, move |mut reader| {
+        let sent = Arc::clone(&sent);
+        let cancel = Arc::clone(&cancel);
+        async move {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(OciDistributionError::IoError(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "interrupted",
+                )));
+            }
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n = reader.read(&mut buf[filled..])?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                return Ok(None);
+            }
+            buf.truncate(filled);
+            sent.fetch_add(filled as u64, Ordering::Relaxed);
+            Ok(Some((bytes::Bytes::from(buf), reader)))
+        }
+    })
+}
+
+/// Puts a manifest under `target`'s tag (or digest).
+async fn put_manifest(
+    session: &Session,
+    remote: &Remote,
+    target: &Reference,
+    bytes: Vec<u8>,
+    media_type: &str,
+    progress: &dyn TransferProgress,
+) -> Result<(), RegistryError> {
+    session.check_cancel()?;
+    let oci = &target.to_oci();
+    let doing = format!("pushing the manifest of {target}");
+    let content_type = HeaderValue::from_str(media_type)
+        .map_err(|_| RegistryError::Unsupported(format!("media type {media_type:?}")))?;
+    let body = bytes::Bytes::from(bytes);
+    session
+        .retry(
+            || {
+                remote
+                    .client
+                    .push_manifest_raw(oci, body.clone(), content_type.clone())
+            },
+            |n, error| progress.retrying(&doing, n, error),
+        )
+        .await
+        .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))?;
+    Ok(())
+}
