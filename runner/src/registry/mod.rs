@@ -5,3 +5,6 @@
 //!   (`alpine` is `docker.io/library/alpine:latest`).
 //! - [`credentials`]: docker's `config.json` (`auths`, `credsStore`,
 //!   `credHelpers`) and the `docker-credential-*` helper protocol.
+
+mod cred_helper;
+pub mod credentials;
