@@ -332,9 +332,9 @@ pub(super) fn login(
     let session = flags.session(cancel)?;
     registry::login::verify(&session, &host, &credential)?;
     let saved = auth_file(flags).store(&host, &credential)?;
-    let place = match saved {
-        Where::File(p) => p.display().to_string(),
-        Where::Helper(h) => format!("the credential helper docker-credential-{h}"),
+    let place = match &saved {
+        Where::File(_) => saved.to_string(),
+        Where::Helper(_) => format!("the credential helper {saved}"),
     };
     printer.status(&format!("credentials for {host} saved in {place}"));
     printer.out("Login Succeeded");

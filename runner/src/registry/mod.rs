@@ -17,6 +17,7 @@
 //! where the store's images came from, and messages that name the fix.
 
 pub mod credentials;
+mod cred_helper;
 pub mod login;
 pub mod progress;
 pub mod pull;
