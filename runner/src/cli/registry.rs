@@ -15,7 +15,7 @@ use super::printer::{Printer, ProgressMode};
 use super::transfers::TransferView;
 use crate::image::Platform;
 use crate::registry::credentials::{AuthFile, Credential, Where};
-use crate::registry::{self, Reference, RegistryOptions, Session};
+use crate::registry::{self, Reference, RegistryOptions, Session, store_name};
 use crate::store::Store;
 
 /// How kiln reaches registries; global flags.
@@ -113,20 +113,6 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 fn parse_reference(s: &str) -> Result<Reference> {
     Reference::parse(s).map_err(|e| usage(e.to_string()))
-}
-
-/// The name a reference has in the store: docker's short form
-/// (`alpine:latest`, `localhost:5000/app:1`); none for a digest alone.
-pub fn store_name(reference: &Reference) -> Option<String> {
-    reference.tag().map(|_| match reference.digest() {
-        Some(_) => {
-            let plain = Reference::parse(&reference.familiar())
-                .ok()
-                .and_then(|r| r.with_tag(reference.tag().unwrap_or("latest")).ok());
-            plain.map_or_else(|| reference.familiar(), |r| r.familiar())
-        }
-        None => reference.familiar(),
-    })
 }
 
 pub(super) fn pull(
@@ -375,25 +361,5 @@ mod tests {
             "docker.io"
         );
         assert!(registry_host(Some("")).is_err());
-    }
-
-    #[test]
-    fn store_names_are_docker_short_forms() {
-        let name = |s: &str| store_name(&Reference::parse(s).unwrap());
-        assert_eq!(name("alpine").as_deref(), Some("alpine:latest"));
-        assert_eq!(
-            name("docker.io/library/alpine:3").as_deref(),
-            Some("alpine:3")
-        );
-        assert_eq!(
-            name("localhost:5000/app:1").as_deref(),
-            Some("localhost:5000/app:1")
-        );
-        let digest = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(name(&format!("alpine@{digest}")), None);
-        assert_eq!(
-            name(&format!("alpine:3@{digest}")).as_deref(),
-            Some("alpine:3")
-        );
     }
 }

@@ -16,8 +16,8 @@
 //! streaming blobs straight into the store, cross-repository mounts from
 //! where the store's images came from, and messages that name the fix.
 
-pub mod credentials;
 mod cred_helper;
+pub mod credentials;
 pub mod login;
 pub mod progress;
 pub mod pull;
@@ -180,5 +180,44 @@ impl RegistryError {
                 cause: session::describe(&e),
             },
         }
+    }
+}
+
+/// The name a reference has in the store: docker's short form
+/// (`alpine:latest`, `localhost:5000/app:1`); none for a digest alone.
+pub fn store_name(reference: &Reference) -> Option<String> {
+    reference.tag().map(|_| match reference.digest() {
+        Some(_) => {
+            let plain = Reference::parse(&reference.familiar())
+                .ok()
+                .and_then(|r| r.with_tag(reference.tag().unwrap_or("latest")).ok());
+            plain.map_or_else(|| reference.familiar(), |r| r.familiar())
+        }
+        None => reference.familiar(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_names_are_docker_short_forms() {
+        let name = |s: &str| store_name(&Reference::parse(s).unwrap());
+        assert_eq!(name("alpine").as_deref(), Some("alpine:latest"));
+        assert_eq!(
+            name("docker.io/library/alpine:3").as_deref(),
+            Some("alpine:3")
+        );
+        assert_eq!(
+            name("localhost:5000/app:1").as_deref(),
+            Some("localhost:5000/app:1")
+        );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(name(&format!("alpine@{digest}")), None);
+        assert_eq!(
+            name(&format!("alpine:3@{digest}")).as_deref(),
+            Some("alpine:3")
+        );
     }
 }
