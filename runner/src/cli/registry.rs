@@ -129,6 +129,7 @@ pub(super) fn pull(
         .map(Platform::parse)
         .transpose()
         .map_err(usage)?;
+    mask_credentials(printer, flags, reference.registry());
     let session = flags.session(cancel)?;
     let names: Vec<String> = store_name(&reference).into_iter().collect();
     let view = TransferView::new(printer);
@@ -187,6 +188,7 @@ pub(super) fn push(
         )));
     }
     let image = resolve(store, &args.image)?;
+    mask_credentials(printer, flags, destination.registry());
     let session = flags.session(cancel)?;
     let view = TransferView::new(printer);
     let pushed = registry::push::push(&session, store, &image, &destination, &view)?;
@@ -254,6 +256,21 @@ fn registry_host(arg: Option<&str>) -> Result<String> {
         "index.docker.io" | "registry-1.docker.io" => registry::reference::DOCKER_HUB.to_string(),
         h => h.to_ascii_lowercase(),
     })
+}
+
+/// Masks the saved password for `host` in everything printed from now on,
+/// in case a registry or a proxy echoes it in an error.
+fn mask_credentials(printer: &Printer, flags: &RegistryFlags, host: &str) {
+    use secrecy::ExposeSecret;
+    if let Ok(Some(credential)) = auth_file(flags).get(host) {
+        let secret = crate::secrets::Secret::new(
+            "registry password",
+            credential.secret.expose_secret().as_bytes().to_vec(),
+        );
+        if let Some(scanner) = crate::secrets::LeakScanner::new([&secret]) {
+            printer.mask_secrets(Arc::new(scanner));
+        }
+    }
 }
 
 fn auth_file(flags: &RegistryFlags) -> AuthFile {
