@@ -25,6 +25,7 @@ mod linux_image;
 mod numeric_flags;
 mod outside_tools;
 mod registry_server;
+mod registry_wasm;
 mod run;
 mod secrets;
 mod store;

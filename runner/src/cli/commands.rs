@@ -45,6 +45,9 @@ pub(super) fn run(
             super::registry::push(&store()?, args, &cli.registry, printer, cancel)
         }
         Command::Tag(args) => super::registry::tag(&store()?, args, printer),
+        Command::Publish(args) => {
+            super::publish::publish(&store()?, args, &cli.registry, printer, cancel)
+        }
         Command::Login(args) => super::registry::login(args, &cli.registry, printer, cancel),
         Command::Logout(args) => super::registry::logout(args, &cli.registry, printer),
     }

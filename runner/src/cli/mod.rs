@@ -10,6 +10,7 @@
 mod check;
 mod commands;
 pub mod printer;
+pub mod publish;
 pub mod registry;
 mod run;
 mod signals;
@@ -70,6 +71,8 @@ pub enum Command {
     Push(registry::PushArgs),
     /// Give an image in the store another name
     Tag(registry::TagArgs),
+    /// Publish a wasm step program to a registry, as a wasm OCI artifact
+    Publish(publish::PublishArgs),
     /// Save credentials for a registry (checked with it first)
     Login(registry::LoginArgs),
     /// Remove the saved credentials for a registry
@@ -400,6 +403,8 @@ pub fn main() -> ExitCode {
         Command::Pull(p) => p.progress,
         Command::Push(p) if p.quiet => ProgressMode::Quiet,
         Command::Push(p) => p.progress,
+        Command::Publish(p) if p.quiet => ProgressMode::Quiet,
+        Command::Publish(p) => p.progress,
         _ => ProgressMode::Plain,
     };
     let printer = Printer::new(progress);

@@ -154,6 +154,12 @@ pub(super) fn pull(
             pulled.platform,
             pulled.manifest.digest
         ));
+        if registry::wasm_artifact::artifact_of(&pulled.manifest).is_some() {
+            printer.status(&format!(
+                "a wasm step: mount it pinned, as --mount=type=bind,from={},target=DIR",
+                reference.with_digest(pulled.digest)
+            ));
+        }
     }
     printer.out(&reference.to_string());
     Ok(ExitCode::SUCCESS)

@@ -10,6 +10,8 @@
 //! - [`pull`] and [`push`]: images between a registry and the store, every
 //!   byte checked against its digest and size, pulled layers validated like
 //!   any imported layer.
+//! - [`wasm_artifact`]: wasm step programs as OCI artifacts (`kiln
+//!   publish`), and pulled ones as images a bind mount can use.
 //!
 //! The protocol itself is oci-client's (ORAS). What kiln adds around it:
 //! the scheme probe for loopback and `--insecure-registry` hosts, retries,
@@ -24,6 +26,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod session;
+pub mod wasm_artifact;
 
 pub use progress::{Outcome, TransferProgress};
 pub use reference::Reference;

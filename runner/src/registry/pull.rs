@@ -9,7 +9,8 @@
 //! uncompressed digest against the config's diff_id). Only then is the
 //! image named in the store. A blob the store already holds is not
 //! fetched again; a `name@sha256:` reference the store can resolve never
-//! touches the network.
+//! touches the network. A wasm artifact (a published step program) is
+//! stored as an image holding the program ([`super::wasm_artifact`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,7 +20,7 @@ use oci_spec::image::{ImageIndex, ImageManifest};
 
 use super::progress::{Outcome, TransferProgress};
 use super::session::{Remote, Session};
-use super::{Reference, RegistryError, SOURCE_ANNOTATION};
+use super::{Reference, RegistryError, SOURCE_ANNOTATION, wasm_artifact};
 use crate::digest::Digest;
 use crate::image::{Image, Platform};
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME, Store};
@@ -77,21 +78,31 @@ pub fn pull(
     ))
 }
 
-/// The image `digest` names, if the store can load it whole.
+/// The image `digest` names, if the store can load it whole: the image
+/// itself, or the image a wasm artifact of that digest was pulled as
+/// ([`wasm_artifact`]; its manifest keeps its annotations).
 pub fn from_store(store: &Store, digest: &Digest, platform: Option<&Platform>) -> Option<Pulled> {
-    if !store.has_blob(digest) {
-        return None;
-    }
-    let size = store.blob_size(digest).ok()?;
-    let doc: serde_json::Value = store.read_json(digest).ok()?;
-    let media_type = doc
-        .get("mediaType")
-        .and_then(|m| m.as_str())
-        .unwrap_or(MANIFEST_MEDIA_TYPE);
-    let descriptor = Descriptor::new(media_type, *digest, size);
-    let image = Image::load(store, &descriptor, platform.or(Some(&Platform::wasi())))
-        .or_else(|_| Image::load(store, &descriptor, platform))
-        .ok()?;
+    let loaded = || {
+        let size = store.blob_size(digest).ok()?;
+        let doc: serde_json::Value = store.read_json(digest).ok()?;
+        let media_type = doc
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .unwrap_or(MANIFEST_MEDIA_TYPE);
+        let descriptor = Descriptor::new(media_type, *digest, size);
+        Image::load(store, &descriptor, platform.or(Some(&Platform::wasi())))
+            .or_else(|_| Image::load(store, &descriptor, platform))
+            .ok()
+    };
+    let image = match store.has_blob(digest).then(loaded).flatten() {
+        Some(image) => image,
+        None => {
+            let converted = wasm_artifact::find_converted(store, digest)?;
+            let mut image = Image::load(store, &converted, None).ok()?;
+            image.descriptor = converted;
+            image
+        }
+    };
     image.check_layers_present(store).ok()?;
     Some(Pulled {
         platform: Platform::of(&image.config),
@@ -154,6 +165,10 @@ async fn pull_async(
         RegistryError::Unsupported(format!("{reference}: not a valid image manifest: {e}"))
     })?;
 
+    let artifact = wasm_artifact::is_artifact(&manifest);
+    if artifact {
+        wasm_artifact::check_shape(&manifest, reference)?;
+    }
     let config = descriptor_of(manifest.config(), &remote)?;
     let mut fetched = 0;
     if config.size > MAX_CONFIG {
@@ -183,6 +198,19 @@ async fn pull_async(
     debug_assert_eq!(stored, manifest_digest);
     let size = manifest_bytes.len() as u64;
     let mut descriptor = Descriptor::new(&media_type, manifest_digest, size);
+    if artifact {
+        // A wasm step: stored as an image holding the program, found by
+        // the artifact's digest (or the one it was pulled by).
+        let mut image = wasm_artifact::to_image(store, &descriptor)?;
+        wasm_artifact::set_source(&mut image, &reference.with_digest(top));
+        store.add_image(&image, names)?;
+        return Ok(Pulled {
+            platform: Platform::wasi(),
+            manifest: image,
+            digest: top,
+            fetched,
+        });
+    }
     let image = Image::load(store, &descriptor, None)?;
     // Read every new layer once: the reader's checks (paths, sizes, bombs)
     // and the diff_id, and its index for the snapshot.

@@ -130,6 +130,11 @@ fn mount_sources(store: &Store, target: &Reference) -> Vec<(Reference, BTreeSet<
     };
     let mut out: Vec<(Reference, BTreeSet<Digest>)> = Vec::new();
     for image in images {
+        // An image converted from a wasm artifact has blobs of its own,
+        // which the artifact's repository does not hold.
+        if super::wasm_artifact::artifact_of(&image.manifest).is_some() {
+            continue;
+        }
         let Some(source) = image
             .manifest
             .annotations
