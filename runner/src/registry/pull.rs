@@ -376,7 +376,16 @@ async fn fetch_blob(
                     std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
                 ));
             }
-            let chunk = chunk?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => match digest_mismatch(&e) {
+                    // Not retried: the registry serves these bytes.
+                    Some(why) => {
+                        return Ok(Err(tampered(remote, format!("blob {}", d.digest), why)));
+                    }
+                    None => return Err(e.into()),
+                },
+            };
             done += chunk.len() as u64;
             if done > d.size {
                 return Ok(Err(tampered(
@@ -412,6 +421,14 @@ async fn fetch_blob(
         .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))??;
     progress.finish(&d.digest, &Outcome::Pulled);
     Ok(size)
+}
+
+/// The client's own digest check failing mid-stream (it reports it as an
+/// I/O error, which would otherwise be retried): the text, if it is one.
+fn digest_mismatch(e: &std::io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<oci_client::errors::DigestError>())
+        .map(ToString::to_string)
 }
 
 /// The manifest `reference` names, as bytes, with its digest: checked
@@ -459,7 +476,15 @@ pub(crate) fn fetch_small_blob(
                 .stream;
             let mut bytes = Vec::new();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => match digest_mismatch(&e) {
+                        Some(why) => {
+                            return Ok(Err(tampered(remote, format!("blob {}", d.digest), why)));
+                        }
+                        None => return Err(e.into()),
+                    },
+                };
                 if (bytes.len() + chunk.len()) as u64 > d.size {
                     return Ok(Err(tampered(
                         remote,
