@@ -14,13 +14,15 @@
 //! DIR/blobs/sha256/<layer>...    the layers, as the store has them
 //! ```
 //!
-//! Exporting merges into what the directory already holds (the newer entry
-//! wins a key), so builds of several targets can share one directory.
-//! Importing is lazy: a key missing from the store is looked up in the
-//! `--cache-from` directories, and only that entry's layer is copied in
-//! (digest checked) and indexed. Keys of steps with secret mounts hold an
-//! HMAC under the store's own key, so they never match in another store:
-//! a shared cache cannot be used to test guesses of a secret.
+//! The format, merging and the import path are `cache_format.rs`'s, shared
+//! with registry caches (`cache_registry.rs`). Exporting merges into what
+//! the directory already holds (the newer entry wins a key), so builds of
+//! several targets can share one directory. Importing is lazy: a key
+//! missing from the store is looked up in the `--cache-from` caches, and
+//! only that entry's layer is copied in (digest and size checked) and
+//! indexed. Keys of steps with secret mounts hold an HMAC under the store's
+//! own key, so they never match in another store: a shared cache cannot be
+//! used to test guesses of a secret.
 
 use std::collections::BTreeMap;
 use std::fs;
