@@ -12,7 +12,7 @@ use crate::util::{Run, Sandbox, tool};
 /// Layer steps (COPY, RUN, WORKDIR) of a plain-progress build, by their
 /// name (`[build 2/4] COPY src/ /src/`), and whether each ran (`true`) or
 /// came from the cache (`false`).
-fn outcome(run: &Run) -> BTreeMap<String, bool> {
+pub(crate) fn outcome(run: &Run) -> BTreeMap<String, bool> {
     let mut names = BTreeMap::new();
     let mut out = BTreeMap::new();
     for line in run.stderr.lines() {
@@ -39,7 +39,7 @@ fn outcome(run: &Run) -> BTreeMap<String, bool> {
 }
 
 /// The steps that ran, each named by the first of `labels` its text contains.
-fn ran(run: &Run, labels: &[&str]) -> Vec<String> {
+pub(crate) fn ran(run: &Run, labels: &[&str]) -> Vec<String> {
     let steps = outcome(run);
     assert!(!steps.is_empty(), "no steps in:\n{}", run.stderr);
     let mut out = Vec::new();
@@ -55,13 +55,13 @@ fn ran(run: &Run, labels: &[&str]) -> Vec<String> {
     out
 }
 
-fn build(sb: &Sandbox, args: &[&str]) -> Run {
+pub(crate) fn build(sb: &Sandbox, args: &[&str]) -> Run {
     let mut all = vec!["build", "--progress", "plain"];
     all.extend_from_slice(args);
     sb.kiln(&all).ok()
 }
 
-fn image_id(run: &Run) -> String {
+pub(crate) fn image_id(run: &Run) -> String {
     run.stderr
         .lines()
         .find_map(|l| {
@@ -76,7 +76,7 @@ fn image_id(run: &Run) -> String {
 /// cache key, and whether the second one is `CACHED` depends on which
 /// finishes first (kiln does not yet merge identical steps as BuildKit
 /// does), which would make "every step ran" a race.
-const THREE_STAGES: &str = r#"FROM scratch AS tools
+pub(crate) const THREE_STAGES: &str = r#"FROM scratch AS tools
 COPY bin/ /bin/
 RUN ["probe", "write", "/tool.txt", "tool"]
 
@@ -92,7 +92,7 @@ COPY --from=tools /bin/ /bin/
 RUN ["probe", "cat", "/out.txt", "--", "cat", "/tool.txt"]
 "#;
 
-fn three_stage_context(sb: &Sandbox) {
+pub(crate) fn three_stage_context(sb: &Sandbox) {
     fs::create_dir_all(sb.path("ctx/bin")).unwrap();
     fs::copy(GUESTS[0].1, sb.path("ctx/bin/probe")).unwrap();
     sb.write("ctx/src/a.txt", "alpha\n");
@@ -352,10 +352,10 @@ fn the_cache_travels_through_an_oci_layout_directory() {
 
     // Bad specs say what was expected.
     let e = b
-        .kiln(&["build", "--cache-from", "type=registry,ref=x", "ctx"])
+        .kiln(&["build", "--cache-from", "type=gha,scope=x", "ctx"])
         .fails(2);
     assert!(
-        e.stderr.contains("type=registry is not supported"),
+        e.stderr.contains("type=gha is not supported"),
         "{}",
         e.stderr
     );

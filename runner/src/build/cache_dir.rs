@@ -14,49 +14,30 @@
 //! DIR/blobs/sha256/<layer>...    the layers, as the store has them
 //! ```
 //!
-//! Exporting merges into what the directory already holds (the newer entry
-//! wins a key), so builds of several targets can share one directory.
-//! Importing is lazy: a key missing from the store is looked up in the
-//! `--cache-from` directories, and only that entry's layer is copied in
-//! (digest checked) and indexed. Keys of steps with secret mounts hold an
-//! HMAC under the store's own key, so they never match in another store:
-//! a shared cache cannot be used to test guesses of a secret.
+//! The format, merging and the import path are `cache_format.rs`'s, shared
+//! with registry caches (`cache_registry.rs`). Exporting merges into what
+//! the directory already holds (the newer entry wins a key), so builds of
+//! several targets can share one directory. Importing is lazy: a key
+//! missing from the store is looked up in the `--cache-from` caches, and
+//! only that entry's layer is copied in (digest and size checked) and
+//! indexed. Keys of steps with secret mounts hold an HMAC under the store's
+//! own key, so they never match in another store: a shared cache cannot be
+//! used to test guesses of a secret.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::cache_format::{self, CacheDest, CacheSource, Documents, MAX_JSON};
+pub use super::cache_format::{ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, Record};
 use crate::digest::{Digest, Hasher};
-use crate::store::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME, StepEntry, Store};
+use crate::store::{Descriptor, INDEX_MEDIA_TYPE, REF_NAME, StepEntry, Store};
 
-/// The artifact type of the cache manifest.
-pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.cache.v1";
-/// The media type of the cache's config (its entries).
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.kiln.cache.config.v1+json";
 /// The tag of the cache in the layout's index.
 pub const REF: &str = "kiln-cache:latest";
-
-/// Largest JSON document read from a cache directory.
-const MAX_JSON: u64 = 64 << 20;
-
-/// One exported entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// The step's cache key.
-    pub key: Digest,
-    /// The layer's diff_id, when the step made one.
-    pub diff_id: Option<Digest>,
-    /// The layer blob, when the step made one.
-    pub layer: Option<Descriptor>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Config {
-    entries: Vec<Record>,
-}
 
 /// A `--cache-from` directory, its entries read once.
 #[derive(Debug)]
@@ -74,10 +55,7 @@ fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
 }
 
 /// Reads a JSON blob of the layout, checking its digest.
-fn read_json_blob<T: serde::de::DeserializeOwned>(
-    dir: &Path,
-    digest: &Digest,
-) -> Result<T, String> {
+fn read_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>, String> {
     let path = blob_path(dir, digest);
     let mut bytes = Vec::new();
     fs::File::open(&path)
@@ -92,7 +70,7 @@ fn read_json_blob<T: serde::de::DeserializeOwned>(
     if Digest::of(&bytes) != *digest {
         return Err(err(dir, format!("blob {digest} does not match its digest")));
     }
-    serde_json::from_slice(&bytes).map_err(|e| err(dir, format!("blob {digest}: {e}")))
+    Ok(bytes)
 }
 
 /// The manifest descriptor of the cache in `dir`'s index, if it has one.
@@ -131,20 +109,11 @@ fn read_cache(dir: &Path) -> Result<Option<CacheRead>, String> {
     let Some(manifest) = cache_manifest(dir)? else {
         return Ok(None);
     };
-    let doc: serde_json::Value = read_json_blob(dir, &manifest.digest)?;
-    if doc.get("artifactType").and_then(|t| t.as_str()) != Some(ARTIFACT_TYPE) {
-        return Err(err(
-            dir,
-            format!("{REF} is not a kiln cache ({ARTIFACT_TYPE})"),
-        ));
-    }
-    let config: Descriptor = doc
-        .get("config")
-        .cloned()
-        .and_then(|c| serde_json::from_value(c).ok())
-        .ok_or_else(|| err(dir, "the cache manifest has no config"))?;
-    let cfg: Config = read_json_blob(dir, &config.digest)?;
-    Ok(Some((cfg.entries, vec![manifest.digest, config.digest])))
+    let config = cache_format::read_manifest(&read_blob(dir, &manifest.digest)?)
+        .map_err(|e| err(dir, format!("{REF}: {e}")))?;
+    let records =
+        cache_format::read_config(&read_blob(dir, &config.digest)?).map_err(|e| err(dir, e))?;
+    Ok(Some((records, vec![manifest.digest, config.digest])))
 }
 
 impl CacheDir {
@@ -171,116 +140,109 @@ impl CacheDir {
         key: &Digest,
         used: i64,
     ) -> Result<Option<StepEntry>, String> {
-        let Some(record) = self.entries.get(key) else {
-            return Ok(None);
-        };
-        if let (Some(layer), Some(diff_id)) = (&record.layer, &record.diff_id) {
-            if !store.has_blob(&layer.digest) {
-                let path = blob_path(&self.dir, &layer.digest);
-                let mut src = fs::File::open(&path)
-                    .map_err(|e| err(&self.dir, format!("reading {}: {e}", path.display())))?;
-                let mut w = store.blob_writer().map_err(|e| e.to_string())?;
-                io::copy(&mut src, &mut w).map_err(|e| err(&self.dir, e))?;
-                let (digest, _) = w.commit().map_err(|e| e.to_string())?;
-                if digest != layer.digest {
-                    return Err(err(
-                        &self.dir,
-                        format!("blob {} does not match its digest", layer.digest),
-                    ));
-                }
-            }
-            crate::image::layer_changes(store, layer, diff_id).map_err(|e| err(&self.dir, e))?;
+        cache_format::import(self, store, key, used)
+    }
+}
+
+impl CacheSource for CacheDir {
+    fn name(&self) -> String {
+        format!("cache directory {}", self.dir.display())
+    }
+
+    fn record(&self, key: &Digest) -> Option<&Record> {
+        self.entries.get(key)
+    }
+
+    fn fetch_layer(&self, store: &Store, layer: &Descriptor) -> Result<(), String> {
+        let path = blob_path(&self.dir, &layer.digest);
+        let src = fs::File::open(&path)
+            .map_err(|e| err(&self.dir, format!("reading {}: {e}", path.display())))?;
+        let mut w = store.blob_writer().map_err(|e| e.to_string())?;
+        // One byte more than the descriptor says is enough to tell.
+        io::copy(&mut src.take(layer.size + 1), &mut w).map_err(|e| err(&self.dir, e))?;
+        let (digest, size) = w.commit().map_err(|e| e.to_string())?;
+        if digest != layer.digest || size != layer.size {
+            return Err(err(
+                &self.dir,
+                format!("blob {} does not match its digest or size", layer.digest),
+            ));
         }
-        let entry = StepEntry {
-            diff_id: record.diff_id,
-            layer: record.layer.clone(),
-            used,
-            clean_of: Vec::new(),
-        };
-        store
-            .put_step_entry(key, &entry)
-            .map_err(|e| e.to_string())?;
-        Ok(Some(entry))
+        Ok(())
+    }
+}
+
+/// A `--cache-to` directory.
+struct DirDest<'a> {
+    dir: &'a Path,
+    /// The manifest and config it held: garbage once the new ones are in.
+    old_docs: Vec<Digest>,
+}
+
+impl CacheDest for DirDest<'_> {
+    fn existing(&mut self) -> Result<Vec<Record>, String> {
+        let dir = self.dir;
+        fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| err(dir, e))?;
+        let layout = dir.join("oci-layout");
+        if !layout.is_file() {
+            write_atomic(dir, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let (old, old_docs) = read_cache(dir)?.unwrap_or_default();
+        self.old_docs = old_docs;
+        Ok(old)
+    }
+
+    fn write(&mut self, store: &Store, docs: &Documents) -> Result<(), String> {
+        let dir = self.dir;
+        for layer in &docs.layers {
+            let path = blob_path(dir, &layer.digest);
+            if path.is_file() {
+                continue;
+            }
+            let mut src = store.open_blob(&layer.digest).map_err(|e| e.to_string())?;
+            copy_blob(dir, &path, &mut src, &layer.digest)?;
+        }
+        put_blob(dir, &docs.config, &docs.config_desc.digest)?;
+        put_blob(dir, &docs.manifest, &docs.manifest_desc.digest)?;
+        let mut tagged = docs.manifest_desc.clone();
+        tagged
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(REF_NAME.into(), REF.into());
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [tagged],
+        });
+        write_atomic(
+            dir,
+            &dir.join("index.json"),
+            &crate::json::canonical(&index),
+        )?;
+        for d in &self.old_docs {
+            if *d != docs.manifest_desc.digest && *d != docs.config_desc.digest {
+                let _ = fs::remove_file(blob_path(dir, d));
+            }
+        }
+        Ok(())
     }
 }
 
 /// Writes `entries` (with their layers from `store`) into the cache in
 /// `dir`, merged with what it holds; returns how many entries it has now.
 pub fn export(store: &Store, dir: &Path, entries: &[(Digest, StepEntry)]) -> Result<usize, String> {
-    fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| err(dir, e))?;
-    let layout = dir.join("oci-layout");
-    if !layout.is_file() {
-        write_atomic(dir, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    }
-    let (old, old_docs) = read_cache(dir)?.unwrap_or_default();
-    let mut merged: BTreeMap<Digest, Record> = old.into_iter().map(|r| (r.key, r)).collect();
-    for (key, entry) in entries {
-        merged.insert(
-            *key,
-            Record {
-                key: *key,
-                diff_id: entry.diff_id,
-                layer: entry.layer.clone(),
-            },
-        );
-    }
-    let mut layers: BTreeMap<Digest, Descriptor> = BTreeMap::new();
-    for record in merged.values() {
-        if let Some(l) = &record.layer {
-            layers.insert(l.digest, l.clone());
-        }
-    }
-    for layer in layers.values() {
-        let path = blob_path(dir, &layer.digest);
-        if path.is_file() {
-            continue;
-        }
-        let mut src = store.open_blob(&layer.digest).map_err(|e| e.to_string())?;
-        copy_blob(dir, &path, &mut src, &layer.digest)?;
-    }
-    let config = crate::json::canonical(&Config {
-        entries: merged.values().cloned().collect(),
-    });
-    let config_desc = put_blob(dir, CONFIG_MEDIA_TYPE, &config)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "artifactType": ARTIFACT_TYPE,
-        "config": config_desc,
-        "layers": layers.values().collect::<Vec<_>>(),
-    });
-    let manifest_desc = put_blob(dir, MANIFEST_MEDIA_TYPE, &crate::json::canonical(&manifest))?;
-    let mut tagged = manifest_desc.clone();
-    tagged
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(REF_NAME.into(), REF.into());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": INDEX_MEDIA_TYPE,
-        "manifests": [tagged],
-    });
-    write_atomic(
+    let mut dest = DirDest {
         dir,
-        &dir.join("index.json"),
-        &crate::json::canonical(&index),
-    )?;
-    // The previous manifest and config are garbage now.
-    for d in old_docs {
-        if d != manifest_desc.digest && d != config_desc.digest {
-            let _ = fs::remove_file(blob_path(dir, &d));
-        }
-    }
-    Ok(merged.len())
+        old_docs: Vec::new(),
+    };
+    cache_format::export(&mut dest, store, entries)
 }
 
-fn put_blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Result<Descriptor, String> {
-    let digest = Digest::of(bytes);
-    let path = blob_path(dir, &digest);
+fn put_blob(dir: &Path, bytes: &[u8], digest: &Digest) -> Result<(), String> {
+    let path = blob_path(dir, digest);
     if !path.is_file() {
-        copy_blob(dir, &path, &mut &bytes[..], &digest)?;
+        copy_blob(dir, &path, &mut &bytes[..], digest)?;
     }
-    Ok(Descriptor::new(media_type, digest, bytes.len() as u64))
+    Ok(())
 }
 
 /// Copies `src` to `path` through a temp file, checking it hashes to `digest`.

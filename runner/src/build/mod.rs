@@ -16,6 +16,9 @@ pub(crate) use run::masked;
 
 mod cache;
 pub mod cache_dir;
+pub mod cache_format;
+pub mod cache_registry;
+mod cache_spec;
 mod copy;
 mod dispatch;
 mod mounts;
@@ -23,6 +26,8 @@ mod reuse;
 mod run;
 mod stages;
 mod users;
+
+pub use cache_spec::{CacheLocation, CacheTo, parse_cache_from};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,81 +74,16 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stages (by name, or index) that run every step.
     pub no_cache_filter: Vec<String>,
-    /// `--cache-from type=local,src=DIR`: caches to import entries from.
-    pub cache_from: Vec<PathBuf>,
-    /// `--cache-to type=local,dest=DIR`: where to export the build's cache.
+    /// `--cache-from`: caches to import entries from (directories,
+    /// registry references).
+    pub cache_from: Vec<CacheLocation>,
+    /// `--cache-to`: where to export the build's cache.
     pub cache_to: Option<CacheTo>,
+    /// The registry session registry caches use; without one, the build
+    /// makes one with default options when it needs it.
+    pub session: Option<std::sync::Arc<crate::registry::Session>>,
     /// `--jobs`: how many stages may build at once (default: the cores).
     pub jobs: Option<usize>,
-}
-
-/// `--cache-to type=local,dest=DIR[,mode=min|max]`.
-#[derive(Clone, Debug)]
-pub struct CacheTo {
-    /// The OCI layout directory.
-    pub dest: PathBuf,
-    /// `mode=max`: every stage's steps; `min` (the default, as BuildKit):
-    /// the target stage's.
-    pub all_stages: bool,
-}
-
-impl CacheTo {
-    /// Parses the value of `--cache-to`.
-    pub fn parse(spec: &str) -> Result<CacheTo, String> {
-        let fields = cache_fields(spec)?;
-        let mut dest = None;
-        let mut all_stages = false;
-        for (k, v) in fields {
-            match k.as_str() {
-                "dest" => dest = Some(PathBuf::from(v)),
-                "mode" => {
-                    all_stages = match v.as_str() {
-                        "max" => true,
-                        "min" => false,
-                        other => return Err(format!("mode={other}: expected min or max")),
-                    }
-                }
-                other => return Err(format!("unknown key {other:?}: expected type, dest, mode")),
-            }
-        }
-        let dest = dest.ok_or("missing dest=DIR")?;
-        Ok(CacheTo { dest, all_stages })
-    }
-}
-
-/// Parses the value of `--cache-from`: the directory.
-pub fn parse_cache_from(spec: &str) -> Result<PathBuf, String> {
-    let mut src = None;
-    for (k, v) in cache_fields(spec)? {
-        match k.as_str() {
-            "src" => src = Some(PathBuf::from(v)),
-            other => return Err(format!("unknown key {other:?}: expected type, src")),
-        }
-    }
-    src.ok_or_else(|| "missing src=DIR".to_string())
-}
-
-/// `type=local,K=V,...`: the fields after the type, which must be local.
-fn cache_fields(spec: &str) -> Result<Vec<(String, String)>, String> {
-    let mut ty = None;
-    let mut out = Vec::new();
-    for field in spec.split(',').filter(|f| !f.is_empty()) {
-        let (k, v) = field
-            .split_once('=')
-            .ok_or_else(|| format!("{field:?}: expected KEY=VALUE"))?;
-        if k == "type" {
-            ty = Some(v.to_string());
-        } else {
-            out.push((k.to_string(), v.to_string()));
-        }
-    }
-    match ty.as_deref() {
-        Some("local") => Ok(out),
-        Some(other) => Err(format!(
-            "type={other} is not supported: kiln shares caches through directories (type=local); registry caches come with registry support"
-        )),
-        None => Err("missing type=local".into()),
-    }
 }
 
 /// `--secret-scan`: what the leak guard does when a layer or the image
@@ -360,8 +300,8 @@ struct Build<'a> {
     stage_done: std::sync::Condvar,
     /// The wasm engine, started by the first RUN.
     engine: std::sync::OnceLock<crate::exec::Engine>,
-    /// The `--cache-from` directories.
-    cache_from: Vec<cache_dir::CacheDir>,
+    /// The `--cache-from` caches.
+    cache_from: Vec<Box<dyn cache_format::CacheSource>>,
     /// Keys, digests and HMACs the cache computes once per build.
     memo: std::sync::Mutex<cache::Memo>,
     /// The cache key of every layer step of this build, with its stage.
@@ -472,10 +412,8 @@ pub fn build(
             })?),
             None => opts.source_date_epoch,
         };
-    let mut cache_from = Vec::new();
-    for dir in &opts.cache_from {
-        cache_from.push(cache_dir::CacheDir::open(dir).map_err(BuildError::Usage)?);
-    }
+    let mut session = None;
+    let cache_from = cache_spec::open_sources(opts, &steps, &mut session)?;
     let reproducible = epoch.is_some();
     let epoch = epoch.unwrap_or(0);
     let mut b = Build {
@@ -563,30 +501,7 @@ pub fn build(
         })
     })?;
     if let Some(to) = &opts.cache_to {
-        b.steps
-            .run(&format!("exporting cache to {}", to.dest.display()), |id| {
-                let keys = b.keys.lock().expect("keys lock").clone();
-                let mut entries = Vec::new();
-                for (stage, key) in keys {
-                    if (to.all_stages || stage == target)
-                        && let Some(e) = store.step_entry(&key)?
-                    {
-                        entries.push((key, e));
-                    }
-                }
-                let total = cache_dir::export(store, &to.dest, &entries).map_err(|message| {
-                    BuildError::Step {
-                        step: format!("exporting cache to {}", to.dest.display()),
-                        message,
-                        stderr: String::new(),
-                    }
-                })?;
-                b.steps.log(
-                    id,
-                    &format!("{} step(s) written, {total} in the cache", entries.len()),
-                );
-                Ok::<_, BuildError>(())
-            })?;
+        b.export_cache(to, target, &mut session)?;
     }
     Ok(output)
 }

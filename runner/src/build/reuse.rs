@@ -7,7 +7,7 @@
 //! to ask.
 
 use super::dispatch::State;
-use super::{Build, BuildError, cache};
+use super::{Build, BuildError, cache, cache_format};
 use crate::digest::Digest;
 use crate::snapshot::{Change, Node};
 
@@ -137,8 +137,8 @@ impl Build<'_> {
     /// The entry for `key` from a `--cache-from` directory, copied into the
     /// store; a damaged one is skipped with a note in the step's log.
     fn import(&self, key: &Digest, id: usize) -> Option<crate::store::StepEntry> {
-        for dir in &self.cache_from {
-            match dir.import(self.store, key, unix_now()) {
+        for source in &self.cache_from {
+            match cache_format::import(&**source, self.store, key, unix_now()) {
                 Ok(Some(e)) => {
                     self.steps.log(id, "imported from --cache-from");
                     return Some(e);

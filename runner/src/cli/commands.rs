@@ -29,7 +29,7 @@ pub(super) fn run(
             .with_context(|| format!("opening the store at {}", store_dir.display()))
     };
     match cli.command {
-        Command::Build(args) => build(&store()?, args, printer, cancel),
+        Command::Build(args) => build(&store()?, args, &cli.registry, printer, cancel),
         Command::Run(args) => super::run::run(&store()?, args, printer, cancel),
         Command::Images => images(&store()?, printer),
         Command::History(args) => history(&store()?, args, printer),
@@ -71,6 +71,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn build(
     store: &Store,
     args: BuildArgs,
+    flags: &super::registry::RegistryFlags,
     printer: &Printer,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ExitCode> {
@@ -145,6 +146,17 @@ fn build(
         ),
         None => None,
     };
+    // Registry caches reach registries as `kiln pull` does: the same
+    // --insecure-registry and --registry-ca, the same credentials.
+    let uses_registry = cache_from
+        .iter()
+        .chain(cache_to.as_ref().map(|t| &t.dest))
+        .any(|l| matches!(l, build::CacheLocation::Registry(_)));
+    let session = if uses_registry {
+        Some(std::sync::Arc::new(flags.session(cancel.clone())?))
+    } else {
+        None
+    };
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
             build::parse_epoch(&v)
@@ -170,6 +182,7 @@ fn build(
         no_cache_filter: args.no_cache_filter.clone(),
         cache_from,
         cache_to,
+        session,
         jobs: args.jobs.map(usize::from),
     };
 

@@ -272,10 +272,12 @@ pub struct BuildArgs {
     /// How many stages may build at once [default: the number of cores]
     #[arg(long, value_name = "N", value_parser = parse_jobs_arg, allow_negative_numbers = true)]
     pub jobs: Option<u16>,
-    /// Import step cache entries from an OCI layout directory: type=local,src=DIR; repeatable
+    /// Import step cache entries from an OCI layout directory or a registry:
+    /// type=local,src=DIR | type=registry,ref=REGISTRY/NAME[:TAG]; repeatable
     #[arg(long, value_name = "SPEC")]
     pub cache_from: Vec<String>,
-    /// Export this build's step cache to an OCI layout directory: type=local,dest=DIR[,mode=min|max]
+    /// Export this build's step cache to an OCI layout directory or a registry:
+    /// type=local,dest=DIR | type=registry,ref=REGISTRY/NAME:TAG, then [,mode=min|max][,ignore-error=true]
     #[arg(long, value_name = "SPEC")]
     pub cache_to: Option<String>,
     /// The image platform, OS/ARCH [default: the base image's, or wasi/wasm]

@@ -404,7 +404,16 @@ async fn fetch_blob(
                     std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
                 ));
             }
-            let chunk = chunk?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => match digest_mismatch(&e) {
+                    // Not retried: the registry serves these bytes.
+                    Some(why) => {
+                        return Ok(Err(tampered(remote, format!("blob {}", d.digest), why)));
+                    }
+                    None => return Err(e.into()),
+                },
+            };
             done += chunk.len() as u64;
             if done > d.size {
                 return Ok(Err(tampered(
@@ -440,4 +449,109 @@ async fn fetch_blob(
         .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))??;
     progress.finish(&d.digest, &Outcome::Pulled);
     Ok(size)
+}
+
+/// The client's own digest check failing mid-stream (it reports it as an
+/// I/O error, which would otherwise be retried): the text, if it is one.
+fn digest_mismatch(e: &std::io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<oci_client::errors::DigestError>())
+        .map(ToString::to_string)
+}
+
+/// The manifest `reference` names, as bytes, with its digest: checked
+/// against the reference's digest when it has one, refused above
+/// [`MAX_MANIFEST`]. A missing one is [`RegistryError::NotFound`].
+pub(crate) fn fetch_manifest_bytes(
+    session: &Session,
+    reference: &Reference,
+    progress: &dyn TransferProgress,
+) -> Result<(Vec<u8>, Digest), RegistryError> {
+    session.block_on(async {
+        let remote = session.remote(reference.registry()).await?;
+        fetch_manifest(session, &remote, reference, progress).await
+    })
+}
+
+/// A small blob (a JSON document) of `reference`'s repository, into
+/// memory: refused when its descriptor says more than `max` bytes, cut off
+/// past the descriptor's size, checked against its digest.
+pub(crate) fn fetch_small_blob(
+    session: &Session,
+    reference: &Reference,
+    d: &Descriptor,
+    max: u64,
+    progress: &dyn TransferProgress,
+) -> Result<Vec<u8>, RegistryError> {
+    if d.size > max {
+        return Err(RegistryError::Unsupported(format!(
+            "{reference}: blob {} is {} bytes, more than kiln reads ({max})",
+            d.digest, d.size
+        )));
+    }
+    session.block_on(async {
+        let remote = session.remote(reference.registry()).await?;
+        let remote = &remote;
+        let oci = &reference.to_oci();
+        let digest_text = d.digest.to_string();
+        let digest_text = digest_text.as_str();
+        let doing = format!("pulling blob {} of {reference}", d.digest);
+        let attempt = || async move {
+            let mut stream = remote
+                .client
+                .pull_blob_stream(oci, digest_text)
+                .await?
+                .stream;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => match digest_mismatch(&e) {
+                        Some(why) => {
+                            return Ok(Err(tampered(remote, format!("blob {}", d.digest), why)));
+                        }
+                        None => return Err(e.into()),
+                    },
+                };
+                if (bytes.len() + chunk.len()) as u64 > d.size {
+                    return Ok(Err(tampered(
+                        remote,
+                        format!("blob {}", d.digest),
+                        format!("more than the {} bytes its descriptor says", d.size),
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let got = Digest::of(&bytes);
+            if got != d.digest || bytes.len() as u64 != d.size {
+                return Ok(Err(tampered(
+                    remote,
+                    format!("blob {}", d.digest),
+                    format!("got {} bytes hashing to {got}", bytes.len()),
+                )));
+            }
+            Ok(Ok(bytes))
+        };
+        session
+            .retry(attempt, |n, error| progress.retrying(&doing, n, error))
+            .await
+            .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))?
+    })
+}
+
+/// Streams blob `d` of `reference`'s repository into `store` unless it is
+/// there, checked against its digest and size as it is written; returns
+/// the bytes downloaded. `what` names it in progress (`layer`...).
+pub(crate) fn fetch_blob_into_store(
+    session: &Session,
+    store: &Store,
+    reference: &Reference,
+    d: &Descriptor,
+    what: &str,
+    progress: &dyn TransferProgress,
+) -> Result<u64, RegistryError> {
+    session.block_on(async {
+        let remote = session.remote(reference.registry()).await?;
+        fetch_blob(session, store, &remote, reference, d, what, progress).await
+    })
 }

@@ -369,3 +369,79 @@ async fn put_manifest(
         .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))?;
     Ok(())
 }
+
+/// Pushes the store's blobs `blobs` to `target`'s repository, those the
+/// registry lacks (`HEAD` first), several at once; returns bytes uploaded.
+/// `what` names them in progress (`layer`...).
+pub(crate) fn push_store_blobs(
+    session: &Session,
+    store: &Store,
+    target: &Reference,
+    blobs: &[Descriptor],
+    what: &str,
+    progress: &dyn TransferProgress,
+) -> Result<u64, RegistryError> {
+    session.block_on(async {
+        let remote = session.remote(target.registry()).await?;
+        let jobs = session.options().jobs.max(1);
+        let sizes: Vec<u64> = futures_util::stream::iter(blobs.iter())
+            .map(|blob| put_blob(session, store, &remote, target, blob, what, &[], progress))
+            .buffer_unordered(jobs)
+            .try_collect()
+            .await?;
+        Ok(sizes.iter().sum())
+    })
+}
+
+/// Pushes `bytes` (a small document, `d` its descriptor) as a blob of
+/// `target`'s repository unless the registry has it; returns bytes uploaded.
+pub(crate) fn push_small_blob(
+    session: &Session,
+    target: &Reference,
+    bytes: &[u8],
+    d: &Descriptor,
+    progress: &dyn TransferProgress,
+) -> Result<u64, RegistryError> {
+    session.block_on(async {
+        session.check_cancel()?;
+        let remote = session.remote(target.registry()).await?;
+        let oci = &target.to_oci();
+        let digest = d.digest.to_string();
+        let digest = digest.as_str();
+        let doing = format!("pushing blob {} to {target}", d.digest);
+        let failed = |e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials);
+        let exists = session
+            .retry(
+                || remote.client.blob_exists(oci, digest),
+                |n, error| progress.retrying(&doing, n, error),
+            )
+            .await
+            .map_err(failed)?;
+        if exists {
+            return Ok(0);
+        }
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        session
+            .retry(
+                || remote.client.push_blob(oci, body.clone(), digest),
+                |n, error| progress.retrying(&doing, n, error),
+            )
+            .await
+            .map_err(failed)?;
+        Ok(d.size)
+    })
+}
+
+/// Puts the manifest `bytes` (of `media_type`) under `target`'s tag.
+pub(crate) fn push_manifest_bytes(
+    session: &Session,
+    target: &Reference,
+    bytes: Vec<u8>,
+    media_type: &str,
+    progress: &dyn TransferProgress,
+) -> Result<(), RegistryError> {
+    session.block_on(async {
+        let remote = session.remote(target.registry()).await?;
+        put_manifest(session, &remote, target, bytes, media_type, progress).await
+    })
+}

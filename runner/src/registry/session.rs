@@ -94,6 +94,14 @@ pub struct Session {
     cancel: Arc<AtomicBool>,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Session {
     /// A session; `cancel` set stops transfers between chunks.
     pub fn new(
