@@ -144,6 +144,19 @@ impl RegistryError {
             OciDistributionError::ServerError {
                 code: 401 | 403, ..
             } => denied(),
+            // What oci-client's `error_for_status` calls give (`blob_exists`,
+            // blob pulls): a bare status, no error envelope.
+            OciDistributionError::RequestError(r)
+                if r.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                denied()
+            }
+            OciDistributionError::RequestError(r)
+                if r.status().is_some_and(|s| s.as_u16() == 404) =>
+            {
+                not_found()
+            }
             OciDistributionError::ServerError { code: 404, .. }
             | OciDistributionError::ImageManifestNotFoundError(_) => not_found(),
             OciDistributionError::RegistryError { envelope, .. } => {
