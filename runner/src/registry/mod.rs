@@ -48,6 +48,15 @@ pub enum RegistryError {
         /// Whether credentials were sent.
         had_credentials: bool,
     },
+    /// `kiln login`: the registry (or its token realm) refused the user
+    /// name or password.
+    #[error("logging in to {registry} as {username}: {registry} refused the user name or password")]
+    LoginRefused {
+        /// The registry host.
+        registry: String,
+        /// The user name given.
+        username: String,
+    },
     /// No such image or blob.
     #[error("{what}: not found on {registry}")]
     NotFound {
