@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::token_server::{Grant, TOKEN_ISSUER, TOKEN_SERVICE, TokenServer};
 use crate::util::tool;
 
 /// How long a registry may take to start listening.
@@ -33,6 +34,23 @@ pub struct RegistryServer {
     dir: TempDir,
 }
 
+/// How the registry checks who is asking.
+enum Auth {
+    /// Nobody is asked.
+    None,
+    /// HTTPS, and htpasswd basic auth.
+    Htpasswd(Tls),
+    /// Plain HTTP, and bearer tokens from a [`TokenServer`].
+    Token(TokenAuth),
+}
+
+/// What the registry needs for token auth: where clients get tokens, and
+/// how it checks them.
+struct TokenAuth {
+    realm: String,
+    rootcertbundle: PathBuf,
+}
+
 /// What the registry needs for TLS and basic auth.
 struct Tls {
     certificate: PathBuf,
@@ -43,7 +61,7 @@ struct Tls {
 impl RegistryServer {
     /// Plain HTTP on 127.0.0.1, a free port, no auth.
     pub fn plain() -> RegistryServer {
-        RegistryServer::start(tempfile::tempdir().unwrap(), None)
+        RegistryServer::start(tempfile::tempdir().unwrap(), Auth::None)
     }
 
     /// HTTPS with a certificate for 127.0.0.1 and localhost signed by a CA
@@ -51,16 +69,40 @@ impl RegistryServer {
     pub fn tls_with_auth(user: &str, password: &str) -> RegistryServer {
         let dir = tempfile::tempdir().unwrap();
         let tls = make_tls(dir.path(), user, password);
-        RegistryServer::start(dir, Some(tls))
+        RegistryServer::start(dir, Auth::Htpasswd(tls))
     }
 
-    fn start(dir: TempDir, tls: Option<Tls>) -> RegistryServer {
+    /// Plain HTTP on 127.0.0.1, with the token auth of the distribution
+    /// spec: the registry sends clients to a [`TokenServer`] that knows
+    /// `user`/`password` and grants what `policy` says, and takes only the
+    /// tokens that server signs.
+    pub fn with_token_auth(
+        user: &str,
+        password: &str,
+        policy: &[Grant],
+    ) -> (RegistryServer, TokenServer) {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = TokenServer::start(user, password, policy);
+        let rootcertbundle = dir.path().join("token-signer.crt");
+        fs::copy(tokens.certificate(), &rootcertbundle).unwrap();
+        let auth = TokenAuth {
+            realm: tokens.realm(),
+            rootcertbundle,
+        };
+        (RegistryServer::start(dir, Auth::Token(auth)), tokens)
+    }
+
+    fn start(dir: TempDir, auth: Auth) -> RegistryServer {
+        let tls = match &auth {
+            Auth::Htpasswd(tls) => Some(tls),
+            Auth::None | Auth::Token(_) => None,
+        };
         let data_dir = dir.path().join("data");
         fs::create_dir_all(&data_dir).unwrap();
         let config = dir.path().join("config.yml");
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            fs::write(&config, config_yml(&data_dir, port, tls.as_ref())).unwrap();
+            fs::write(&config, config_yml(&data_dir, port, &auth)).unwrap();
             let log = fs::File::create(log_path(dir.path())).unwrap();
             let mut child = Command::new("docker-registry")
                 .arg("serve")
@@ -178,7 +220,8 @@ fn wait_ready(child: &mut Child, port: u16, dir: &Path, tls: bool) -> Result<(),
     }
 }
 
-/// Plain: `GET /v2/` answers 200. TLS: the port accepts connections.
+/// Plain: `GET /v2/` answers 200 (or 401, asking for a token). TLS: the
+/// port accepts connections.
 fn answers(port: u16, tls: bool) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
@@ -199,7 +242,7 @@ fn answers(port: u16, tls: bool) -> bool {
     }
     let response = String::from_utf8_lossy(&response);
     let status = response.lines().next().unwrap_or_default();
-    status.starts_with("HTTP/1.") && status.contains(" 200")
+    status.starts_with("HTTP/1.") && (status.contains(" 200") || status.contains(" 401"))
 }
 
 fn log_path(dir: &Path) -> PathBuf {
@@ -228,7 +271,7 @@ fn yaml_str(path: &Path) -> String {
     serde_json::to_string(path.to_str().expect("a UTF-8 path")).unwrap()
 }
 
-fn config_yml(data_dir: &Path, port: u16, tls: Option<&Tls>) -> String {
+fn config_yml(data_dir: &Path, port: u16, auth: &Auth) -> String {
     let mut config = format!(
         "version: 0.1
 log:
@@ -247,9 +290,11 @@ http:
 ",
         data = yaml_str(data_dir),
     );
-    if let Some(tls) = tls {
-        config += &format!(
-            "  tls:
+    match auth {
+        Auth::None => {}
+        Auth::Htpasswd(tls) => {
+            config += &format!(
+                "  tls:
     certificate: {certificate}
     key: {key}
 auth:
@@ -257,10 +302,26 @@ auth:
     realm: kiln-e2e
     path: {htpasswd}
 ",
-            certificate = yaml_str(&tls.certificate),
-            key = yaml_str(&tls.key),
-            htpasswd = yaml_str(&tls.htpasswd),
-        );
+                certificate = yaml_str(&tls.certificate),
+                key = yaml_str(&tls.key),
+                htpasswd = yaml_str(&tls.htpasswd),
+            )
+        }
+        Auth::Token(token) => {
+            config += &format!(
+                "auth:
+  token:
+    realm: {realm}
+    service: {service}
+    issuer: {issuer}
+    rootcertbundle: {bundle}
+",
+                realm = serde_json::to_string(&token.realm).unwrap(),
+                service = TOKEN_SERVICE,
+                issuer = TOKEN_ISSUER,
+                bundle = yaml_str(&token.rootcertbundle),
+            )
+        }
     }
     config
 }

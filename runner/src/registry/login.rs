@@ -76,10 +76,9 @@ async fn verify_async(
     };
     match answer.status().as_u16() {
         200..=299 => Ok(Verdict::Accepted),
-        401 | 403 => Err(RegistryError::Denied {
-            what: format!("logging in to {host} as {}", credential.username),
+        401 | 403 => Err(RegistryError::LoginRefused {
             registry: host.to_string(),
-            had_credentials: true,
+            username: credential.username.clone(),
         }),
         code => Err(RegistryError::Protocol {
             what: format!("logging in to {host}"),
@@ -89,13 +88,13 @@ async fn verify_async(
 }
 
 /// The parameters of a `WWW-Authenticate` challenge of `scheme`.
-fn strip_scheme<'a>(challenge: &'a str, scheme: &str) -> Option<&'a str> {
+pub(crate) fn strip_scheme<'a>(challenge: &'a str, scheme: &str) -> Option<&'a str> {
     let (first, rest) = challenge.trim().split_once(' ')?;
     first.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 /// One `key="value"` parameter of a challenge.
-fn param(params: &str, key: &str) -> Option<String> {
+pub(crate) fn param(params: &str, key: &str) -> Option<String> {
     let mut rest = params;
     while !rest.is_empty() {
         let (k, after) = rest.split_once('=')?;

@@ -51,6 +51,15 @@ pub enum RegistryError {
         /// Whether credentials were sent.
         had_credentials: bool,
     },
+    /// `kiln login`: the registry (or its token realm) refused the user
+    /// name or password.
+    #[error("logging in to {registry} as {username}: {registry} refused the user name or password")]
+    LoginRefused {
+        /// The registry host.
+        registry: String,
+        /// The user name given.
+        username: String,
+    },
     /// No such image or blob.
     #[error("{what}: not found on {registry}")]
     NotFound {
@@ -147,6 +156,19 @@ impl RegistryError {
             OciDistributionError::ServerError {
                 code: 401 | 403, ..
             } => denied(),
+            // What oci-client's `error_for_status` calls give (`blob_exists`,
+            // blob pulls): a bare status, no error envelope.
+            OciDistributionError::RequestError(r)
+                if r.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                denied()
+            }
+            OciDistributionError::RequestError(r)
+                if r.status().is_some_and(|s| s.as_u16() == 404) =>
+            {
+                not_found()
+            }
             OciDistributionError::ServerError { code: 404, .. }
             | OciDistributionError::ImageManifestNotFoundError(_) => not_found(),
             OciDistributionError::RegistryError { envelope, .. } => {

@@ -21,7 +21,7 @@ use reqwest::header::HeaderValue;
 
 use super::progress::{Outcome, TransferProgress};
 use super::pull::{DOCKER_LIST, DOCKER_MANIFEST};
-use super::session::{Remote, Session};
+use super::session::{Remote, Session, api_host};
 use super::{Reference, RegistryError, SOURCE_ANNOTATION};
 use crate::digest::Digest;
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store};
@@ -64,6 +64,11 @@ async fn push_async(
     let remote = session.remote(target.registry()).await?;
     progress.note(&format!("pushing {target}"));
     let sources = mount_sources(store, target);
+    let token = mount_token(&remote, target, &sources).await;
+    let mounts = Mounts {
+        sources: &sources,
+        token: token.as_deref(),
+    };
     let bytes = store.read_blob(&image.digest)?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         RegistryError::Unsupported(format!("image {}: not JSON: {e}", image.digest))
@@ -78,7 +83,7 @@ async fn push_async(
                     RegistryError::Unsupported(format!("manifest {}: {e}", child.digest))
                 })?;
             uploaded += push_blobs(
-                session, store, &remote, target, &child_doc, &sources, progress,
+                session, store, &remote, target, &child_doc, &mounts, progress,
             )
             .await?;
             let child_type = media_type_of(&child_doc, &child);
@@ -93,7 +98,7 @@ async fn push_async(
             .await?;
         }
     } else if media_type == MANIFEST_MEDIA_TYPE || media_type == DOCKER_MANIFEST {
-        uploaded += push_blobs(session, store, &remote, target, &doc, &sources, progress).await?;
+        uploaded += push_blobs(session, store, &remote, target, &doc, &mounts, progress).await?;
     } else {
         return Err(RegistryError::Unsupported(format!(
             "image {} is a {media_type}, which kiln does not push",
@@ -160,6 +165,77 @@ fn mount_sources(store: &Store, target: &Reference) -> Vec<(Reference, BTreeSet<
     out
 }
 
+/// Where a push may mount blobs from.
+struct Mounts<'a> {
+    /// Repositories of the target's registry, and the blobs each holds.
+    sources: &'a [(Reference, BTreeSet<Digest>)],
+    /// A token for mounting from them ([`mount_token`]).
+    token: Option<&'a str>,
+}
+
+/// A token for the mounts from `sources` under the bearer-token flow.
+///
+/// A mount (`POST .../blobs/uploads/?mount=DIGEST&from=SOURCE`) needs pull
+/// access to the source repository besides push to the target. oci-client
+/// asks the realm for the target's scope only, so a token registry refuses
+/// its every mount (401) and each blob is uploaded again. This asks for one
+/// token with the target's `pull,push` and each source's `pull`, as docker
+/// and crane do; [`mount`] uses it, and nothing else does, so the uploads
+/// keep oci-client's own tokens. `None` (no sources, a registry without
+/// tokens, a realm that says no) leaves the mounts to oci-client.
+async fn mount_token(
+    remote: &Remote,
+    target: &Reference,
+    sources: &[(Reference, BTreeSet<Digest>)],
+) -> Option<String> {
+    if sources.is_empty() {
+        return None;
+    }
+    let mut scopes = vec![format!("repository:{}:pull,push", target.repository())];
+    for (source, _) in sources {
+        let scope = format!("repository:{}:pull", source.repository());
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    remote.bearer_token(&scopes).await
+}
+
+/// Mounts `digest` from `source` into `target`'s repository: with
+/// `token` ([`mount_token`]) when there is one, else through oci-client.
+async fn mount(
+    remote: &Remote,
+    target: &Reference,
+    source: &Reference,
+    digest: &str,
+    token: Option<&str>,
+) -> bool {
+    let Some(token) = token else {
+        return remote
+            .client
+            .mount_blob(&target.to_oci(), &source.to_oci(), digest)
+            .await
+            .is_ok();
+    };
+    let url = format!(
+        "{}://{}/v2/{}/blobs/uploads/",
+        remote.scheme,
+        api_host(&remote.host),
+        target.repository()
+    );
+    // 201 is a mount; 202 is an upload the registry started instead (it
+    // lacks the blob there), which it purges unused.
+    remote
+        .http
+        .post(&url)
+        .query(&[("mount", digest), ("from", source.repository())])
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_LENGTH, 0)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED)
+}
+
 /// Pushes the config and layers of manifest `doc`; returns bytes uploaded.
 async fn push_blobs(
     session: &Session,
@@ -167,7 +243,7 @@ async fn push_blobs(
     remote: &Remote,
     target: &Reference,
     doc: &serde_json::Value,
-    sources: &[(Reference, BTreeSet<Digest>)],
+    mounts: &Mounts<'_>,
     progress: &dyn TransferProgress,
 ) -> Result<u64, RegistryError> {
     let mut blobs: Vec<(Descriptor, &str)> = Vec::new();
@@ -191,11 +267,7 @@ async fn push_blobs(
     }
     let jobs = session.options().jobs.max(1);
     let sizes: Vec<u64> = futures_util::stream::iter(blobs.iter())
-        .map(|(blob, what)| {
-            put_blob(
-                session, store, remote, target, blob, what, sources, progress,
-            )
-        })
+        .map(|(blob, what)| put_blob(session, store, remote, target, blob, what, mounts, progress))
         .buffer_unordered(jobs)
         .try_collect()
         .await?;
@@ -210,7 +282,7 @@ async fn put_blob(
     target: &Reference,
     blob: &Descriptor,
     what: &str,
-    sources: &[(Reference, BTreeSet<Digest>)],
+    mounts: &Mounts<'_>,
     progress: &dyn TransferProgress,
 ) -> Result<u64, RegistryError> {
     session.check_cancel()?;
@@ -229,16 +301,12 @@ async fn put_blob(
         progress.finish(&blob.digest, &Outcome::Present);
         return Ok(0);
     }
-    for (source, _) in sources
+    for (source, _) in mounts
+        .sources
         .iter()
         .filter(|(_, held)| held.contains(&blob.digest))
     {
-        if remote
-            .client
-            .mount_blob(oci, &source.to_oci(), digest)
-            .await
-            .is_ok()
-        {
+        if mount(remote, target, source, digest, mounts.token).await {
             progress.finish(
                 &blob.digest,
                 &Outcome::Mounted(source.repository().to_string()),

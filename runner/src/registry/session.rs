@@ -84,6 +84,58 @@ pub(crate) struct Remote {
     pub(crate) has_credentials: bool,
     /// The host, as references name it.
     pub(crate) host: String,
+    /// `https` or `http`, as the probe settled.
+    pub(crate) scheme: &'static str,
+    /// A plain HTTP client for this host (its roots, `--insecure-registry`),
+    /// for what kiln asks the registry itself.
+    pub(crate) http: reqwest::Client,
+}
+
+impl Remote {
+    /// A token for `scopes` (`repository:NAME:ACTIONS`, all in one
+    /// request, as docker and crane ask) from the registry's bearer realm,
+    /// with the credentials kiln has for it; `None` when the registry does
+    /// not use tokens, or the realm answers anything but a token.
+    ///
+    /// oci-client asks for one repository's scope at a time; this is for
+    /// what needs two (a cross-repository mount). Credentials never go
+    /// from an HTTPS registry to a plain HTTP realm.
+    pub(crate) async fn bearer_token(&self, scopes: &[String]) -> Option<String> {
+        let url = format!("{}://{}/v2/", self.scheme, api_host(&self.host));
+        let first = self.http.get(&url).send().await.ok()?;
+        if first.status().as_u16() != 401 {
+            return None;
+        }
+        let challenge = first
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)?
+            .to_str()
+            .ok()?;
+        let params = super::login::strip_scheme(challenge, "bearer")?;
+        let realm = reqwest::Url::parse(&super::login::param(params, "realm")?).ok()?;
+        let mut query: Vec<(&str, String)> = scopes.iter().map(|s| ("scope", s.clone())).collect();
+        if let Some(service) = super::login::param(params, "service") {
+            query.push(("service", service));
+        }
+        let mut request = self.http.get(realm.clone()).query(&query);
+        if let RegistryAuth::Basic(user, password) = &self.auth {
+            if self.scheme == "https" && realm.scheme() != "https" {
+                return None;
+            }
+            request = request.basic_auth(user, Some(password));
+        }
+        let answer = request.send().await.ok()?;
+        if !answer.status().is_success() {
+            return None;
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body: Token = serde_json::from_slice(&answer.bytes().await.ok()?).ok()?;
+        body.token.or(body.access_token).filter(|t| !t.is_empty())
+    }
 }
 
 /// A session with registries. See the module docs.
@@ -250,7 +302,8 @@ impl Session {
         let insecure = self.is_insecure(host);
         let roots = self.roots()?;
         let api_host = api_host(host);
-        let protocol = match self.endpoint(host).await?.0 {
+        let (scheme, http) = self.endpoint(host).await?;
+        let protocol = match scheme {
             "https" => ClientProtocol::Https,
             _ => ClientProtocol::Http,
         };
@@ -285,6 +338,8 @@ impl Session {
             auth,
             has_credentials,
             host: host.to_string(),
+            scheme,
+            http,
         })
     }
 
