@@ -13,12 +13,16 @@
 //! are 0, so the same inputs give the same image digest on every host.
 
 pub(crate) use run::masked;
+pub use output::{BuildIndexOutput, build_platforms, parse_platforms};
+pub use pull::Registries;
 
 mod cache;
 pub mod cache_dir;
 mod copy;
 mod dispatch;
 mod mounts;
+mod output;
+mod pull;
 mod reuse;
 mod run;
 mod stages;
@@ -75,6 +79,13 @@ pub struct BuildOptions {
     pub cache_to: Option<CacheTo>,
     /// `--jobs`: how many stages may build at once (default: the cores).
     pub jobs: Option<usize>,
+    /// `--pull`: ask the registry for the current manifest of every tagged
+    /// image reference, even when the store has the name.
+    pub pull: bool,
+    /// How registries are reached (a session is made only when needed).
+    pub registries: std::sync::Arc<Registries>,
+    /// Where to push the image once it is built and named.
+    pub push: Vec<crate::registry::Reference>,
 }
 
 /// `--cache-to type=local,dest=DIR[,mode=min|max]`.
@@ -170,6 +181,8 @@ pub struct BuildOutput {
     pub tags: Vec<String>,
     /// The epoch used for timestamps.
     pub epoch: i64,
+    /// What was pushed where (`BuildOptions::push`), in order.
+    pub pushed: Vec<(crate::registry::Reference, crate::registry::push::Pushed)>,
 }
 
 /// One progress event. Steps are numbered like BuildKit's plain output.
@@ -271,6 +284,15 @@ pub enum BuildError {
     /// The wasm engine could not start.
     #[error("starting the wasm engine: {0}")]
     Engine(String),
+    /// Pushing the image failed.
+    #[error("pushing {target}: {source}")]
+    Push {
+        /// Where to.
+        target: String,
+        /// Why.
+        #[source]
+        source: crate::registry::RegistryError,
+    },
     /// A layer could not be written.
     #[error("{step}: {source}")]
     Layer {
@@ -303,7 +325,26 @@ struct Steps<'p> {
     cached: std::sync::Mutex<std::collections::BTreeSet<usize>>,
 }
 
-impl Steps<'_> {
+impl<'p> Steps<'p> {
+    fn new(progress: &'p dyn Progress) -> Steps<'p> {
+        Steps {
+            progress,
+            next_id: std::sync::atomic::AtomicUsize::new(1),
+            cached: Default::default(),
+        }
+    }
+
+    /// Numbers the next step `id` (steps continue from another build).
+    fn skip_to(&self, id: usize) {
+        self.next_id
+            .store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The number of the last step started.
+    fn last(&self) -> usize {
+        self.next_id.load(std::sync::atomic::Ordering::Relaxed) - 1
+    }
+
     /// Runs `f` as a numbered step, reporting start, end and failure.
     fn run<T, E>(&self, name: &str, f: impl FnOnce(usize) -> Result<T, E>) -> Result<T, E> {
         let id = self
@@ -368,6 +409,10 @@ struct Build<'a> {
     keys: std::sync::Mutex<Vec<(usize, crate::digest::Digest)>>,
     /// Searches for the build's secrets (leak guard and output masking).
     scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
+    /// Images looked up (and pulled) by this build, by name and platform.
+    pulled: pull::Pulled,
+    /// `linux/amd64` in step names when one build makes several platforms.
+    label: Option<String>,
 }
 
 impl Build<'_> {
@@ -425,11 +470,17 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
-    let steps = Steps {
-        progress,
-        next_id: std::sync::atomic::AtomicUsize::new(1),
-        cached: Default::default(),
-    };
+    let steps = Steps::new(progress);
+    let (kilnfile, context) = load(opts, &steps)?;
+    let mut output = build_loaded(store, opts, steps, &kilnfile, &context, None)?;
+    let steps = Steps::new(progress);
+    steps.skip_to(output.last_step + 1);
+    output.out.pushed = output::push_all(store, opts, &steps, &output.out.image.descriptor)?;
+    Ok(output.out)
+}
+
+/// Reads and parses the Kilnfile and opens the context, as the first steps.
+fn load(opts: &BuildOptions, steps: &Steps<'_>) -> Result<(Kilnfile, Context), BuildError> {
     let kilnfile = steps.run(
         &format!(
             "[internal] load build definition from {}",
@@ -451,7 +502,25 @@ pub fn build(
         }
         Ok::<_, BuildError>(ctx)
     })?;
+    Ok((kilnfile, context))
+}
 
+/// A build's result and the number of its last step.
+struct Loaded {
+    out: BuildOutput,
+    last_step: usize,
+}
+
+/// Builds the image of a loaded Kilnfile, named `opts.tags` (not pushed).
+/// `label` (a platform) goes into step names.
+fn build_loaded(
+    store: &Store,
+    opts: &BuildOptions,
+    steps: Steps<'_>,
+    kilnfile: &Kilnfile,
+    context: &Context,
+    label: Option<String>,
+) -> Result<Loaded, BuildError> {
     for stage in &opts.no_cache_filter {
         let known = kilnfile
             .stages
@@ -480,8 +549,8 @@ pub fn build(
     let epoch = epoch.unwrap_or(0);
     let mut b = Build {
         store,
-        kilnfile: &kilnfile,
-        context: &context,
+        kilnfile,
+        context,
         opts,
         steps,
         build_args,
@@ -497,6 +566,8 @@ pub fn build(
         engine: Default::default(),
         scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
             .map(std::sync::Arc::new),
+        pulled: Default::default(),
+        label,
     };
     b.global_args = b.resolve_global_args()?;
 
@@ -542,7 +613,11 @@ pub fn build(
         ));
     }
 
-    let output = b.steps.run("exporting to image", |id| {
+    let export_name = match &b.label {
+        Some(l) => format!("[{l}] exporting to image"),
+        None => "exporting to image".to_string(),
+    };
+    let output = b.steps.run(&export_name, |id| {
         b.scan_config(&result.config)?;
         let manifest = crate::image::write_image(store, &result.config, &result.layers)?;
         // Names move only to an image that reads back whole: a damaged
@@ -551,7 +626,10 @@ pub fn build(
         image.check_layers_present(store)?;
         b.steps
             .log(id, &format!("writing image {} done", manifest.digest));
-        store.add_image(&manifest, &opts.tags)?;
+        // One platform of several: the index names it, not the store.
+        if b.label.is_none() || !opts.tags.is_empty() {
+            store.add_image(&manifest, &opts.tags)?;
+        }
         for tag in &opts.tags {
             b.steps.log(id, &format!("naming to {tag} done"));
         }
@@ -560,6 +638,7 @@ pub fn build(
             snapshot: result.snapshot,
             tags: opts.tags.clone(),
             epoch,
+            pushed: Vec::new(),
         })
     })?;
     if let Some(to) = &opts.cache_to {
@@ -588,7 +667,10 @@ pub fn build(
                 Ok::<_, BuildError>(())
             })?;
     }
-    Ok(output)
+    Ok(Loaded {
+        out: output,
+        last_step: b.steps.last(),
+    })
 }
 
 fn read_kilnfile(opts: &BuildOptions) -> Result<String, BuildError> {

@@ -10,7 +10,7 @@ use super::printer::Printer;
 use super::{BuildArgs, Cli, Command, ExportArgs, HistoryArgs, PruneArgs, RmiArgs, UsageError};
 use crate::build::{self, BuildOptions, human_bytes};
 use crate::export::{self, Dest, OutputKind, OutputSpec};
-use crate::image::{Image, Platform};
+use crate::image::Image;
 use crate::snapshot::{Change, Node};
 use crate::store::{Store, normalize_name};
 
@@ -29,7 +29,7 @@ pub(super) fn run(
             .with_context(|| format!("opening the store at {}", store_dir.display()))
     };
     match cli.command {
-        Command::Build(args) => build(&store()?, args, printer, cancel),
+        Command::Build(args) => build(&store()?, args, &cli.registry, printer, cancel),
         Command::Run(args) => super::run::run(&store()?, args, printer, cancel),
         Command::Images => images(&store()?, printer),
         Command::History(args) => history(&store()?, args, printer),
@@ -68,6 +68,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn build(
     store: &Store,
     args: BuildArgs,
+    registry: &super::registry::RegistryFlags,
     printer: &Printer,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ExitCode> {
@@ -119,9 +120,9 @@ fn build(
             ));
         }
     }
-    let platform = match &args.platform {
-        Some(p) => Some(Platform::parse(p).map_err(|e| usage(format!("--platform: {e}")))?),
-        None => None,
+    let platforms = match &args.platform {
+        Some(p) => build::parse_platforms(p).map_err(|e| usage(format!("--platform {p}: {e}")))?,
+        None => Vec::new(),
     };
     let output = match &args.output {
         Some(spec) => {
@@ -129,6 +130,19 @@ fn build(
         }
         None => OutputSpec::default(),
     };
+    let push = super::build_push::push_targets(args.push, &output.kind, &args.tags)?;
+    for name in super::build_push::output_names(&output.kind) {
+        if !tags.contains(&name) {
+            tags.push(name);
+        }
+    }
+    if platforms.len() > 1 && !matches!(output.kind, OutputKind::Image { .. }) {
+        return Err(usage(format!(
+            "--output {}: a multi-platform build ({} platforms) goes into the store or a registry (type=image or type=registry); build one --platform to write it elsewhere",
+            args.output.as_deref().unwrap_or_default(),
+            platforms.len()
+        )));
+    }
     let mut cache_from = Vec::new();
     for spec in &args.cache_from {
         cache_from.push(
@@ -155,7 +169,10 @@ fn build(
         context: args.context.clone(),
         build_args,
         target: args.target.clone(),
-        platform,
+        platform: match platforms.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
         tags,
         compression: output.compression,
         source_date_epoch,
@@ -168,13 +185,26 @@ fn build(
         cache_from,
         cache_to,
         jobs: args.jobs.map(usize::from),
+        pull: args.pull,
+        registries: std::sync::Arc::new(build::Registries::new(registry.options())),
+        push,
     };
 
     let _lock = store.lock_shared()?;
+    if platforms.len() > 1 {
+        let out = build::build_platforms(store, &opts, &platforms, printer)?;
+        if printer.is_quiet() {
+            printer.out(&out.index.digest.to_string());
+        }
+        for (target, pushed) in &out.pushed {
+            printer.out(&format!("{target}@{}", pushed.digest));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = build::build(store, &opts, printer)?;
     let id = out.image.descriptor.digest;
     match &output.kind {
-        OutputKind::Image => {}
+        OutputKind::Image { .. } => {}
         OutputKind::Oci { dest, tar } => {
             export::write_oci(store, &out.image, &out.tags, dest, *tar, out.epoch)?;
             status(
@@ -203,6 +233,9 @@ fn build(
     }
     if printer.is_quiet() {
         printer.out(&id.to_string());
+    }
+    for (target, pushed) in &out.pushed {
+        printer.out(&format!("{target}@{}", pushed.digest));
     }
     Ok(ExitCode::SUCCESS)
 }
