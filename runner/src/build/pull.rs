@@ -192,10 +192,10 @@ impl Build<'_> {
             (Ok(_), Some(r)) if refresh || other_platform => r,
             (Ok(d), _) => return Ok(d),
             (Err(e), None) => return Err(e),
-            (Err(e), Some(r)) => {
+            (Err(_), Some(r)) => {
                 let d = self
                     .pull(&r, platform, step, true)
-                    .map_err(|p| format!("{e}, and {p}"))?;
+                    .map_err(|p| format!("no image {name:?} in the store, and {p}"))?;
                 pulled.insert(key, d.clone());
                 return Ok(d);
             }
