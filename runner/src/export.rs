@@ -610,7 +610,7 @@ mod tests {
             ("type=image,name=a,push=maybe", "expected true or false"),
             ("type=registry,push=false", "always pushes"),
             ("type=image,\"name=a,b", "not closed"),
-            ("type=image,name=UPPER/x", "name=UPPER/x"),
+            ("type=image,name=a/Bad", "name=a/Bad"),
             ("type=image,\"name=a,,b\"", "empty name"),
             (digest_spec.as_str(), "without a digest"),
             ("type=image,dest=x", "unknown key"),

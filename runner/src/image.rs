@@ -334,9 +334,9 @@ fn default_choice<'d>(
     manifests: &[&'d oci_spec::image::Descriptor],
 ) -> Option<&'d oci_spec::image::Descriptor> {
     let is = |m: &oci_spec::image::Descriptor, want: &Platform| {
-        m.platform()
-            .as_ref()
-            .is_some_and(|p| p.os().to_string() == want.os && p.architecture().to_string() == want.arch)
+        m.platform().as_ref().is_some_and(|p| {
+            p.os().to_string() == want.os && p.architecture().to_string() == want.arch
+        })
     };
     [Platform::wasi(), Platform::host()]
         .iter()

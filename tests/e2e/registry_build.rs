@@ -67,7 +67,10 @@ fn digest_of(reference: &str) -> String {
 fn push_file_image(server: &RegistryServer, name: &str, file: &str, contents: &str) -> String {
     let sb = Sandbox::new();
     sb.write(&format!("ctx/{file}"), contents);
-    sb.write("ctx/Kilnfile", format!("FROM scratch\nCOPY {file} /{file}\n"));
+    sb.write(
+        "ctx/Kilnfile",
+        format!("FROM scratch\nCOPY {file} /{file}\n"),
+    );
     let target = format!("{}/{name}", server.host());
     let out = build(&sb, "ctx", &["-q", "--push", "-t", &target]).ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -118,16 +121,22 @@ fn from_pulls_an_image_the_store_lacks_and_shows_it_under_the_from_step() {
         .unwrap_or_else(|| panic!("{}", run.stderr));
     let id = from.split(' ').next().unwrap();
     assert!(
-        run.stderr
-            .contains(&format!("{id} pulling {base}\n")),
+        run.stderr.contains(&format!("{id} pulling {base}\n")),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains(&format!("{id} pulled {base}: sha256:")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{id} pulled {base}: sha256:")),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("layer: pulled"), "{}", run.stderr);
     // Named by its short form, as `kiln pull` names it.
     let images = kiln(&sb, &["images"]).ok().stdout;
-    assert!(images.contains(&format!("{}/base", server.host())), "{images}");
+    assert!(
+        images.contains(&format!("{}/base", server.host())),
+        "{images}"
+    );
     let out = files(&sb, "app", "out");
     assert_eq!(read(&out, "base.txt"), "base\n");
     assert_eq!(read(&out, "app.txt"), "app\n");
@@ -182,7 +191,11 @@ fn pull_flag_picks_up_a_newer_push_of_the_same_tag() {
     let run = build(
         &sb,
         "ctx",
-        &["--pull", "-o", &format!("type=local,dest={}", out.display())],
+        &[
+            "--pull",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
     )
     .ok();
     assert!(run.stderr.contains("pulling"), "{}", run.stderr);
@@ -220,11 +233,16 @@ fn copy_from_and_bind_mounts_from_pull_images() {
     )
     .ok();
     assert!(
-        run.stderr.contains(&format!("pulling {}/data:1", server.host())),
+        run.stderr
+            .contains(&format!("pulling {}/data:1", server.host())),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains(&format!("pulling {tools_ref}")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("pulling {tools_ref}")),
+        "{}",
+        run.stderr
+    );
     assert_eq!(read(&out, "copied.txt"), "data\n");
     assert_eq!(read(&out, "made.txt"), "made");
     assert!(!out.join("t").join("probe").exists());
@@ -254,7 +272,11 @@ fn build_push_then_pull_into_a_fresh_store_gives_the_same_digest() {
     // Not quiet: the pushes are still on stdout, the progress on stderr.
     let run = build(&sb, "ctx", &["--push", "-t", &target]).ok();
     assert_eq!(run.stdout.trim(), format!("{target}@{id}"));
-    assert!(run.stderr.contains(&format!("pushing {target}")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("pushing {target}")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -265,36 +287,64 @@ fn output_type_registry_and_type_image_with_push() {
     sb.write("ctx/Kilnfile", "FROM scratch\nLABEL a=b\n");
 
     let reg = format!("{host}/reg:1");
-    let run = build(&sb, "ctx", &["-q", "-o", &format!("type=registry,name={reg}")]).ok();
+    let run = build(
+        &sb,
+        "ctx",
+        &["-q", "-o", &format!("type=registry,name={reg}")],
+    )
+    .ok();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines[1], format!("{reg}@{}", lines[0]));
-    assert_eq!(raw(&reg)["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    assert_eq!(
+        raw(&reg)["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
 
     let (a, b) = (format!("{host}/img:1"), format!("{host}/img:2"));
     let spec = format!("type=image,\"name={a},{b}\",push=true");
     let run = build(&sb, "ctx", &["-q", "-o", &spec]).ok();
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines, [lines[0].to_string(), format!("{a}@{}", lines[0]), format!("{b}@{}", lines[0])]);
+    assert_eq!(
+        lines,
+        [
+            lines[0].to_string(),
+            format!("{a}@{}", lines[0]),
+            format!("{b}@{}", lines[0])
+        ]
+    );
     // Named in the store too.
     let images = kiln(&sb, &["images"]).ok().stdout;
     assert!(images.contains(&format!("{host}/img")), "{images}");
 
     // type=image without push only names.
     let local = format!("{host}/local:1");
-    let run = build(&sb, "ctx", &["-q", "-o", &format!("type=image,name={local}")]).ok();
+    let run = build(
+        &sb,
+        "ctx",
+        &["-q", "-o", &format!("type=image,name={local}")],
+    )
+    .ok();
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
     kiln(&sb, &["inspect", &local]).ok();
 
     // Bad paths: nothing to push to, a bad spec, a name that is no reference.
     let e = build(&sb, "ctx", &["--push"]).fails(2).stderr;
     assert!(e.contains("--push: no name to push to"), "{e}");
-    let e = build(&sb, "ctx", &["-o", "type=image,push=true"]).fails(2).stderr;
+    let e = build(&sb, "ctx", &["-o", "type=image,push=true"])
+        .fails(2)
+        .stderr;
     assert!(e.contains("no name to push to"), "{e}");
-    let e = build(&sb, "ctx", &["-o", "type=registry,push=false"]).fails(2).stderr;
+    let e = build(&sb, "ctx", &["-o", "type=registry,push=false"])
+        .fails(2)
+        .stderr;
     assert!(e.contains("always pushes"), "{e}");
-    let e = build(&sb, "ctx", &["-o", "type=image,\"name=a"]).fails(2).stderr;
+    let e = build(&sb, "ctx", &["-o", "type=image,\"name=a"])
+        .fails(2)
+        .stderr;
     assert!(e.contains("not closed"), "{e}");
-    let e = build(&sb, "ctx", &["--push", "-t", "Bad:Name"]).fails(2).stderr;
+    let e = build(&sb, "ctx", &["--push", "-t", "Bad:Name"])
+        .fails(2)
+        .stderr;
     assert!(e.contains("-t Bad:Name"), "{e}");
 }
 
@@ -321,25 +371,49 @@ fn several_platforms_make_an_index_that_is_pushed() {
         ],
     )
     .ok();
-    assert!(run.stderr.contains("[wasi/wasm 3/3] RUN probe"), "{}", run.stderr);
-    assert!(run.stderr.contains("[linux/amd64 3/3] RUN probe"), "{}", run.stderr);
-    assert!(run.stderr.contains("exporting manifest list"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[wasi/wasm 3/3] RUN probe"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[linux/amd64 3/3] RUN probe"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("exporting manifest list"),
+        "{}",
+        run.stderr
+    );
     let digest = run.stdout.trim().split_once('@').unwrap().1.to_string();
 
     let index = raw(&target);
-    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     let platforms: Vec<String> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(platforms, ["wasi/wasm", "linux/amd64"]);
     assert_eq!(digest_of(&target), digest);
 
     // The store's name is the index; images, history and run pick wasi/wasm.
     let images = kiln(&sb, &["images"]).ok().stdout;
-    assert!(images.contains(&format!("{}/multi", server.host())), "{images}");
+    assert!(
+        images.contains(&format!("{}/multi", server.host())),
+        "{images}"
+    );
     assert!(!images.contains("N/A"), "{images}");
     kiln(&sb, &["history", &target]).ok();
     let out = kiln(&sb, &["run", &target]).ok().stdout;
@@ -356,12 +430,19 @@ fn several_platforms_make_an_index_that_is_pushed() {
     let e = build(
         &sb,
         "ctx",
-        &["--platform", "wasi/wasm,linux/amd64", "-o", "type=tar,dest=x.tar"],
+        &[
+            "--platform",
+            "wasi/wasm,linux/amd64",
+            "-o",
+            "type=tar,dest=x.tar",
+        ],
     )
     .fails(2)
     .stderr;
     assert!(e.contains("multi-platform build"), "{e}");
-    let e = build(&sb, "ctx", &["--platform", "wasi/wasm,wasi/wasm"]).fails(2).stderr;
+    let e = build(&sb, "ctx", &["--platform", "wasi/wasm,wasi/wasm"])
+        .fails(2)
+        .stderr;
     assert!(e.contains("given twice"), "{e}");
 }
 
@@ -440,7 +521,10 @@ fn images_that_cannot_be_pulled_fail_at_their_kilnfile_line() {
     let e = build(&sb, "ctx", &[]).fails(1).stderr;
     assert!(e.contains(&format!("ctx/Kilnfile:1:6: no image \"{host}/nope:1\" in the store, and pulling {host}/nope:1: not found on {host}")), "{e}");
 
-    sb.write("ctx/Kilnfile", format!("FROM scratch\nCOPY --from={host}/nope:2 /a /b\n"));
+    sb.write(
+        "ctx/Kilnfile",
+        format!("FROM scratch\nCOPY --from={host}/nope:2 /a /b\n"),
+    );
     let e = build(&sb, "ctx", &[]).fails(1).stderr;
     assert!(e.contains("ctx/Kilnfile:2:"), "{e}");
     assert!(e.contains(&format!("not found on {host}")), "{e}");

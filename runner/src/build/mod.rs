@@ -12,9 +12,9 @@
 //! Timestamps come from `SOURCE_DATE_EPOCH` (build arg or environment) or
 //! are 0, so the same inputs give the same image digest on every host.
 
-pub(crate) use run::masked;
 pub use output::{BuildIndexOutput, build_platforms, parse_platforms};
 pub use pull::Registries;
+pub(crate) use run::masked;
 
 mod cache;
 pub mod cache_dir;
@@ -336,8 +336,7 @@ impl<'p> Steps<'p> {
 
     /// Numbers the next step `id` (steps continue from another build).
     fn skip_to(&self, id: usize) {
-        self.next_id
-            .store(id, std::sync::atomic::Ordering::Relaxed);
+        self.next_id.store(id, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The number of the last step started.

@@ -172,7 +172,10 @@ impl Build<'_> {
         }
         // One lookup (and pull) at a time: stages naming the same image
         // share one pull, and `--pull` asks the registry once per build.
-        let key = format!("{name} {}", platform.map(|p| p.to_string()).unwrap_or_default());
+        let key = format!(
+            "{name} {}",
+            platform.map(|p| p.to_string()).unwrap_or_default()
+        );
         let mut pulled = self.pulled.lock().expect("pulled lock");
         if let Some(d) = pulled.get(&key) {
             return Ok(d.clone());
@@ -185,9 +188,7 @@ impl Build<'_> {
             && reference
                 .as_ref()
                 .is_some_and(|r| r.tag().is_some() && r.digest().is_none());
-        let other_platform = local
-            .as_ref()
-            .is_ok_and(|d| !fits(self.store, d, platform));
+        let other_platform = local.as_ref().is_ok_and(|d| !fits(self.store, d, platform));
         let reference = match (local, reference) {
             (Ok(_), Some(r)) if refresh || other_platform => r,
             (Ok(d), _) => return Ok(d),
@@ -223,7 +224,8 @@ impl Build<'_> {
             Vec::new()
         };
         let view = StepTransfers::new(&self.steps, step);
-        let pulled = registry::pull::pull(&session, self.store, reference, platform, &names, &view)?;
+        let pulled =
+            registry::pull::pull(&session, self.store, reference, platform, &names, &view)?;
         self.steps.log(
             step,
             &format!(

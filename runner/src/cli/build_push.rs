@@ -37,9 +37,8 @@ pub(super) fn push_targets(
     let parse_tags = || -> Result<Vec<Reference>> {
         tags.iter()
             .map(|t| {
-                Reference::parse(t).map_err(|e| {
-                    UsageError(format!("-t {t}: cannot push there: {e}")).into()
-                })
+                Reference::parse(t)
+                    .map_err(|e| UsageError(format!("-t {t}: cannot push there: {e}")).into())
             })
             .collect()
     };
@@ -94,7 +93,11 @@ mod tests {
     #[test]
     fn push_targets_follow_buildx() {
         let tags = ["localhost:5000/a:1".to_string()];
-        assert!(push_targets(false, &image(&[], false), &tags).unwrap().is_empty());
+        assert!(
+            push_targets(false, &image(&[], false), &tags)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             shown(push_targets(true, &image(&[], false), &tags).unwrap()),
             ["localhost:5000/a:1"]

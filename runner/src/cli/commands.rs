@@ -121,7 +121,7 @@ fn build(
         }
     }
     let platforms = match &args.platform {
-        Some(p) => build::parse_platforms(p).map_err(|e| usage(format!("--platform {p}: {e}")))?,
+        Some(p) => build::parse_platforms(p).map_err(|e| usage(format!("--platform: {e}")))?,
         None => Vec::new(),
     };
     let output = match &args.output {

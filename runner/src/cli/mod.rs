@@ -7,11 +7,11 @@
 //! `hint:`. Each command lives in `commands.rs`; all output goes through
 //! [`printer::Printer`].
 
+mod build_push;
 mod check;
 mod commands;
 pub mod printer;
 pub mod registry;
-mod build_push;
 mod run;
 mod signals;
 mod transfers;
