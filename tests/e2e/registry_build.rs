@@ -426,6 +426,24 @@ fn several_platforms_make_an_index_that_is_pushed() {
     assert_eq!(img["Os"], "linux");
     assert_eq!(img["Architecture"], "amd64");
 
+    // A multi-platform base is pulled once per platform of the build.
+    let child = Sandbox::new();
+    child.write("ctx/Kilnfile", format!("FROM {target}\nLABEL child=1\n"));
+    let run = build(
+        &child,
+        "ctx",
+        &["--platform", "wasi/wasm,linux/amd64", "-t", "child"],
+    )
+    .ok();
+    assert_eq!(
+        run.stderr.matches(&format!("pulling {target}")).count(),
+        2,
+        "{}",
+        run.stderr
+    );
+    let out = kiln(&child, &["run", "child"]).ok().stdout;
+    assert_eq!(out.trim(), "wasi/wasm");
+
     // Several platforms go to the store or a registry only.
     let e = build(
         &sb,

@@ -7,8 +7,8 @@
 //!    without ever asking a registry (also under `--pull`).
 //! 2. A name the store has (as written, or by its docker short form:
 //!    `docker.io/library/alpine:3` is `alpine:3`): that image, unless
-//!    `--pull` asks the registry about a tag, or the build is for another
-//!    platform than the stored image's.
+//!    `--pull` asks the registry about a tag, or the stored image was pulled
+//!    for another platform than the build's.
 //! 3. Otherwise, when the name is a registry reference, a pull for the
 //!    build's platform. The image is named in the store by its short form
 //!    (a digest-only reference stays untagged; an image pulled only because
@@ -188,7 +188,14 @@ impl Build<'_> {
             && reference
                 .as_ref()
                 .is_some_and(|r| r.tag().is_some() && r.digest().is_none());
-        let other_platform = local.as_ref().is_ok_and(|d| !fits(self.store, d, platform));
+        // An image pulled for another platform is pulled again for this
+        // one; one built here is what it is (FROM reports the mismatch).
+        let other_platform = local.as_ref().is_ok_and(|d| {
+            d.annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(registry::SOURCE_ANNOTATION))
+                && !fits(self.store, d, platform)
+        });
         let reference = match (local, reference) {
             (Ok(_), Some(r)) if refresh || other_platform => r,
             (Ok(d), _) => return Ok(d),
