@@ -48,8 +48,15 @@ impl Dest {
 /// What `--output` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputKind {
-    /// Only the store (the default).
-    Image,
+    /// The store (the default), under more `names` (`type=image,name=`),
+    /// and pushed to them with `push` (`push=true`, or `type=registry`).
+    Image {
+        /// Registry references to name the image (comma-separated in the
+        /// spec: `"name=a,b"`).
+        names: Vec<crate::registry::Reference>,
+        /// Push to `names` (or, without them, to the `-t` names).
+        push: bool,
+    },
     /// An OCI layout: a tar archive, or a directory with `tar=false`.
     Oci {
         /// Where.
@@ -81,7 +88,10 @@ pub struct OutputSpec {
 impl Default for OutputSpec {
     fn default() -> Self {
         OutputSpec {
-            kind: OutputKind::Image,
+            kind: OutputKind::Image {
+                names: Vec::new(),
+                push: false,
+            },
             compression: Compression::Gzip,
         }
     }
@@ -89,8 +99,11 @@ impl Default for OutputSpec {
 
 impl OutputSpec {
     /// Parses `type=oci,dest=PATH[,tar=false][,compression=zstd]`,
-    /// `type=tar,dest=PATH`, `type=local,dest=DIR`, `type=image`, or the
-    /// shorthands `PATH` (local) and `-` (tar to stdout).
+    /// `type=tar,dest=PATH`, `type=local,dest=DIR`,
+    /// `type=image[,name=REF][,push=true|false]`, `type=registry[,name=REF]`
+    /// (`type=image,push=true`), or the shorthands `PATH` (local) and `-`
+    /// (tar to stdout). As in buildx, a field in double quotes may hold
+    /// commas: `"name=a:1,b:1"` names two references.
     pub fn parse(spec: &str) -> Result<OutputSpec, String> {
         if !spec.contains('=') {
             return Ok(OutputSpec {
@@ -105,7 +118,8 @@ impl OutputSpec {
             });
         }
         let mut fields = BTreeMap::new();
-        for part in spec.split(',') {
+        for part in split_fields(spec)? {
+            let part = part.as_str();
             let Some((k, v)) = part.split_once('=') else {
                 return Err(format!("{part:?} is not KEY=VALUE"));
             };
@@ -118,7 +132,7 @@ impl OutputSpec {
         }
         let ty = fields
             .remove("type")
-            .ok_or("missing type=: expected type=oci, tar, local or image")?;
+            .ok_or("missing type=: expected type=oci, tar, local, image or registry")?;
         let compression = match fields.remove("compression") {
             Some(c) => Compression::parse(&c)
                 .ok_or_else(|| format!("compression={c}: expected gzip, zstd or uncompressed"))?,
@@ -130,7 +144,24 @@ impl OutputSpec {
                 .ok_or_else(|| format!("type={ty} needs dest=PATH"))
         };
         let kind = match ty.as_str() {
-            "image" => OutputKind::Image,
+            "image" | "registry" => {
+                let names = match fields.remove("name") {
+                    Some(list) => parse_names(&list)?,
+                    None => Vec::new(),
+                };
+                let push = match (ty.as_str(), fields.remove("push").as_deref()) {
+                    ("registry", None | Some("true")) => true,
+                    ("registry", Some(v)) => {
+                        return Err(format!(
+                            "push={v}: type=registry always pushes (type=image,name=... only names)"
+                        ));
+                    }
+                    (_, None | Some("false")) => false,
+                    (_, Some("true")) => true,
+                    (_, Some(v)) => return Err(format!("push={v}: expected true or false")),
+                };
+                OutputKind::Image { names, push }
+            }
             "oci" => {
                 let dest = Dest::parse(&dest()?);
                 let tar = match fields.remove("tar").as_deref() {
@@ -154,7 +185,7 @@ impl OutputSpec {
             },
             other => {
                 return Err(format!(
-                    "unknown output type {other:?}: expected oci, tar, local or image"
+                    "unknown output type {other:?}: expected oci, tar, local, image or registry"
                 ));
             }
         };
@@ -163,6 +194,43 @@ impl OutputSpec {
         }
         Ok(OutputSpec { kind, compression })
     }
+}
+
+/// Splits `spec` at commas outside double quotes; quotes are removed
+/// (`type=image,"name=a,b"` is `type=image` and `name=a,b`).
+fn split_fields(spec: &str) -> Result<Vec<String>, String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for c in spec.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().expect("never empty").push(c),
+        }
+    }
+    if quoted {
+        return Err("a double quote is not closed".into());
+    }
+    Ok(fields)
+}
+
+/// The references of `name=`: comma-separated, each a registry reference
+/// with a tag (a digest is what a push gives, not where it goes).
+fn parse_names(list: &str) -> Result<Vec<crate::registry::Reference>, String> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(format!("name={list}: an empty name"));
+        }
+        let r = crate::registry::Reference::parse(name).map_err(|e| format!("name={name}: {e}"))?;
+        if r.digest().is_some() {
+            return Err(format!(
+                "name={name}: name an image by [REGISTRY/]NAME[:TAG], without a digest"
+            ));
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// Errors while exporting.
@@ -504,7 +572,48 @@ mod tests {
                 .compression,
             Compression::Uncompressed
         );
+        let names = |spec: &str| match OutputSpec::parse(spec).unwrap().kind {
+            OutputKind::Image { names, push } => (
+                names.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                push,
+            ),
+            other => panic!("{spec}: {other:?}"),
+        };
+        assert_eq!(names("type=image"), (vec![], false));
+        assert_eq!(
+            names("type=image,name=localhost:5000/a:1,push=true"),
+            (vec!["localhost:5000/a:1".to_string()], true)
+        );
+        assert_eq!(
+            names("type=image,\"name=localhost:5000/a:1,localhost:5000/b\""),
+            (
+                vec![
+                    "localhost:5000/a:1".to_string(),
+                    "localhost:5000/b:latest".to_string()
+                ],
+                false
+            )
+        );
+        assert_eq!(
+            names("type=registry,name=\"alpine:3,ghcr.io/x/y:2\""),
+            (
+                vec![
+                    "docker.io/library/alpine:3".to_string(),
+                    "ghcr.io/x/y:2".to_string()
+                ],
+                true
+            )
+        );
+        assert_eq!(names("type=registry"), (vec![], true));
+        let digest_spec = format!("type=image,name=a@sha256:{}", "0".repeat(64));
         for (bad, why) in [
+            ("type=image,name=a,push=maybe", "expected true or false"),
+            ("type=registry,push=false", "always pushes"),
+            ("type=image,\"name=a,b", "not closed"),
+            ("type=image,name=a/Bad", "name=a/Bad"),
+            ("type=image,\"name=a,,b\"", "empty name"),
+            (digest_spec.as_str(), "without a digest"),
+            ("type=image,dest=x", "unknown key"),
             ("type=oci", "needs dest"),
             ("type=zip,dest=x", "unknown output type"),
             ("type=oci,dest=x,colour=red", "unknown key"),

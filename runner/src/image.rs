@@ -49,6 +49,24 @@ impl Platform {
         }
     }
 
+    /// The platform of the machine kiln runs on, in OCI's words
+    /// (`linux/amd64`, `darwin/arm64`).
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        Platform {
+            os: std::env::consts::OS.into(),
+            arch: arch.into(),
+            variant: None,
+        }
+    }
+
     /// Parses `os/arch[/variant]`.
     pub fn parse(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
@@ -178,12 +196,24 @@ impl Image {
                         ),
                     ));
                 }
-                _ => {
-                    return Err(invalid(
-                        &descriptor.digest,
-                        "a multi-platform image: choose one with --platform".into(),
-                    ));
-                }
+                several => match default_choice(several) {
+                    Some(m) => m,
+                    None => {
+                        let offered: Vec<String> = several
+                            .iter()
+                            .filter_map(|m| m.platform().as_ref())
+                            .map(|p| format!("{}/{}", p.os(), p.architecture()))
+                            .collect();
+                        return Err(invalid(
+                            &descriptor.digest,
+                            format!(
+                                "a multi-platform image ({}) with none for wasi/wasm or this host ({}): choose one with --platform",
+                                offered.join(", "),
+                                Platform::host()
+                            ),
+                        ));
+                    }
+                },
             };
             let child = Descriptor::new(
                 chosen.media_type().as_ref(),
@@ -296,6 +326,21 @@ impl Image {
             + self.manifest.config().size()
             + self.manifest.layers().iter().map(|l| l.size()).sum::<u64>()
     }
+}
+
+/// Which of several manifests of an index a command without `--platform`
+/// (`kiln images`, `history`, `run`) uses: `wasi/wasm`, else the host's.
+fn default_choice<'d>(
+    manifests: &[&'d oci_spec::image::Descriptor],
+) -> Option<&'d oci_spec::image::Descriptor> {
+    let is = |m: &oci_spec::image::Descriptor, want: &Platform| {
+        m.platform().as_ref().is_some_and(|p| {
+            p.os().to_string() == want.os && p.architecture().to_string() == want.arch
+        })
+    };
+    [Platform::wasi(), Platform::host()]
+        .iter()
+        .find_map(|want| manifests.iter().find(|m| is(m, want)).copied())
 }
 
 /// The changes of layer `blob` (uncompressed digest `diff_id`): its index,

@@ -111,7 +111,6 @@ fn a_published_step_is_a_wasm_artifact_that_builds_use_from_the_registry() {
 }
 
 #[test]
-#[ignore = "needs build-side pulling (reg-build)"]
 fn a_build_pulls_a_step_pinned_by_digest() {
     let registry = RegistryServer::plain();
     let host = registry.host();

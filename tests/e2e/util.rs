@@ -91,6 +91,14 @@ impl Sandbox {
             .env_remove("SOURCE_DATE_EPOCH")
             .env("KILN_STORE", self.store())
             .current_dir(self.dir.path());
+        // Tests talk to registries on this machine only: anything else
+        // (`FROM alpine` reaching for docker.io) goes to a closed port.
+        for var in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+            cmd.env(var, "http://127.0.0.1:9");
+            cmd.env(var.to_ascii_lowercase(), "http://127.0.0.1:9");
+        }
+        cmd.env("NO_PROXY", "127.0.0.1,localhost,::1")
+            .env("no_proxy", "127.0.0.1,localhost,::1");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -251,9 +251,13 @@ impl Build<'_> {
                         }
                         None => {
                             let d = self
-                                .store
-                                .resolve(from)
-                                .map_err(|e| err(format!("from={from}: not a stage, and {e}")))?;
+                                .image(from, self.opts.platform.as_ref(), cx.step_id)
+                                .map_err(|e| {
+                                    self.image_error(
+                                        span.clone(),
+                                        format!("from={from}: not a stage, and {e}"),
+                                    )
+                                })?;
                             key.digest("from-image", &d.digest);
                         }
                     },

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::cache_format::CacheSource;
 use super::{Build, BuildError, BuildOptions, Steps, cache_dir, cache_registry};
-use crate::registry::{Reference, RegistryError, RegistryOptions, Session};
+use crate::registry::{Reference, RegistryError, Session};
 
 /// Where a step cache is shared.
 #[derive(Clone, Debug)]
@@ -174,18 +174,12 @@ fn cache_fields(spec: &str) -> Result<(Type, Vec<(String, String)>), String> {
     }
 }
 
-/// The build's registry session: the one given, or one with default
-/// options made on first use.
-fn session(opts: &BuildOptions, made: &mut Option<Arc<Session>>) -> Result<Arc<Session>, String> {
-    if let Some(s) = opts.session.as_ref().or(made.as_ref()) {
-        return Ok(Arc::clone(s));
-    }
-    let s = Arc::new(
-        Session::new(RegistryOptions::default(), Arc::clone(&opts.cancel))
-            .map_err(|e| e.to_string())?,
-    );
-    *made = Some(Arc::clone(&s));
-    Ok(s)
+/// The build's registry session, started on first use (shared with the
+/// pulls and pushes of the build).
+fn session(opts: &BuildOptions) -> Result<Arc<Session>, String> {
+    opts.registries
+        .session(&opts.cancel)
+        .map_err(|e| e.to_string())
 }
 
 /// The caches of `--cache-from`, opened. A directory that holds none is an
@@ -193,7 +187,6 @@ fn session(opts: &BuildOptions, made: &mut Option<Arc<Session>>) -> Result<Arc<S
 pub(super) fn open_sources(
     opts: &BuildOptions,
     steps: &Steps<'_>,
-    made: &mut Option<Arc<Session>>,
 ) -> Result<Vec<Box<dyn CacheSource>>, BuildError> {
     let mut out: Vec<Box<dyn CacheSource>> = Vec::new();
     for from in &opts.cache_from {
@@ -206,7 +199,7 @@ pub(super) fn open_sources(
             CacheLocation::Registry(r) => r,
         };
         steps.run(&format!("importing cache manifest from {r}"), |id| {
-            let opened = session(opts, made)
+            let opened = session(opts)
                 .map_err(RegistryError::Io)
                 .and_then(|s| cache_registry::RegistryCache::open(s, r.clone()));
             match opened {
@@ -228,12 +221,7 @@ pub(super) fn open_sources(
 impl Build<'_> {
     /// Exports the step cache entries of the build (the target stage's, or
     /// every stage's for `mode=max`) to `to`.
-    pub(super) fn export_cache(
-        &self,
-        to: &CacheTo,
-        target: usize,
-        made: &mut Option<Arc<Session>>,
-    ) -> Result<(), BuildError> {
+    pub(super) fn export_cache(&self, to: &CacheTo, target: usize) -> Result<(), BuildError> {
         let name = format!("exporting cache to {}", to.dest);
         let result = self.steps.run(&name, |id| {
             let keys = self.keys.lock().expect("keys lock").clone();
@@ -257,7 +245,7 @@ impl Build<'_> {
                     format!("{} step(s) written, {total} in the cache", entries.len())
                 }
                 CacheLocation::Registry(r) => {
-                    let session = session(self.opts, made).map_err(failed)?;
+                    let session = session(self.opts).map_err(failed)?;
                     let log = |line: &str| self.steps.log(id, line);
                     let progress = cache_registry::StepLog(&log);
                     let done = cache_registry::export(&session, r, self.store, &entries, &progress)

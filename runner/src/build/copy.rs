@@ -211,6 +211,7 @@ fn has_glob(s: &str) -> bool {
 /// Plans a COPY against the current `snapshot`.
 pub(super) fn plan<'l>(
     b: &Build<'_>,
+    step: usize,
     copy: &frontend::Copy,
     lookup: &dyn Fn(&str) -> Option<&'l str>,
     snapshot: &Snapshot,
@@ -232,13 +233,14 @@ pub(super) fn plan<'l>(
                     snapshot: b.stage_result(stage.index)?.snapshot,
                 },
                 None => {
-                    let desc = b.store.resolve(&name).map_err(|e| {
-                        kf.error(
+                    let platform = b.opts.platform.as_ref();
+                    let desc = b.image(&name, platform, step).map_err(|e| {
+                        b.image_error(
                             w.span.clone(),
                             format!("--from={name}: not an earlier stage, and {e}"),
                         )
                     })?;
-                    let image = Image::load(b.store, &desc, None)?;
+                    let image = Image::load(b.store, &desc, platform)?;
                     SnapshotSource {
                         name: format!("image {name}"),
                         snapshot: image.snapshot(b.store)?,

@@ -180,11 +180,13 @@ impl Build<'_> {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            if multi {
-                format!("[{stage_label} {step_no}/{numbered}] {one_line}")
-            } else {
-                format!("[{step_no}/{numbered}] {one_line}")
-            }
+            let prefix = match (&self.label, multi) {
+                (Some(l), true) => format!("{l} {stage_label} "),
+                (Some(l), false) => format!("{l} "),
+                (None, true) => format!("{stage_label} "),
+                (None, false) => String::new(),
+            };
+            format!("[{prefix}{step_no}/{numbered}] {one_line}")
         };
 
         // FROM
@@ -252,14 +254,9 @@ impl Build<'_> {
             let r = self.stage_result(dep.index)?;
             (r.snapshot, r.config, r.layers, r.key)
         } else {
-            let descriptor = self.store.resolve(image_name).map_err(|e| {
-                kf.error(
-                    span.clone(),
-                    format!(
-                        "{e}; kiln does not pull from registries yet: build or copy the image into the store first (FROM scratch starts from nothing)"
-                    ),
-                )
-            })?;
+            let descriptor = self
+                .image(image_name, platform, step)
+                .map_err(|e| self.image_error(span.clone(), e))?;
             let image = Image::load(self.store, &descriptor, platform)?;
             if let Some(want) = platform {
                 let have = Platform::of(&image.config);
@@ -423,6 +420,7 @@ impl Build<'_> {
                         let scope = state.scope();
                         copy::plan(
                             self,
+                            id,
                             c,
                             &|k| scope.get(k),
                             &state.snapshot,

@@ -12,6 +12,8 @@
 //! Timestamps come from `SOURCE_DATE_EPOCH` (build arg or environment) or
 //! are 0, so the same inputs give the same image digest on every host.
 
+pub use output::{BuildIndexOutput, build_platforms, parse_platforms};
+pub use pull::Registries;
 pub(crate) use run::masked;
 
 mod cache;
@@ -22,16 +24,21 @@ mod cache_spec;
 mod copy;
 mod dispatch;
 mod mounts;
+mod output;
+mod pull;
 mod reuse;
 mod run;
 mod stages;
+mod steps;
 mod users;
 
 pub use cache_spec::{CacheLocation, CacheTo, parse_cache_from};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use steps::Steps;
 
 use crate::context::{Context, ContextError};
 use crate::frontend::{self, Diagnostic, Kilnfile};
@@ -79,11 +86,15 @@ pub struct BuildOptions {
     pub cache_from: Vec<CacheLocation>,
     /// `--cache-to`: where to export the build's cache.
     pub cache_to: Option<CacheTo>,
-    /// The registry session registry caches use; without one, the build
-    /// makes one with default options when it needs it.
-    pub session: Option<std::sync::Arc<crate::registry::Session>>,
     /// `--jobs`: how many stages may build at once (default: the cores).
     pub jobs: Option<usize>,
+    /// `--pull`: ask the registry for the current manifest of every tagged
+    /// image reference, even when the store has the name.
+    pub pull: bool,
+    /// How registries are reached (a session is made only when needed).
+    pub registries: std::sync::Arc<Registries>,
+    /// Where to push the image once it is built and named.
+    pub push: Vec<crate::registry::Reference>,
 }
 
 /// `--secret-scan`: what the leak guard does when a layer or the image
@@ -110,6 +121,8 @@ pub struct BuildOutput {
     pub tags: Vec<String>,
     /// The epoch used for timestamps.
     pub epoch: i64,
+    /// What was pushed where (`BuildOptions::push`), in order.
+    pub pushed: Vec<(crate::registry::Reference, crate::registry::push::Pushed)>,
 }
 
 /// One progress event. Steps are numbered like BuildKit's plain output.
@@ -211,6 +224,15 @@ pub enum BuildError {
     /// The wasm engine could not start.
     #[error("starting the wasm engine: {0}")]
     Engine(String),
+    /// Pushing the image failed.
+    #[error("pushing {target}: {source}")]
+    Push {
+        /// Where to.
+        target: String,
+        /// Why.
+        #[source]
+        source: crate::registry::RegistryError,
+    },
     /// A layer could not be written.
     #[error("{step}: {source}")]
     Layer {
@@ -232,47 +254,6 @@ impl BuildError {
     /// Whether the user's invocation (not the build) was wrong.
     pub fn is_usage(&self) -> bool {
         matches!(self, BuildError::Usage(_))
-    }
-}
-
-/// Step numbering and timing shared by all stages.
-struct Steps<'p> {
-    progress: &'p dyn Progress,
-    next_id: std::sync::atomic::AtomicUsize,
-    /// Steps whose result came from the cache.
-    cached: std::sync::Mutex<std::collections::BTreeSet<usize>>,
-}
-
-impl Steps<'_> {
-    /// Runs `f` as a numbered step, reporting start, end and failure.
-    fn run<T, E>(&self, name: &str, f: impl FnOnce(usize) -> Result<T, E>) -> Result<T, E> {
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.progress.event(Event::Start { id, name });
-        let start = Instant::now();
-        let out = f(id);
-        let elapsed = start.elapsed();
-        let cached = self.cached.lock().expect("steps lock").remove(&id);
-        match &out {
-            Ok(_) if cached => self.progress.event(Event::Cached { id }),
-            Ok(_) => self.progress.event(Event::Done { id, elapsed }),
-            Err(_) => self.progress.event(Event::Failed { id, elapsed }),
-        }
-        out
-    }
-
-    /// Marks step `id` as answered from the cache.
-    fn mark_cached(&self, id: usize) {
-        self.cached.lock().expect("steps lock").insert(id);
-    }
-
-    fn log(&self, id: usize, text: &str) {
-        self.progress.event(Event::Log { id, text });
-    }
-
-    fn warn(&self, text: &str) {
-        self.progress.event(Event::Warning(text));
     }
 }
 
@@ -308,6 +289,10 @@ struct Build<'a> {
     keys: std::sync::Mutex<Vec<(usize, crate::digest::Digest)>>,
     /// Searches for the build's secrets (leak guard and output masking).
     scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
+    /// Images looked up (and pulled) by this build, by name and platform.
+    pulled: pull::Pulled,
+    /// `linux/amd64` in step names when one build makes several platforms.
+    label: Option<String>,
 }
 
 impl Build<'_> {
@@ -365,11 +350,17 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
-    let steps = Steps {
-        progress,
-        next_id: std::sync::atomic::AtomicUsize::new(1),
-        cached: Default::default(),
-    };
+    let steps = Steps::new(progress);
+    let (kilnfile, context) = load(opts, &steps)?;
+    let mut output = build_loaded(store, opts, steps, &kilnfile, &context, None)?;
+    let steps = Steps::new(progress);
+    steps.skip_to(output.last_step + 1);
+    output.out.pushed = output::push_all(store, opts, &steps, &output.out.image.descriptor)?;
+    Ok(output.out)
+}
+
+/// Reads and parses the Kilnfile and opens the context, as the first steps.
+fn load(opts: &BuildOptions, steps: &Steps<'_>) -> Result<(Kilnfile, Context), BuildError> {
     let kilnfile = steps.run(
         &format!(
             "[internal] load build definition from {}",
@@ -391,7 +382,25 @@ pub fn build(
         }
         Ok::<_, BuildError>(ctx)
     })?;
+    Ok((kilnfile, context))
+}
 
+/// A build's result and the number of its last step.
+struct Loaded {
+    out: BuildOutput,
+    last_step: usize,
+}
+
+/// Builds the image of a loaded Kilnfile, named `opts.tags` (not pushed).
+/// `label` (a platform) goes into step names.
+fn build_loaded(
+    store: &Store,
+    opts: &BuildOptions,
+    steps: Steps<'_>,
+    kilnfile: &Kilnfile,
+    context: &Context,
+    label: Option<String>,
+) -> Result<Loaded, BuildError> {
     for stage in &opts.no_cache_filter {
         let known = kilnfile
             .stages
@@ -412,14 +421,13 @@ pub fn build(
             })?),
             None => opts.source_date_epoch,
         };
-    let mut session = None;
-    let cache_from = cache_spec::open_sources(opts, &steps, &mut session)?;
+    let cache_from = cache_spec::open_sources(opts, &steps)?;
     let reproducible = epoch.is_some();
     let epoch = epoch.unwrap_or(0);
     let mut b = Build {
         store,
-        kilnfile: &kilnfile,
-        context: &context,
+        kilnfile,
+        context,
         opts,
         steps,
         build_args,
@@ -435,6 +443,8 @@ pub fn build(
         engine: Default::default(),
         scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
             .map(std::sync::Arc::new),
+        pulled: Default::default(),
+        label,
     };
     b.global_args = b.resolve_global_args()?;
 
@@ -480,7 +490,11 @@ pub fn build(
         ));
     }
 
-    let output = b.steps.run("exporting to image", |id| {
+    let export_name = match &b.label {
+        Some(l) => format!("[{l}] exporting to image"),
+        None => "exporting to image".to_string(),
+    };
+    let output = b.steps.run(&export_name, |id| {
         b.scan_config(&result.config)?;
         let manifest = crate::image::write_image(store, &result.config, &result.layers)?;
         // Names move only to an image that reads back whole: a damaged
@@ -489,7 +503,10 @@ pub fn build(
         image.check_layers_present(store)?;
         b.steps
             .log(id, &format!("writing image {} done", manifest.digest));
-        store.add_image(&manifest, &opts.tags)?;
+        // One platform of several: the index names it, not the store.
+        if b.label.is_none() || !opts.tags.is_empty() {
+            store.add_image(&manifest, &opts.tags)?;
+        }
         for tag in &opts.tags {
             b.steps.log(id, &format!("naming to {tag} done"));
         }
@@ -498,12 +515,16 @@ pub fn build(
             snapshot: result.snapshot,
             tags: opts.tags.clone(),
             epoch,
+            pushed: Vec::new(),
         })
     })?;
     if let Some(to) = &opts.cache_to {
-        b.export_cache(to, target, &mut session)?;
+        b.export_cache(to, target)?;
     }
-    Ok(output)
+    Ok(Loaded {
+        out: output,
+        last_step: b.steps.last(),
+    })
 }
 
 fn read_kilnfile(opts: &BuildOptions) -> Result<String, BuildError> {

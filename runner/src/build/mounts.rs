@@ -38,6 +38,7 @@ pub(super) fn attach_all(
     mounts: &[(Mount, Span)],
     workdir: &ImagePath,
     clock: &crate::vfs::Clock,
+    step: usize,
 ) -> Result<Scratch, BuildError> {
     let kf = b.kilnfile;
     let mut scratch = Vec::new();
@@ -55,7 +56,13 @@ pub(super) fn attach_all(
             }
             MountType::Bind if m.from.is_some() => {
                 let from = m.from.as_deref().expect("checked");
-                let snapshot = source_snapshot(b, from).map_err(&err)?;
+                let snapshot = source_snapshot(b, from, step).map_err(|e| {
+                    if b.opts.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                        BuildError::Cancelled
+                    } else {
+                        err(e)
+                    }
+                })?;
                 let source = ImagePath::parse(m.source.as_deref().unwrap_or("/"))
                     .map_err(|e| err(e.to_string()))?;
                 let sub = snapshot
@@ -122,19 +129,20 @@ pub(super) fn attach_all(
     Ok(Scratch(scratch))
 }
 
-/// The filesystem of a stage (earlier in the Kilnfile) or a stored image.
-fn source_snapshot(b: &Build<'_>, from: &str) -> Result<Snapshot, String> {
+/// The filesystem of a stage (earlier in the Kilnfile) or an image (from
+/// the store, or pulled into it).
+fn source_snapshot(b: &Build<'_>, from: &str, step: usize) -> Result<Snapshot, String> {
     if let Some(stage) = b.kilnfile.stage(from) {
         return b
             .stage_result(stage.index)
             .map(|r| r.snapshot)
             .map_err(|e| e.to_string());
     }
+    let platform = b.opts.platform.as_ref();
     let desc = b
-        .store
-        .resolve(from)
+        .image(from, platform, step)
         .map_err(|e| format!("from={from}: not a stage, and {e}"))?;
-    let image = Image::load(b.store, &desc, None).map_err(|e| e.to_string())?;
+    let image = Image::load(b.store, &desc, platform).map_err(|e| e.to_string())?;
     image.snapshot(b.store).map_err(|e| e.to_string())
 }
 

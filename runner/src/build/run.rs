@@ -215,7 +215,7 @@ pub(super) fn run(
         max_bytes: limits.max_write,
         max_files: limits.max_files,
     });
-    let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir, &file_clock)?;
+    let _scratch = mounts::attach_all(b, &mut vfs, &mounts, cx.workdir, &file_clock, cx.step_id)?;
     let secret_mounts: Vec<&frontend::Mount> = mounts.iter().map(|(m, _)| m).collect();
     let secrets = crate::secrets::mount::attach(
         &mut vfs,

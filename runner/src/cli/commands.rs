@@ -10,7 +10,7 @@ use super::printer::Printer;
 use super::{BuildArgs, Cli, Command, ExportArgs, HistoryArgs, PruneArgs, RmiArgs, UsageError};
 use crate::build::{self, BuildOptions, human_bytes};
 use crate::export::{self, Dest, OutputKind, OutputSpec};
-use crate::image::{Image, Platform};
+use crate::image::Image;
 use crate::snapshot::{Change, Node};
 use crate::store::{Store, normalize_name};
 
@@ -71,7 +71,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn build(
     store: &Store,
     args: BuildArgs,
-    flags: &super::registry::RegistryFlags,
+    registry: &super::registry::RegistryFlags,
     printer: &Printer,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ExitCode> {
@@ -123,9 +123,9 @@ fn build(
             ));
         }
     }
-    let platform = match &args.platform {
-        Some(p) => Some(Platform::parse(p).map_err(|e| usage(format!("--platform: {e}")))?),
-        None => None,
+    let platforms = match &args.platform {
+        Some(p) => build::parse_platforms(p).map_err(|e| usage(format!("--platform: {e}")))?,
+        None => Vec::new(),
     };
     let output = match &args.output {
         Some(spec) => {
@@ -133,6 +133,19 @@ fn build(
         }
         None => OutputSpec::default(),
     };
+    let push = super::build_push::push_targets(args.push, &output.kind, &args.tags)?;
+    for name in super::build_push::output_names(&output.kind) {
+        if !tags.contains(&name) {
+            tags.push(name);
+        }
+    }
+    if platforms.len() > 1 && !matches!(output.kind, OutputKind::Image { .. }) {
+        return Err(usage(format!(
+            "--output {}: a multi-platform build ({} platforms) goes into the store or a registry (type=image or type=registry); build one --platform to write it elsewhere",
+            args.output.as_deref().unwrap_or_default(),
+            platforms.len()
+        )));
+    }
     let mut cache_from = Vec::new();
     for spec in &args.cache_from {
         cache_from.push(
@@ -145,17 +158,6 @@ fn build(
             build::CacheTo::parse(spec).map_err(|e| usage(format!("--cache-to {spec}: {e}")))?,
         ),
         None => None,
-    };
-    // Registry caches reach registries as `kiln pull` does: the same
-    // --insecure-registry and --registry-ca, the same credentials.
-    let uses_registry = cache_from
-        .iter()
-        .chain(cache_to.as_ref().map(|t| &t.dest))
-        .any(|l| matches!(l, build::CacheLocation::Registry(_)));
-    let session = if uses_registry {
-        Some(std::sync::Arc::new(flags.session(cancel.clone())?))
-    } else {
-        None
     };
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(
@@ -170,7 +172,10 @@ fn build(
         context: args.context.clone(),
         build_args,
         target: args.target.clone(),
-        platform,
+        platform: match platforms.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
         tags,
         compression: output.compression,
         source_date_epoch,
@@ -182,15 +187,27 @@ fn build(
         no_cache_filter: args.no_cache_filter.clone(),
         cache_from,
         cache_to,
-        session,
         jobs: args.jobs.map(usize::from),
+        pull: args.pull,
+        registries: std::sync::Arc::new(build::Registries::new(registry.options())),
+        push,
     };
 
     let _lock = store.lock_shared()?;
+    if platforms.len() > 1 {
+        let out = build::build_platforms(store, &opts, &platforms, printer)?;
+        if printer.is_quiet() {
+            printer.out(&out.index.digest.to_string());
+        }
+        for (target, pushed) in &out.pushed {
+            printer.out(&format!("{target}@{}", pushed.digest));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = build::build(store, &opts, printer)?;
     let id = out.image.descriptor.digest;
     match &output.kind {
-        OutputKind::Image => {}
+        OutputKind::Image { .. } => {}
         OutputKind::Oci { dest, tar } => {
             export::write_oci(store, &out.image, &out.tags, dest, *tar, out.epoch)?;
             status(
@@ -219,6 +236,9 @@ fn build(
     }
     if printer.is_quiet() {
         printer.out(&id.to_string());
+    }
+    for (target, pushed) in &out.pushed {
+        printer.out(&format!("{target}@{}", pushed.digest));
     }
     Ok(ExitCode::SUCCESS)
 }

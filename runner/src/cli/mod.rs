@@ -7,6 +7,7 @@
 //! `hint:`. Each command lives in `commands.rs`; all output goes through
 //! [`printer::Printer`].
 
+mod build_push;
 mod check;
 mod commands;
 pub mod printer;
@@ -280,17 +281,27 @@ pub struct BuildArgs {
     /// type=local,dest=DIR | type=registry,ref=REGISTRY/NAME:TAG, then [,mode=min|max][,ignore-error=true]
     #[arg(long, value_name = "SPEC")]
     pub cache_to: Option<String>,
-    /// The image platform, OS/ARCH [default: the base image's, or wasi/wasm]
-    #[arg(long, value_name = "OS/ARCH")]
+    /// The image platform, OS/ARCH [default: the base image's, or wasi/wasm]; several,
+    /// comma-separated, build the Kilnfile once per platform into a multi-platform image (an
+    /// index)
+    #[arg(long, value_name = "OS/ARCH[,...]")]
     pub platform: Option<String>,
+    /// Ask the registry for the current image of every tagged base image, even when the store
+    /// has one (images named by digest never are)
+    #[arg(long)]
+    pub pull: bool,
+    /// Push the image to every -t name (a registry reference) once it is built
+    #[arg(long)]
+    pub push: bool,
     /// Also write the result: type=oci,dest=FILE[,tar=false] | type=tar,dest=FILE |
-    /// type=local,dest=DIR | type=image; compression=gzip|zstd|uncompressed
+    /// type=local,dest=DIR | type=image[,name=REF[,...]][,push=true] | type=registry[,name=REF];
+    /// compression=gzip|zstd|uncompressed. Quote a field holding commas: "name=a:1,b:1"
     #[arg(short = 'o', long, value_name = "SPEC")]
     pub output: Option<String>,
     /// How to show progress
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "MODE")]
     pub progress: ProgressMode,
-    /// Print only the image id (same as --progress quiet)
+    /// Print only the image id (same as --progress quiet); each push adds a line REF@DIGEST
     #[arg(short, long)]
     pub quiet: bool,
     /// Limits of each RUN step.

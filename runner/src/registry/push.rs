@@ -453,7 +453,21 @@ pub(crate) fn push_store_blobs(
         let remote = session.remote(target.registry()).await?;
         let jobs = session.options().jobs.max(1);
         let sizes: Vec<u64> = futures_util::stream::iter(blobs.iter())
-            .map(|blob| put_blob(session, store, &remote, target, blob, what, &[], progress))
+            .map(|blob| {
+                put_blob(
+                    session,
+                    store,
+                    &remote,
+                    target,
+                    blob,
+                    what,
+                    &Mounts {
+                        sources: &[],
+                        token: None,
+                    },
+                    progress,
+                )
+            })
             .buffer_unordered(jobs)
             .try_collect()
             .await?;
