@@ -144,6 +144,17 @@ impl RegistryError {
             OciDistributionError::ServerError {
                 code: 401 | 403, ..
             } => denied(),
+            // oci-client hands some answers back as reqwest's status
+            // errors (`blob_exists`' HEAD, the upload requests): a 401 there
+            // is the same "log in" as anywhere else.
+            OciDistributionError::RequestError(r)
+                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                denied()
+            }
+            OciDistributionError::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 404) => {
+                not_found()
+            }
             OciDistributionError::ServerError { code: 404, .. }
             | OciDistributionError::ImageManifestNotFoundError(_) => not_found(),
             OciDistributionError::RegistryError { envelope, .. } => {
