@@ -376,7 +376,20 @@ async fn fetch_blob(
                     std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
                 ));
             }
-            let chunk = chunk?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                // oci-client checks the digest too, at the end of the
+                // stream: content that does not match is refused, never
+                // retried (another try fetches the same bytes).
+                Err(e) if is_digest_error(&e) => {
+                    return Ok(Err(tampered(
+                        remote,
+                        format!("blob {}", d.digest),
+                        e.to_string(),
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
             done += chunk.len() as u64;
             if done > d.size {
                 return Ok(Err(tampered(
@@ -412,4 +425,10 @@ async fn fetch_blob(
         .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))??;
     progress.finish(&d.digest, &Outcome::Pulled);
     Ok(size)
+}
+
+/// Whether a blob stream's error is oci-client's digest check failing.
+fn is_digest_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
 }
