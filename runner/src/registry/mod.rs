@@ -148,11 +148,14 @@ impl RegistryError {
             // errors (`blob_exists`' HEAD, the upload requests): a 401 there
             // is the same "log in" as anywhere else.
             OciDistributionError::RequestError(r)
-                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+                if r.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
             {
                 denied()
             }
-            OciDistributionError::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 404) => {
+            OciDistributionError::RequestError(r)
+                if r.status().is_some_and(|s| s.as_u16() == 404) =>
+            {
                 not_found()
             }
             OciDistributionError::ServerError { code: 404, .. }
