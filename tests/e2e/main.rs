@@ -24,6 +24,7 @@ mod limits;
 mod linux_image;
 mod numeric_flags;
 mod outside_tools;
+mod registry;
 mod registry_build;
 mod registry_cache;
 mod registry_server;

@@ -156,8 +156,9 @@ impl RegistryError {
             OciDistributionError::ServerError {
                 code: 401 | 403, ..
             } => denied(),
-            // What oci-client's `error_for_status` calls give (`blob_exists`,
-            // blob pulls): a bare status, no error envelope.
+            // oci-client hands some answers back as reqwest's status
+            // errors (`blob_exists`' HEAD, the upload requests): a 401 there
+            // is the same "log in" as anywhere else.
             OciDistributionError::RequestError(r)
                 if r.status()
                     .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>

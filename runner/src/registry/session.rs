@@ -267,33 +267,30 @@ impl Session {
         let roots = self.roots()?;
         let api_host = api_host(host);
         let https = probe_client(&roots, insecure)?;
+        let unreachable = |cause: String| {
+            // A loopback host that speaks TLS but not plain HTTP lands
+            // here too: its certificate problem is the one to explain.
+            let hint = (!insecure && cause.to_ascii_lowercase().contains("certificate")).then(|| {
+                format!(
+                    "if {host} uses a private CA, pass it with --registry-ca FILE; to skip verification for this host, --insecure-registry {host}"
+                )
+            });
+            RegistryError::Unreachable {
+                registry: host.to_string(),
+                cause,
+                hint,
+            }
+        };
         match probe(&https, "https", &api_host).await {
             Ok(()) => Ok(("https", https)),
             Err(tls_error) if plain_allowed => {
                 let http = probe_client(&[], false)?;
                 match probe(&http, "http", &api_host).await {
                     Ok(()) => Ok(("http", http)),
-                    Err(_) => Err(RegistryError::Unreachable {
-                        registry: host.to_string(),
-                        cause: tls_error,
-                        hint: None,
-                    }),
+                    Err(_) => Err(unreachable(tls_error)),
                 }
             }
-            Err(cause) => {
-                let hint = if cause.contains("certificate") || cause.contains("Certificate") {
-                    Some(format!(
-                        "if {host} uses a private CA, pass it with --registry-ca FILE; to skip verification for this host, --insecure-registry {host}"
-                    ))
-                } else {
-                    None
-                };
-                Err(RegistryError::Unreachable {
-                    registry: host.to_string(),
-                    cause,
-                    hint,
-                })
-            }
+            Err(cause) => Err(unreachable(cause)),
         }
     }
 
