@@ -13,12 +13,13 @@
 //! stored as an image holding the program ([`super::wasm_artifact`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{self, Write};
 
 use futures_util::{StreamExt, TryStreamExt};
+use oci_client::errors::OciDistributionError;
 use oci_spec::image::{ImageIndex, ImageManifest};
 
-use super::progress::{Outcome, TransferProgress};
+use super::progress::{Outcome, Quiet, TransferProgress};
 use super::session::{Remote, Session};
 use super::{Reference, RegistryError, SOURCE_ANNOTATION, wasm_artifact};
 use crate::digest::Digest;
@@ -388,46 +389,17 @@ async fn fetch_blob(
         return Ok(0);
     }
     let oci = &reference.to_oci();
-    let digest_text = d.digest.to_string();
-    let digest_text = digest_text.as_str();
     let doing = format!("pulling {what} {} of {reference}", d.digest);
     let attempt = || async move {
-        let stream = remote.client.pull_blob_stream(oci, digest_text).await?;
-        let mut stream = stream.stream;
-        let mut w = store.blob_writer().map_err(|e| {
-            oci_client::errors::OciDistributionError::IoError(std::io::Error::other(e))
-        })?;
-        let mut done = 0u64;
-        while let Some(chunk) = stream.next().await {
-            if session.cancelled() {
-                return Err(oci_client::errors::OciDistributionError::IoError(
-                    std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
-                ));
-            }
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => match digest_mismatch(&e) {
-                    // Not retried: the registry serves these bytes.
-                    Some(why) => {
-                        return Ok(Err(tampered(remote, format!("blob {}", d.digest), why)));
-                    }
-                    None => return Err(e.into()),
-                },
-            };
-            done += chunk.len() as u64;
-            if done > d.size {
-                return Ok(Err(tampered(
-                    remote,
-                    format!("blob {}", d.digest),
-                    format!("more than the {} bytes its descriptor says", d.size),
-                )));
-            }
-            w.write_all(&chunk)?;
-            progress.advance(&d.digest, done);
+        let mut w = store
+            .blob_writer()
+            .map_err(|e| OciDistributionError::IoError(io::Error::other(e)))?;
+        if let Err(tampered) = stream_blob(session, remote, oci, d, &mut w, progress).await? {
+            return Ok(Err(tampered));
         }
-        let (digest, size) = w.commit().map_err(|e| {
-            oci_client::errors::OciDistributionError::IoError(std::io::Error::other(e))
-        })?;
+        let (digest, size) = w
+            .commit()
+            .map_err(|e| OciDistributionError::IoError(io::Error::other(e)))?;
         if digest != d.digest || size != d.size {
             // What it sent is stored under its own digest (harmless: it
             // is what it is, and prune removes it); never under `d`'s.
@@ -449,6 +421,54 @@ async fn fetch_blob(
         .map_err(|e| RegistryError::from_oci(e, &doing, &remote.host, remote.has_credentials))??;
     progress.finish(&d.digest, &Outcome::Pulled);
     Ok(size)
+}
+
+/// Streams blob `d` into `sink`, reporting progress: cut off past the
+/// descriptor's size, stopped by Ctrl-C. The outer error is one to retry
+/// (a dropped connection); the inner one is the registry's content being
+/// wrong, which another try would fetch again.
+async fn stream_blob(
+    session: &Session,
+    remote: &Remote,
+    oci: &oci_client::Reference,
+    d: &Descriptor,
+    sink: &mut impl Write,
+    progress: &dyn TransferProgress,
+) -> Result<Result<(), RegistryError>, OciDistributionError> {
+    let digest_text = d.digest.to_string();
+    let mut stream = remote
+        .client
+        .pull_blob_stream(oci, digest_text.as_str())
+        .await?
+        .stream;
+    let mut done = 0u64;
+    while let Some(chunk) = stream.next().await {
+        if session.cancelled() {
+            return Err(OciDistributionError::IoError(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted",
+            )));
+        }
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => match digest_mismatch(&e) {
+                // Not retried: the registry serves these bytes.
+                Some(why) => return Ok(Err(tampered(remote, format!("blob {}", d.digest), why))),
+                None => return Err(e.into()),
+            },
+        };
+        done += chunk.len() as u64;
+        if done > d.size {
+            return Ok(Err(tampered(
+                remote,
+                format!("blob {}", d.digest),
+                format!("more than the {} bytes its descriptor says", d.size),
+            )));
+        }
+        sink.write_all(&chunk)?;
+        progress.advance(&d.digest, done);
+    }
+    Ok(Ok(()))
 }
 
 /// The client's own digest check failing mid-stream (it reports it as an
@@ -493,34 +513,11 @@ pub(crate) fn fetch_small_blob(
         let remote = session.remote(reference.registry()).await?;
         let remote = &remote;
         let oci = &reference.to_oci();
-        let digest_text = d.digest.to_string();
-        let digest_text = digest_text.as_str();
         let doing = format!("pulling blob {} of {reference}", d.digest);
         let attempt = || async move {
-            let mut stream = remote
-                .client
-                .pull_blob_stream(oci, digest_text)
-                .await?
-                .stream;
             let mut bytes = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => match digest_mismatch(&e) {
-                        Some(why) => {
-                            return Ok(Err(tampered(remote, format!("blob {}", d.digest), why)));
-                        }
-                        None => return Err(e.into()),
-                    },
-                };
-                if (bytes.len() + chunk.len()) as u64 > d.size {
-                    return Ok(Err(tampered(
-                        remote,
-                        format!("blob {}", d.digest),
-                        format!("more than the {} bytes its descriptor says", d.size),
-                    )));
-                }
-                bytes.extend_from_slice(&chunk);
+            if let Err(tampered) = stream_blob(session, remote, oci, d, &mut bytes, &Quiet).await? {
+                return Ok(Err(tampered));
             }
             let got = Digest::of(&bytes);
             if got != d.digest || bytes.len() as u64 != d.size {
