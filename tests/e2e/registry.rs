@@ -8,14 +8,9 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::linux_image::make_linux_image;
 use crate::registry_server::RegistryServer;
@@ -26,16 +21,16 @@ use crate::util::{Run, Sandbox, kiln_bin};
 /// DOCKER_CONFIG and TMPDIR, so no credential of the machine's is read and
 /// every file kiln writes lands under the sandbox; every run's output is
 /// kept for the secret search.
-struct Env {
-    sb: Sandbox,
+pub(crate) struct Env {
+    pub(crate) sb: Sandbox,
     /// Extra variables for every run (`PATH` with a credential helper...).
-    vars: Vec<(String, String)>,
+    pub(crate) vars: Vec<(String, String)>,
     /// Every run's stdout and stderr.
-    outputs: RefCell<Vec<String>>,
+    pub(crate) outputs: RefCell<Vec<String>>,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         let sb = Sandbox::new();
         for d in ["home", "docker", "tmp"] {
             fs::create_dir_all(sb.path(d)).unwrap();
@@ -47,18 +42,18 @@ impl Env {
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.sb.path(rel)
     }
 
     /// The docker config kiln reads and writes credentials in.
-    fn docker_config(&self) -> PathBuf {
+    pub(crate) fn docker_config(&self) -> PathBuf {
         self.path("docker/config.json")
     }
 
     /// Runs kiln on the store `store` (a sandbox-relative directory) with
     /// `stdin` as its standard input.
-    fn kiln_in(&self, store: &str, args: &[&str], stdin: &str) -> Run {
+    pub(crate) fn kiln_in(&self, store: &str, args: &[&str], stdin: &str) -> Run {
         let mut cmd = Command::new(kiln_bin());
         cmd.args(args)
             .env_remove("SOURCE_DATE_EPOCH")
@@ -91,13 +86,13 @@ impl Env {
     }
 
     /// Runs kiln on the sandbox's main store.
-    fn kiln(&self, args: &[&str]) -> Run {
+    pub(crate) fn kiln(&self, args: &[&str]) -> Run {
         self.kiln_in("store", args, "")
     }
 
     /// Builds `FROM scratch` + one `COPY` per file (name, contents) as
     /// `tag` in the main store, uncompressed layers.
-    fn build_copies(&self, tag: &str, files: &[(&str, &[u8])]) {
+    pub(crate) fn build_copies(&self, tag: &str, files: &[(&str, &[u8])]) {
         let ctx = format!("ctx-{tag}");
         let mut kilnfile = String::from("FROM scratch\n");
         for (name, contents) in files {
@@ -121,7 +116,7 @@ impl Env {
     /// `allowed` (the docker config, a helper's own store) and in no
     /// output kiln gave.
     #[track_caller]
-    fn assert_password_nowhere(&self, user: &str, password: &str, allowed: &[PathBuf]) {
+    pub(crate) fn assert_password_nowhere(&self, user: &str, password: &str, allowed: &[PathBuf]) {
         let needles = forms_of_login(user, password);
         let hits: Vec<String> = files_containing(self.sb.dir.path(), &needles)
             .into_iter()
@@ -139,7 +134,7 @@ impl Env {
 
 /// What a search for a password looks for: it raw, in hex, in base64, and
 /// `user:password` in base64 (basic auth, docker's `auth`).
-fn forms_of_login(user: &str, password: &str) -> Vec<Vec<u8>> {
+pub(crate) fn forms_of_login(user: &str, password: &str) -> Vec<Vec<u8>> {
     use base64::Engine as _;
     let mut needles = forms(password.as_bytes());
     needles.push(
@@ -153,7 +148,7 @@ fn forms_of_login(user: &str, password: &str) -> Vec<Vec<u8>> {
 /// Runs skopeo (with `--insecure-policy`); panics with its output and the
 /// registry's log if it fails.
 #[track_caller]
-fn skopeo(server: &RegistryServer, args: &[&str]) -> String {
+pub(crate) fn skopeo(server: &RegistryServer, args: &[&str]) -> String {
     let out = Command::new("skopeo")
         .arg("--insecure-policy")
         .args(args)
@@ -170,7 +165,7 @@ fn skopeo(server: &RegistryServer, args: &[&str]) -> String {
 }
 
 /// The manifest digest an OCI layout's only image has.
-fn layout_digest(layout: &Path) -> String {
+pub(crate) fn layout_digest(layout: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
     let manifests = index["manifests"].as_array().unwrap();
@@ -179,13 +174,13 @@ fn layout_digest(layout: &Path) -> String {
 }
 
 /// The digest in kiln push's `REF@DIGEST` output.
-fn pushed_digest(run: &Run) -> String {
+pub(crate) fn pushed_digest(run: &Run) -> String {
     let (_, digest) = run.stdout.trim().rsplit_once('@').expect("REF@DIGEST");
     digest.to_string()
 }
 
 /// The per-blob lines of `--progress plain`: `<12 hex>: <what happened>`.
-fn blob_lines(stderr: &str) -> Vec<(&str, &str)> {
+pub(crate) fn blob_lines(stderr: &str) -> Vec<(&str, &str)> {
     stderr
         .lines()
         .filter_map(|l| l.split_once(": "))
@@ -194,7 +189,7 @@ fn blob_lines(stderr: &str) -> Vec<(&str, &str)> {
 }
 
 /// How many per-blob lines say `what`.
-fn count(stderr: &str, what: &str) -> usize {
+pub(crate) fn count(stderr: &str, what: &str) -> usize {
     blob_lines(stderr)
         .iter()
         .filter(|(_, w)| w.starts_with(what))
@@ -202,14 +197,14 @@ fn count(stderr: &str, what: &str) -> usize {
 }
 
 #[track_caller]
-fn assert_check_clean(env: &Env, store: &str) {
+pub(crate) fn assert_check_clean(env: &Env, store: &str) {
     let check = env.kiln_in(store, &["check"], "").ok();
     assert!(check.stdout.contains("no damage"), "{}", check.stdout);
 }
 
 /// `kiln images` on `store` lists nothing.
 #[track_caller]
-fn assert_no_images(env: &Env, store: &str) {
+pub(crate) fn assert_no_images(env: &Env, store: &str) {
     let images = env.kiln_in(store, &["images"], "").ok();
     assert_eq!(images.stdout.lines().count(), 1, "{}", images.stdout);
 }
@@ -345,499 +340,6 @@ fn skopeo_reads_what_kiln_pushed_and_kiln_pulls_what_skopeo_pushed() {
     assert_check_clean(&env, "fresh");
 }
 
-const USER: &str = "kiln-user";
-const PASSWORD: &str = "Pa55w0rd-registry-7c1e!";
-
-/// Every flow of a TLS registry with basic auth, credentials in the
-/// docker config file: refused without login, the CA hint, a wrong
-/// password refused (and not saved), login, push and pull, the CA skipped
-/// with `--insecure-registry`, logout.
-#[test]
-fn tls_registry_with_auth_login_push_pull_logout_and_the_password_is_nowhere() {
-    let env = Env::new();
-    env.build_copies("small", &[("a.txt", b"alpha\n")]);
-    let server = RegistryServer::tls_with_auth(USER, PASSWORD);
-    let host = server.host();
-    let ca = server.ca_pem().unwrap().to_str().unwrap().to_string();
-    let dest = format!("{host}/test/small:1");
-
-    // Not logged in.
-    let denied = env
-        .kiln(&["--registry-ca", &ca, "push", "small", &dest])
-        .fails(1);
-    assert!(
-        denied.stderr.contains(&format!("kiln login {host}")),
-        "{}",
-        denied.stderr
-    );
-    // The server's CA is not the system's.
-    let untrusted = env.kiln(&["push", "small", &dest]).fails(1);
-    assert!(
-        untrusted.stderr.contains("--registry-ca")
-            && untrusted.stderr.contains("--insecure-registry"),
-        "{}",
-        untrusted.stderr
-    );
-
-    // A wrong password: refused, nothing saved, and not echoed.
-    let wrong = "Wr0ng-pa55word-echo-9d2f";
-    let refused = env
-        .kiln_in(
-            "store",
-            &[
-                "--registry-ca",
-                &ca,
-                "login",
-                "--username",
-                USER,
-                "--password-stdin",
-                &host,
-            ],
-            &format!("{wrong}\n"),
-        )
-        .fails(1);
-    assert!(refused.stderr.contains("refused"), "{}", refused.stderr);
-    for form in forms(wrong.as_bytes()) {
-        let form = String::from_utf8(form).unwrap();
-        assert!(!refused.stderr.contains(&form) && !refused.stdout.contains(&form));
-    }
-    let saved = fs::read_to_string(env.docker_config()).unwrap_or_default();
-    assert!(!saved.contains(&host), "{saved}");
-
-    // The right one.
-    let login = env
-        .kiln_in(
-            "store",
-            &[
-                "--registry-ca",
-                &ca,
-                "login",
-                "--username",
-                USER,
-                "--password-stdin",
-                &host,
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .ok();
-    assert_eq!(login.stdout.trim(), "Login Succeeded");
-    let saved = fs::read_to_string(env.docker_config()).unwrap();
-    assert!(saved.contains(&host), "{saved}");
-    // The search below looks for what is really there: the config's
-    // base64 `user:password` is one of its forms.
-    assert_eq!(
-        files_containing(&env.path("docker"), &forms_of_login(USER, PASSWORD)),
-        [env.docker_config().display().to_string()]
-    );
-
-    let digest = pushed_digest(
-        &env.kiln(&["--registry-ca", &ca, "push", "small", &dest])
-            .ok(),
-    );
-    let pulled = env
-        .kiln_in("fresh", &["--registry-ca", &ca, "pull", &dest], "")
-        .ok();
-    assert!(
-        pulled.stderr.contains(&format!("Digest: {digest}")),
-        "{}",
-        pulled.stderr
-    );
-    assert_check_clean(&env, "fresh");
-    // No CA, but the host is insecure: its certificate is not checked.
-    env.kiln_in("fresh2", &["--insecure-registry", &host, "pull", &dest], "")
-        .ok();
-    env.kiln(&[
-        "--insecure-registry",
-        &host,
-        "push",
-        "small",
-        &format!("{host}/test/small:2"),
-    ])
-    .ok();
-
-    let logout = env.kiln(&["logout", &host]).ok();
-    assert!(logout.stdout.contains("Removed"), "{}", logout.stdout);
-    let again = env
-        .kiln(&["--registry-ca", &ca, "push", "small", &dest])
-        .fails(1);
-    assert!(
-        again.stderr.contains(&format!("kiln login {host}")),
-        "{}",
-        again.stderr
-    );
-
-    // The docker config held the base64 auth while logged in, by design;
-    // nothing else did, nor any output.
-    env.assert_password_nowhere(USER, PASSWORD, &[env.docker_config()]);
-    let after = fs::read_to_string(env.docker_config()).unwrap();
-    assert!(!after.contains(&host), "logout left {after}");
-}
-
-/// The same registry with a `credHelpers` entry: the helper stores and
-/// supplies the password, and the docker config never holds it.
-#[test]
-fn a_credential_helper_supplies_the_password_and_the_config_never_holds_it() {
-    let mut env = Env::new();
-    env.build_copies("small", &[("a.txt", b"alpha\n")]);
-    let server = RegistryServer::tls_with_auth(USER, PASSWORD);
-    let host = server.host();
-    let ca = server.ca_pem().unwrap().to_str().unwrap().to_string();
-    let dest = format!("{host}/test/small:1");
-
-    // A helper that keeps one credential in a file of its own.
-    let helper_dir = env.path("helper");
-    let keychain = helper_dir.join("keychain.json");
-    let script = format!(
-        r#"#!/bin/sh
-set -e
-keychain='{keychain}'
-case "$1" in
-  store) cat > "$keychain" ;;
-  get)
-    url=$(cat)
-    if [ -s "$keychain" ]; then cat "$keychain"
-    else echo "credentials not found in native keychain"; exit 1; fi ;;
-  erase) url=$(cat); rm -f "$keychain" ;;
-  *) echo "unknown action $1" >&2; exit 1 ;;
-esac
-"#,
-        keychain = keychain.display()
-    );
-    let program = env
-        .sb
-        .write("helper/bin/docker-credential-kilntest", script);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    env.vars.push((
-        "PATH".into(),
-        format!(
-            "{}:{}",
-            helper_dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    ));
-    fs::write(
-        env.docker_config(),
-        serde_json::json!({ "credHelpers": { &host: "kilntest" } }).to_string(),
-    )
-    .unwrap();
-
-    let denied = env
-        .kiln(&["--registry-ca", &ca, "push", "small", &dest])
-        .fails(1);
-    assert!(
-        denied.stderr.contains(&format!("kiln login {host}")),
-        "{}",
-        denied.stderr
-    );
-    let login = env
-        .kiln_in(
-            "store",
-            &[
-                "--registry-ca",
-                &ca,
-                "login",
-                "-u",
-                USER,
-                "--password-stdin",
-                &host,
-            ],
-            PASSWORD,
-        )
-        .ok();
-    assert_eq!(login.stdout.trim(), "Login Succeeded");
-    assert!(
-        login.stderr.contains("docker-credential-kilntest") || login.stderr.contains("kilntest"),
-        "{}",
-        login.stderr
-    );
-    assert!(
-        fs::read_to_string(&keychain).unwrap().contains(PASSWORD),
-        "the helper was not given the password"
-    );
-    let digest = pushed_digest(
-        &env.kiln(&["--registry-ca", &ca, "push", "small", &dest])
-            .ok(),
-    );
-    let pulled = env
-        .kiln_in("fresh", &["--registry-ca", &ca, "pull", &dest], "")
-        .ok();
-    assert!(pulled.stderr.contains(&digest), "{}", pulled.stderr);
-    env.kiln(&["logout", &host]).ok();
-    assert!(
-        !keychain.exists(),
-        "logout did not erase the helper's entry"
-    );
-    let denied = env
-        .kiln(&["--registry-ca", &ca, "push", "small", &dest])
-        .fails(1);
-    assert!(
-        denied.stderr.contains(&format!("kiln login {host}")),
-        "{}",
-        denied.stderr
-    );
-
-    // Only the helper's keychain ever held it: not even the docker config.
-    env.assert_password_nowhere(USER, PASSWORD, &[keychain]);
-}
-
-/// Total size of the files under `dir` (0 if it does not exist).
-fn tree_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
-}
-
-/// A file of `size` bytes nothing compresses.
-fn random_file(path: &Path, size: u64) {
-    let mut random = fs::File::open("/dev/urandom").unwrap().take(size);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut out = fs::File::create(path).unwrap();
-    std::io::copy(&mut random, &mut out).unwrap();
-}
-
-/// Builds `FROM scratch` + `COPY` of a random file of `mib` MiB as `tag`.
-fn build_random(env: &Env, tag: &str, mib: u64) {
-    random_file(&env.path(&format!("ctx-{tag}/blob.bin")), mib << 20);
-    env.sb.write(
-        &format!("ctx-{tag}/Kilnfile"),
-        "FROM scratch\nCOPY blob.bin /blob.bin\n",
-    );
-    env.kiln(&[
-        "build",
-        "-q",
-        "-t",
-        tag,
-        "--output",
-        "type=image,compression=uncompressed",
-        &format!("ctx-{tag}"),
-    ])
-    .ok();
-}
-
-#[test]
-fn a_push_killed_in_the_big_layer_completes_when_run_again() {
-    let env = Env::new();
-    build_random(&env, "big", 300);
-    let server = RegistryServer::plain();
-    let dest = format!("{}/test/big:1", server.host());
-    let uploads = server
-        .data_dir()
-        .join("docker/registry/v2/repositories/test/big/_uploads");
-
-    let mut child = Command::new(kiln_bin())
-        .args(["push", "-q", "big", &dest])
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("KILN_STORE", env.path("store"))
-        .env("HOME", env.path("home"))
-        .env("DOCKER_CONFIG", env.path("docker"))
-        .env("TMPDIR", env.path("tmp"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Killed at a place in the upload, not a time: once the registry
-    // holds 50 MiB of the layer.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while tree_size(&uploads) <= 50 << 20 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the push ended before 50 MiB of its layer reached the registry"
-        );
-        assert!(Instant::now() < deadline, "the upload never started");
-        thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    // Manifests go last: the tag does not exist yet.
-    let missing = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{dest}"))
-        .output()
-        .unwrap();
-    assert!(!missing.status.success(), "the killed push left a tag");
-
-    let again = env
-        .kiln(&["push", "--progress", "plain", "big", &dest])
-        .ok();
-    let digest = pushed_digest(&again);
-    let layout = env.path("copied");
-    skopeo(
-        &server,
-        &[
-            "copy",
-            "-q",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &format!("docker://{dest}"),
-            &format!("oci:{}:x", layout.display()),
-        ],
-    );
-    assert_eq!(layout_digest(&layout), digest);
-    assert_check_clean(&env, "store");
-}
-
-#[test]
-fn tampered_blobs_and_manifests_are_refused_and_leave_the_store_sound() {
-    let env = Env::new();
-    env.build_copies("small", &[("a.txt", b"alpha\n"), ("b.txt", b"beta\n")]);
-    let server = RegistryServer::plain();
-    let dest = format!("{}/test/small:1", server.host());
-    let digest = pushed_digest(&env.kiln(&["push", "-q", "small", &dest]).ok());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(server.blob_path(&digest)).unwrap()).unwrap();
-    let layer = manifest["layers"][1]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    // Same length, other bytes: only the digest can tell.
-    let blob = server.blob_path(&layer);
-    let original = fs::read(&blob).unwrap();
-    fs::write(&blob, original.iter().map(|b| b ^ 0xff).collect::<Vec<_>>()).unwrap();
-    let refused = env.kiln_in("fresh", &["pull", &dest], "").fails(1);
-    assert!(
-        refused.stderr.contains(&format!("blob {layer}"))
-            && refused.stderr.contains("does not match its digest"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        !refused.stderr.contains("attempt 1 of"),
-        "tampered content is not retried:\n{}",
-        refused.stderr
-    );
-    assert_no_images(&env, "fresh");
-    assert_check_clean(&env, "fresh");
-    fs::write(&blob, &original).unwrap();
-
-    // A manifest changed in place (one digit of a size, still JSON),
-    // pulled by its digest.
-    let path = server.blob_path(&digest);
-    let text = fs::read_to_string(&path).unwrap();
-    let at = text.find("\"size\":").unwrap() + 7;
-    let digit = if &text[at..=at] == "1" { "2" } else { "1" };
-    fs::write(&path, format!("{}{digit}{}", &text[..at], &text[at + 1..])).unwrap();
-    let by_digest = format!("{}/test/small@{digest}", server.host());
-    let refused = env.kiln_in("fresh", &["pull", &by_digest], "").fails(1);
-    assert!(
-        refused.stderr.contains("does not match its digest"),
-        "{}",
-        refused.stderr
-    );
-    assert_no_images(&env, "fresh");
-    assert_check_clean(&env, "fresh");
-}
-
-/// A TCP proxy in front of a registry that cuts the first connection to
-/// carry more than `cut_after` bytes towards the client, once: a network
-/// that drops in the middle of a blob, at a byte position.
-struct CuttingProxy {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    cut: Arc<AtomicBool>,
-}
-
-impl CuttingProxy {
-    fn new(upstream: String, cut_after: u64) -> CuttingProxy {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let cut = Arc::new(AtomicBool::new(false));
-        let (stop2, cut2) = (Arc::clone(&stop), Arc::clone(&cut));
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                thread::spawn(move || {
-                    let _ = std::io::copy(&mut &c2, &mut &s2);
-                    let _ = s2.shutdown(Shutdown::Write);
-                });
-                let cut = Arc::clone(&cut2);
-                thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 << 10];
-                    let mut sent = 0u64;
-                    loop {
-                        let n = match (&server).read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        if (&client).write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        sent += n as u64;
-                        if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
-                            let _ = client.shutdown(Shutdown::Both);
-                            let _ = server.shutdown(Shutdown::Both);
-                            return;
-                        }
-                    }
-                    let _ = client.shutdown(Shutdown::Write);
-                });
-            }
-        });
-        CuttingProxy { port, stop, cut }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for CuttingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees `stop`.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-    }
-}
-
-#[test]
-fn a_connection_dropped_mid_blob_is_retried_with_a_warning() {
-    let env = Env::new();
-    build_random(&env, "mid", 24);
-    let server = RegistryServer::plain();
-    env.kiln(&[
-        "push",
-        "-q",
-        "mid",
-        &format!("{}/test/mid:1", server.host()),
-    ])
-    .ok();
-    let proxy = CuttingProxy::new(server.host(), 4 << 20);
-    let through = format!("{}/test/mid:1", proxy.host());
-    let pulled = env
-        .kiln_in("fresh", &["pull", "--progress", "plain", &through], "")
-        .ok();
-    assert!(proxy.cut.load(Ordering::SeqCst), "the proxy never cut");
-    assert!(
-        pulled.stderr.contains("warning:") && pulled.stderr.contains("attempt 1 of 5 failed"),
-        "{}",
-        pulled.stderr
-    );
-    assert_eq!(count(&pulled.stderr, "pulled"), 2, "{}", pulled.stderr);
-    assert_check_clean(&env, "fresh");
-    let left: Vec<_> = fs::read_dir(env.path("fresh/kiln/tmp")).unwrap().collect();
-    assert!(left.is_empty(), "the cut download left {left:?}");
-}
-
 #[test]
 fn plain_progress_is_a_line_per_blob_and_quiet_prints_only_the_reference() {
     let env = Env::new();
@@ -866,4 +368,62 @@ fn plain_progress_is_a_line_per_blob_and_quiet_prints_only_the_reference() {
     let quiet = env.kiln_in("fresh2", &["pull", "-q", &dest], "").ok();
     assert_eq!(quiet.stderr, "");
     assert_eq!(quiet.stdout, format!("{dest}\n"));
+}
+
+/// `--push-chunked-above`: a layer over the threshold goes up as 4 MiB
+/// `PATCH` requests (for proxies that limit request sizes) and arrives
+/// whole; under it, one request.
+#[test]
+fn big_blobs_are_pushed_in_chunks_and_arrive_whole() {
+    let env = Env::new();
+    let mut bytes = vec![0u8; 10 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    env.build_copies("ten", &[("ten.bin", &bytes)]);
+    let server = RegistryServer::plain();
+    let patches = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("http.request.method=PATCH") && l.contains("response completed"))
+            .count()
+    };
+
+    let chunked = format!("{}/test/chunked:1", server.host());
+    let pushed = env
+        .kiln(&["push", "--push-chunked-above", "1m", "ten", &chunked])
+        .ok();
+    let digest = pushed_digest(&pushed);
+    let after_chunked = patches(&server.log());
+    assert!(
+        after_chunked >= 3,
+        "a 10 MiB layer in 4 MiB chunks is at least 3 PATCH requests, saw {after_chunked}:\n{}",
+        server.log()
+    );
+    let layout = env.path("copied");
+    skopeo(
+        &server,
+        &[
+            "copy",
+            "-q",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &format!("docker://{chunked}"),
+            &format!("oci:{}:x", layout.display()),
+        ],
+    );
+    assert_eq!(layout_digest(&layout), digest);
+    env.kiln_in("fresh", &["pull", &chunked], "").ok();
+    assert_check_clean(&env, "fresh");
+
+    let whole = format!("{}/test/whole:1", server.host());
+    env.kiln(&["push", "ten", &whole]).ok();
+    assert_eq!(
+        patches(&server.log()),
+        after_chunked,
+        "under the threshold a blob is one request"
+    );
 }

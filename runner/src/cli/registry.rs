@@ -19,7 +19,7 @@ use crate::registry::{self, Reference, RegistryOptions, Session, store_name};
 use crate::store::Store;
 
 /// How kiln reaches registries; global flags.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct RegistryFlags {
     /// Allow plain HTTP, and TLS certificates kiln cannot verify, for this registry
     /// (HOST[:PORT]); repeatable. Loopback registries may always use plain HTTP
@@ -28,6 +28,10 @@ pub struct RegistryFlags {
     /// Trust this CA certificate (a PEM file) for registries, besides the system's; repeatable
     #[arg(long = "registry-ca", global = true, value_name = "FILE")]
     pub ca: Vec<PathBuf>,
+    /// Push blobs larger than SIZE in chunks of 4 MiB, for registries or proxies that limit
+    /// request sizes (bytes, or with a k/m/g suffix)
+    #[arg(long, global = true, value_name = "SIZE", default_value = "512m", value_parser = super::parse_size_arg, allow_negative_numbers = true)]
+    pub push_chunked_above: u64,
 }
 
 impl RegistryFlags {
@@ -36,6 +40,7 @@ impl RegistryFlags {
         RegistryOptions {
             insecure: self.insecure.clone(),
             ca_files: self.ca.clone(),
+            chunked_above: self.push_chunked_above,
             ..RegistryOptions::default()
         }
     }

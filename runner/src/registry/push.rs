@@ -6,7 +6,7 @@
 //! (`HEAD`), mounted from another repository of the same registry when the
 //! store knows one that holds it (images pulled from there), or uploaded,
 //! streaming from the store: in one request, or in chunks when it is larger
-//! than [`CHUNKED_ABOVE`]. A push killed halfway leaves complete blobs
+//! than `--push-chunked-above` ([`CHUNKED_ABOVE`] by default). A push killed halfway leaves complete blobs
 //! behind; run again, it finds them and sends only the rest.
 
 use std::collections::BTreeSet;
@@ -26,10 +26,15 @@ use super::{Reference, RegistryError, SOURCE_ANNOTATION};
 use crate::digest::Digest;
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store};
 
-/// Blobs larger than this are uploaded in chunks (`PATCH` requests of a few
-/// MiB), which registries and proxies with request-size limits accept.
+/// Blobs larger than this are uploaded in chunks by default (`PATCH`
+/// requests of [`CHUNK`] bytes), which registries and proxies with
+/// request-size limits accept.
 pub const CHUNKED_ABOVE: u64 = 512 << 20;
-/// Bytes read from the store per request body chunk.
+/// The size of an upload chunk: oci-client's (it splits what it is given
+/// into pieces of at most 4 MiB), so each read from the store is one
+/// `PATCH`.
+pub const CHUNK: usize = 4 << 20;
+/// Bytes read from the store per piece of a one-request upload.
 const READ_CHUNK: usize = 1 << 20;
 
 /// What a push did.
@@ -324,8 +329,14 @@ async fn put_blob(
             let reader = store
                 .open_blob(&blob.digest)
                 .map_err(|e| OciDistributionError::IoError(std::io::Error::other(e)))?;
-            let body = file_stream(reader, sent, cancel);
-            if blob.size > CHUNKED_ABOVE {
+            let chunked = blob.size > session.options().chunked_above;
+            let body = file_stream(
+                reader,
+                sent,
+                cancel,
+                if chunked { CHUNK } else { READ_CHUNK },
+            );
+            if chunked {
                 let r = remote.client.push_blob_stream_chunked(oci, body).await?;
                 if r.blob_digest != digest {
                     return Err(OciDistributionError::GenericError(Some(format!(
@@ -373,12 +384,13 @@ async fn ticker(sent: &AtomicU64, digest: &Digest, progress: &dyn TransferProgre
     }
 }
 
-/// A store blob as a request body: 1 MiB chunks, counted into `sent`,
-/// ending with an error if the user interrupts.
+/// A store blob as a request body: pieces of `piece` bytes, counted into
+/// `sent`, ending with an error if the user interrupts.
 fn file_stream(
     reader: crate::store::BlobReader,
     sent: Arc<AtomicU64>,
     cancel: Arc<AtomicBool>,
+    piece: usize,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, OciDistributionError>> + Send + 'static {
     futures_util::stream::try_unfold(reader, move |mut reader| {
         let sent = Arc::clone(&sent);
@@ -390,7 +402,7 @@ fn file_stream(
                     "interrupted",
                 )));
             }
-            let mut buf = vec![0u8; READ_CHUNK];
+            let mut buf = vec![0u8; piece];
             let mut filled = 0;
             while filled < buf.len() {
                 let n = reader.read(&mut buf[filled..])?;

@@ -48,6 +48,9 @@ pub struct RegistryOptions {
     /// Where credentials are read; `None` reads the default place
     /// ([`AuthFile::locate`]).
     pub auth_file: Option<PathBuf>,
+    /// Blobs larger than this are pushed in chunks
+    /// ([`super::push::CHUNKED_ABOVE`] by default).
+    pub chunked_above: u64,
 }
 
 impl Default for RegistryOptions {
@@ -57,6 +60,7 @@ impl Default for RegistryOptions {
             ca_files: Vec::new(),
             jobs: 4,
             auth_file: None,
+            chunked_above: super::push::CHUNKED_ABOVE,
         }
     }
 }
