@@ -95,6 +95,8 @@ fn kiln_step(
         limits: StepLimits::default(),
         preopens: Vec::new(),
         reproducible: None,
+        network: None,
+        net_log: None,
     };
     let finished = step::run(
         engine,

@@ -35,6 +35,10 @@ pub struct StepSpec {
     /// A virtual wall clock and seeded random bytes instead of the real
     /// ones (`SOURCE_DATE_EPOCH`).
     pub reproducible: Option<wasi::Reproducible>,
+    /// The step's network (`--network=default`): `None`, no network.
+    pub network: Option<Arc<crate::network::Policy>>,
+    /// Where a refused network use is told (the step's log).
+    pub net_log: Option<crate::network::NetLog>,
 }
 
 /// Why a step could not start.
@@ -71,6 +75,13 @@ pub enum StepError {
     /// No argv.
     #[error("empty command: expected a program to run")]
     Empty,
+    /// A core module (wasip1) in a step with network: WASI preview 1 has
+    /// no network API.
+    #[error("{path} is a WASI preview 1 module, and preview 1 has no network API: --network=default needs a wasip2 component (built for wasm32-wasip2, using wasi:http or wasi:sockets)")]
+    NoNetworkApi {
+        /// The program's path.
+        path: String,
+    },
 }
 
 /// A finished step.
@@ -270,6 +281,12 @@ pub fn run(
     if program.kind() == ProgramKind::Component {
         let seed = spec.reproducible.as_ref().map(|r| &r.seed);
         wasi::p2::P2State::install(&mut state, seed);
+        state.p2.set_network(wasi::p2::Net {
+            policy: spec.network,
+            log: spec.net_log,
+        });
+    } else if spec.network.is_some() {
+        return Err(StepError::NoNetworkApi { path: program_path });
     }
     let (mut state, outcome) = engine.run(&program, state, &spec.limits);
     // The environment may hold secrets (`env=` secret mounts): zero it.

@@ -239,6 +239,11 @@ impl Build<'_> {
         key.add("workdir", cx.workdir.absolute())
             .add("owner", format!("{}:{}", cx.owner.0, cx.owner.1))
             .add("platform", platform);
+        if prepared.network {
+            // What the step may reach is an input; what it downloads is not
+            // (see docs/kilnfile.md, Network).
+            key.add("allow-net", self.opts.network.allow.canonical());
+        }
         for (m, span) in &prepared.mounts {
             key.add("mount", format!("{m:?}"));
             let err = |msg: String| -> BuildError { self.kilnfile.error(span.clone(), msg).into() };

@@ -95,6 +95,8 @@ pub struct BuildOptions {
     pub registries: std::sync::Arc<Registries>,
     /// Where to push the image once it is built and named.
     pub push: Vec<crate::registry::Reference>,
+    /// `--allow-net` and `--ca-cert`: the network of `RUN --network=default`.
+    pub network: crate::network::NetworkOptions,
 }
 
 /// `--secret-scan`: what the leak guard does when a layer or the image

@@ -44,6 +44,8 @@ pub(super) struct Prepared {
     pub argv: Vec<String>,
     /// The history line: `RUN`, the flags, the command as written.
     pub created_by: String,
+    /// `--network=default`: the step gets the build's allowlist.
+    pub network: bool,
 }
 
 /// Whether the image has a wasm `/bin/sh` to run shell syntax with.
@@ -136,9 +138,16 @@ pub(super) fn prepare(
             .map(|(_, v)| v.as_str())
     };
     let mut flags = Vec::new();
+    let mut network = false;
     if let Some(w) = &run.network {
         let value = kf.expand(w, &lookup)?;
         frontend::check_network(&value).map_err(|e| kf.error(w.span.clone(), e))?;
+        network = value == "default";
+        if network && b.opts.network.allow.is_empty() {
+            return Err(kf
+                .error(w.span.clone(), crate::network::EMPTY_ALLOWLIST)
+                .into());
+        }
         flags.push(format!("--network={value}"));
     }
     let mut mounts = Vec::new();
@@ -152,6 +161,11 @@ pub(super) fn prepare(
                 (parsed, text)
             }
         };
+        if let Some(id) = mount.id.as_deref().filter(|_| mount.origin.is_some() && !network) {
+            return Err(kf
+                .error(m.spec.span.clone(), crate::network::bound_without_network(id))
+                .into());
+        }
         flags.push(format!("--mount={text}"));
         mounts.push((mount, m.spec.span.clone()));
     }
@@ -173,6 +187,7 @@ pub(super) fn prepare(
         mounts,
         argv,
         created_by,
+        network,
     })
 }
 
@@ -183,7 +198,12 @@ pub(super) fn run(
     cx: RunContext<'_>,
     key: &crate::digest::Digest,
 ) -> Result<PendingChanges, BuildError> {
-    let Prepared { mounts, argv, .. } = prepared;
+    let Prepared {
+        mounts,
+        argv,
+        network,
+        ..
+    } = prepared;
     // With SOURCE_DATE_EPOCH, the step's clock starts at the epoch and its
     // random bytes are seeded by its cache key: same inputs, same bytes.
     let reproducible = b.reproducible.then(|| crate::wasi::Reproducible {
@@ -237,6 +257,39 @@ pub(super) fn run(
         ));
     }
 
+    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    // Where kiln tells the step's log what the network refused: beside the
+    // step's stderr, masked the same way.
+    let net_log: crate::network::NetLog = std::sync::Arc::new(std::sync::Mutex::new(masked(
+        Chunks {
+            tx: tx.clone(),
+            err: true,
+        },
+        b.scanner.clone(),
+    )));
+    let policy = if network {
+        let mut bound = Vec::new();
+        for (m, _) in &mounts {
+            if let (Some(id), Some(_)) = (&m.id, &m.origin)
+                && let Some(secret) = b.opts.secrets.get(id)
+                && let Some(s) = crate::network::bind(m, secret.clone())
+            {
+                bound.push(s);
+            }
+        }
+        let policy = b
+            .opts
+            .network
+            .policy(bound, Some(net_log.clone()))
+            .map_err(|message| BuildError::Step {
+                step: cx.step_name.to_string(),
+                message,
+                stderr: String::new(),
+            })?;
+        Some(std::sync::Arc::new(policy))
+    } else {
+        None
+    };
     let engine = b.engine()?;
     let mut env = cx.env.clone();
     env.extend(secrets.env);
@@ -247,9 +300,10 @@ pub(super) fn run(
         limits,
         preopens: secrets.preopens,
         reproducible,
+        network: policy,
+        net_log: Some(net_log),
     };
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
     let out_tx = tx.clone();
     let cancel = b.opts.cancel.clone();
     let store = b.store;

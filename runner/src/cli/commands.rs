@@ -191,6 +191,7 @@ fn build(
         pull: args.pull,
         registries: std::sync::Arc::new(build::Registries::new(registry.options())),
         push,
+        network: args.net.options()?,
     };
 
     let _lock = store.lock_shared()?;

@@ -204,6 +204,37 @@ fn parse_jobs_arg(s: &str) -> Result<u16, String> {
     Ok(u16::try_from(n).unwrap_or(u16::MAX))
 }
 
+/// The network a step may be given: `--allow-net`, `--ca-cert`.
+#[derive(Args, Debug)]
+pub struct NetArgs {
+    /// Hosts a step with network may reach (RUN --network=default, kiln run --network
+    /// default): HOST[:PORT], comma-separated, repeatable; no port allows any port. Nothing
+    /// else is reachable, and no step has network unless it asks
+    #[arg(long = "allow-net", value_name = "HOST[:PORT],...")]
+    pub allow_net: Vec<String>,
+    /// Trust this CA certificate (a PEM file) for steps' HTTPS requests, besides the
+    /// system's; repeatable
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+}
+
+impl NetArgs {
+    /// The network options these flags give.
+    pub fn options(&self) -> Result<crate::network::NetworkOptions, UsageError> {
+        crate::network::NetworkOptions::new(&self.allow_net, &self.ca_cert).map_err(UsageError)
+    }
+}
+
+/// `kiln run --network`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    /// No network (the default)
+    #[default]
+    None,
+    /// The hosts given with --allow-net
+    Default,
+}
+
 /// `kiln run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -227,6 +258,13 @@ pub struct RunArgs {
     /// Largest secret accepted (bytes, or with a k/m/g suffix)
     #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size_arg, allow_negative_numbers = true)]
     pub secret_max_size: u64,
+    /// The program's network: none, or default (the hosts given with --allow-net; a wasip2
+    /// component only)
+    #[arg(long, value_enum, default_value_t = NetworkMode::None, value_name = "MODE")]
+    pub network: NetworkMode,
+    /// The network's hosts and TLS roots.
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Step limits.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -304,6 +342,9 @@ pub struct BuildArgs {
     /// Print only the image id (same as --progress quiet); each push adds a line REF@DIGEST
     #[arg(short, long)]
     pub quiet: bool,
+    /// The network of RUN --network=default steps.
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Limits of each RUN step.
     #[command(flatten)]
     pub limits: LimitArgs,

@@ -118,6 +118,44 @@ pub(super) fn run(
     }
     env.extend(attached.env);
 
+    let network = match args.network {
+        super::NetworkMode::None => None,
+        super::NetworkMode::Default => {
+            let opts = args.net.options()?;
+            if opts.allow.is_empty() {
+                return Err(usage(format!(
+                    "--network default: {}",
+                    crate::network::EMPTY_ALLOWLIST
+                )));
+            }
+            let mut bound = Vec::new();
+            for m in &secret_mounts {
+                if let (Some(id), Some(_)) = (&m.id, &m.origin)
+                    && let Some(secret) = secrets.get(id)
+                    && let Some(b) = crate::network::bind(m, secret.clone())
+                {
+                    bound.push(b);
+                }
+            }
+            let log: crate::network::NetLog = Arc::new(std::sync::Mutex::new(
+                crate::build::masked(io::stderr(), scanner.clone()),
+            ));
+            Some(Arc::new(opts.policy(bound, Some(log)).map_err(usage)?))
+        }
+    };
+    if network.is_none()
+        && let Some(id) = secret_mounts
+            .iter()
+            .find(|m| m.origin.is_some())
+            .and_then(|m| m.id.as_deref())
+    {
+        return Err(usage(crate::network::bound_without_network(id)));
+    }
+    let net_log: crate::network::NetLog = Arc::new(std::sync::Mutex::new(crate::build::masked(
+        io::stderr(),
+        scanner.clone(),
+    )));
+
     let _lock = store.lock_shared()?;
     let engine = Engine::new().map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
     let terminal = io::stdout().is_terminal();
@@ -128,6 +166,8 @@ pub(super) fn run(
         limits,
         preopens: attached.preopens,
         reproducible: None,
+        network,
+        net_log: Some(net_log),
     };
     let finished = step::run(
         &engine,

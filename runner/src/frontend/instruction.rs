@@ -167,7 +167,8 @@ pub struct Run {
     /// Each `--mount`: the spec as written, and its parse when the spec has
     /// no variables (otherwise parsed after expansion).
     pub mounts: Vec<MountFlag>,
-    /// `--network=`: only `none` (the default) runs today.
+    /// `--network=`: `none` (the default) or `default` (the build's
+    /// `--allow-net` hosts).
     pub network: Option<Word>,
     /// The command.
     pub command: CommandLine,

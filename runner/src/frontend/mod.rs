@@ -575,13 +575,15 @@ impl Cx<'_> {
     }
 }
 
-/// Checks `--network=`: kiln steps have no network yet.
+/// Checks `--network=`: `none` (the default: no network) or `default`
+/// (the build's `--allow-net` allowlist); `host` is refused.
 pub fn check_network(value: &str) -> Result<(), String> {
     match value {
-        "none" => Ok(()),
-        "default" | "host" => Err(format!(
-            "--network={value} is not available: kiln steps have no network access (only --network=none)"
-        )),
+        "none" | "default" => Ok(()),
+        "host" => Err(
+            "--network=host is not available: a kiln step never gets the host's network unfiltered; use --network=default and name the hosts with kiln build --allow-net HOST[:PORT]"
+                .into(),
+        ),
         other => Err(format!(
             "unknown network mode {other:?}: expected none, default or host"
         )),

@@ -84,6 +84,15 @@ pub struct Mount {
     pub sharing: Option<Sharing>,
     /// `size=` of a tmpfs, in bytes.
     pub size: Option<u64>,
+    /// `origin=` (kiln's extension) of a secret: sent only as a header of
+    /// the step's HTTP requests to this origin, never a file or variable.
+    pub origin: Option<crate::network::Origin>,
+    /// `header=` of an origin-bound secret [default: Authorization].
+    pub header: Option<String>,
+    /// `scheme=` of an origin-bound secret: the word before the value
+    /// [default: Bearer for Authorization, none for other headers];
+    /// `scheme=none` sends the value alone.
+    pub scheme: Option<String>,
 }
 
 /// A problem in a mount spec: the byte range in the spec and the message.
@@ -92,7 +101,7 @@ pub type MountError = (Range<usize>, String);
 /// The default directory of secret mounts, as in BuildKit.
 pub const SECRETS_DIR: &str = "/run/secrets";
 
-const KEYS: &str = "type, id, target (dst, destination), source (src), from, env, required, mode, uid, gid, rw (readwrite), ro (readonly), sharing, size";
+const KEYS: &str = "type, id, target (dst, destination), source (src), from, env, required, mode, uid, gid, rw (readwrite), ro (readonly), sharing, size, origin, header, scheme";
 
 impl Mount {
     /// Parses and checks a spec (already expanded).
@@ -131,6 +140,9 @@ impl Mount {
             readonly: None,
             sharing: None,
             size: None,
+            origin: None,
+            header: None,
+            scheme: None,
         };
         use MountType::*;
         for f in &fields {
@@ -248,6 +260,35 @@ impl Mount {
                         )
                     })?);
                 }
+                "origin" => {
+                    applies(&[Secret])?;
+                    let v = f.value_nonempty()?;
+                    m.origin = Some(
+                        crate::network::Origin::parse(&v).map_err(|e| (f.range.clone(), e))?,
+                    );
+                }
+                "header" => {
+                    applies(&[Secret])?;
+                    let v = f.value_nonempty()?;
+                    if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
+                        return Err((
+                            f.range.clone(),
+                            format!("header={v:?} is not an HTTP header name"),
+                        ));
+                    }
+                    m.header = Some(v);
+                }
+                "scheme" => {
+                    applies(&[Secret])?;
+                    let v = f.value_nonempty()?;
+                    if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c)) {
+                        return Err((
+                            f.range.clone(),
+                            format!("scheme={v:?} is not an authentication scheme like Bearer or Basic"),
+                        ));
+                    }
+                    m.scheme = Some(v);
+                }
                 other => {
                     return Err((
                         f.range.clone(),
@@ -280,7 +321,20 @@ impl Mount {
                             .into(),
                     ));
                 };
-                if m.target.is_none() && m.env.is_none() {
+                if m.origin.is_some() {
+                    if m.target.is_some() || m.env.is_some() {
+                        return Err((
+                            0..spec.len(),
+                            format!("secret {id:?} has origin=, so it is sent only as a header to that origin: it cannot also have target= or env="),
+                        ));
+                    }
+                } else if m.header.is_some() || m.scheme.is_some() {
+                    return Err((
+                        0..spec.len(),
+                        "header= and scheme= apply to a secret bound to an origin: add origin=URL"
+                            .into(),
+                    ));
+                } else if m.target.is_none() && m.env.is_none() {
                     m.target = Some(format!("{SECRETS_DIR}/{id}"));
                 }
             }

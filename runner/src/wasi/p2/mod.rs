@@ -13,9 +13,9 @@
 //! | `wasi:cli/*` (exit with `exit-with-code`, stdio, terminals) | wasmtime-wasi, over the [`WasiCtx`] in [`P2State`] |
 //! | `wasi:clocks/wall-clock`, `wasi:clocks/monotonic-clock` | wasmtime-wasi, reading the step's [`Clocks`] |
 //! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators), or seeded streams for reproducible steps |
+//! | `wasi:http/outgoing-handler`, `wasi:http/types` | wasmtime-wasi-http's, sync, with kiln's hooks (`http.rs`): the step's allowlist, origin-bound secrets, kiln's own sender and TLS roots; every request refused when the step has no network |
 //!
-//! Nothing else: no `wasi:sockets` (a plain `wasm32-wasip2` program does not
-//! import it), no host directories. A component that imports anything
+//! Nothing else: no host directories. A component that imports anything
 //! missing fails to instantiate, with wasmtime's error naming the import.
 //!
 //! The [`WasiCtx`] is built closed: the step's arguments, environment and
@@ -39,6 +39,7 @@ mod clocks;
 mod environment;
 mod errors;
 mod filesystem;
+mod http;
 mod poll;
 mod stdio;
 mod streams;
@@ -53,6 +54,7 @@ use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use filesystem::{Descriptor, DirectoryEntryStream, MAX_READ_BYTES};
+pub use http::Net;
 pub use poll::CANCEL_CHECK;
 pub use stdio::{STDIN_READ_CHUNK, STDIO_WRITE_PERMIT};
 pub use streams::{MAX_STREAM_READ, WRITE_PERMIT};
@@ -65,6 +67,8 @@ pub struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     files: streams::FileStreams,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    net: http::Net,
 }
 
 impl P2State {
@@ -75,6 +79,8 @@ impl P2State {
             ctx: closed_builder().build(),
             table: ResourceTable::new(),
             files: streams::FileStreams::default(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            net: http::Net::default(),
         }
     }
 
@@ -114,6 +120,8 @@ impl P2State {
             ctx: b.build(),
             table: ResourceTable::new(),
             files: streams::FileStreams::default(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            net: http::Net::default(),
         }
     }
 
@@ -121,6 +129,12 @@ impl P2State {
     /// arguments, environment, working directory, stdio and clocks.
     pub fn install(state: &mut StepState, seed: Option<&[u8; 32]>) {
         state.p2 = P2State::new(&mut state.stdio, &state.clocks, seed);
+    }
+
+    /// Gives the component the network `net` describes (none by default):
+    /// `wasi:http` requests are checked against it.
+    pub fn set_network(&mut self, net: Net) {
+        self.net = net;
     }
 }
 
@@ -134,6 +148,16 @@ fn closed_builder() -> wasmtime_wasi::WasiCtxBuilder {
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
     b
+}
+
+impl wasmtime_wasi_http::WasiHttpView for StepState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.p2.http,
+            table: &mut self.p2.table,
+            hooks: &mut self.p2.net,
+        }
+    }
 }
 
 impl WasiView for StepState {
@@ -193,6 +217,9 @@ pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::terminal_stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::terminal_stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    // Linked for every component; a step without network has each request
+    // refused with a message naming the flags (`http.rs`).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(l)?;
     Ok(())
 }
 
