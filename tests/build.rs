@@ -2,7 +2,8 @@
 //! crate's OUT_DIR, and tells the tests where they are:
 //!
 //! - the probe in `guests/`, for wasm32-wasip1 (a core module) and
-//!   wasm32-wasip2 (a component): `KILN_GUEST_P1`, `KILN_GUEST_P2`;
+//!   wasm32-wasip2 (a component): `KILN_GUEST_P1`, `KILN_GUEST_P2`; and the
+//!   network guest beside it, a component: `KILN_GUEST_NET`;
 //! - the examples' programs, which also builds the guest SDK for both wasm
 //!   targets: the toolbox (`KILN_TOOLBOX`) and the npm-install step
 //!   (`KILN_NPM_INSTALL`) for wasip1, the asset-manifest step
@@ -43,6 +44,8 @@ fn main() {
         cargo_build(&probe, &probe_out, target, &[], &workspace);
         export(var, &probe_out, target, "probe.wasm");
     }
+    // The network guest (wasi:http GETs), a component.
+    export("KILN_GUEST_NET", &probe_out, "wasm32-wasip2", "net.wasm");
 
     let workspace_manifest = workspace.join("Cargo.toml");
     let examples_out = out.join("examples");

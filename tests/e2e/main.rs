@@ -22,6 +22,7 @@ mod hostile_input;
 mod interrupt;
 mod limits;
 mod linux_image;
+mod network;
 mod numeric_flags;
 mod outside_tools;
 mod registry;

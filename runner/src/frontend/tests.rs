@@ -247,10 +247,11 @@ fn unknown_flags_are_errors() {
 }
 
 #[test]
-fn network_modes_other_than_none_are_refused() {
+fn network_modes_other_than_none_and_default_are_refused() {
     ok("FROM scratch\nRUN --network=none tool\n");
+    ok("FROM scratch\nRUN --network=default tool\n");
     let e = err("FROM scratch\nRUN --network=host tool\n");
-    assert!(e.message.contains("no network access"), "{e}");
+    assert!(e.message.contains("--allow-net"), "{e}");
     assert_eq!((e.line, e.column), (2, 15));
     let e = err("FROM scratch\nRUN --network=wifi tool\n");
     assert!(e.message.contains("unknown network mode"), "{e}");

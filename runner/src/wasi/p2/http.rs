@@ -177,3 +177,57 @@ pub(super) fn admit_for_test(
         .map(|(r, _)| r.headers().clone())
         .map_err(|e| format!("{e:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{Allowlist, bind, tls_config};
+
+    fn request(uri: &str, auth: Option<&str>) -> http::Request<WasiBody> {
+        let mut b = http::Request::get(uri);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(empty_body()).unwrap()
+    }
+
+    fn net() -> Net {
+        let m = crate::frontend::Mount::parse("type=secret,id=tok,origin=http://127.0.0.1:4873")
+            .unwrap();
+        let s = Arc::new(crate::secrets::Secret::new("tok", b"v4lue".to_vec()));
+        Net {
+            policy: Some(Arc::new(Policy {
+                allow: Allowlist::parse(&["127.0.0.1", "localhost:8080"]).unwrap(),
+                bound: vec![bind(&m, s).unwrap()],
+                tls: tls_config(Vec::new()).unwrap(),
+                log: None,
+            })),
+            log: None,
+        }
+    }
+
+    #[test]
+    fn requests_are_checked_and_get_their_origin_headers() {
+        let n = net();
+        let h = admit_for_test(&n, request("http://127.0.0.1:4873/pkg", None)).unwrap();
+        assert_eq!(h["authorization"], "Bearer v4lue");
+        // The guest's own Authorization is replaced, not doubled.
+        let h = admit_for_test(&n, request("http://127.0.0.1:4873/", Some("Bearer guess"))).unwrap();
+        assert_eq!(h.get_all("authorization").iter().count(), 1);
+        assert_eq!(h["authorization"], "Bearer v4lue");
+        // Allowed, another origin: no secret.
+        let h = admit_for_test(&n, request("http://127.0.0.1:9999/", None)).unwrap();
+        assert!(h.get("authorization").is_none());
+        let h = admit_for_test(&n, request("https://127.0.0.1:4873/", None)).unwrap();
+        assert!(h.get("authorization").is_none());
+        admit_for_test(&n, request("http://localhost:8080/", None)).unwrap();
+        // Not allowed.
+        for uri in ["http://localhost:8081/", "http://example.com/", "https://10.0.0.1/"] {
+            let e = admit_for_test(&n, request(uri, None)).unwrap_err();
+            assert!(e.contains("HttpRequestDenied"), "{uri}: {e}");
+        }
+        // No network at all.
+        let e = admit_for_test(&Net::default(), request("http://127.0.0.1/", None)).unwrap_err();
+        assert!(e.contains("HttpRequestDenied"), "{e}");
+    }
+}
