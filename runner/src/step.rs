@@ -77,7 +77,9 @@ pub enum StepError {
     Empty,
     /// A core module (wasip1) in a step with network: WASI preview 1 has
     /// no network API.
-    #[error("{path} is a WASI preview 1 module, and preview 1 has no network API: --network=default needs a wasip2 component (built for wasm32-wasip2, using wasi:http or wasi:sockets)")]
+    #[error(
+        "{path} is a WASI preview 1 module, and preview 1 has no network API: --network=default needs a wasip2 component (built for wasm32-wasip2, using wasi:http or wasi:sockets)"
+    )]
     NoNetworkApi {
         /// The program's path.
         path: String,

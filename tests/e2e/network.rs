@@ -138,13 +138,19 @@ fn allowed_hosts_work_and_bound_secrets_go_to_their_origin_only() {
     ] {
         assert!(log.contains(&want), "{want:?} not in\n{log}");
     }
-    let env = log.lines().find(|l| l.contains("env: ")).expect("the env line");
+    let env = log
+        .lines()
+        .find(|l| l.contains("env: "))
+        .expect("the env line");
     assert!(!env.to_lowercase().contains("token"), "{env}");
     let auth = format!("authorization: Bearer {TOKEN}");
     let a_reqs = a.requests();
     assert_eq!(a_reqs.len(), 2, "{a_reqs:?}");
     for r in &a_reqs {
-        assert!(r.to_lowercase().contains(&auth.to_lowercase()), "A got no token:\n{r}");
+        assert!(
+            r.to_lowercase().contains(&auth.to_lowercase()),
+            "A got no token:\n{r}"
+        );
     }
     let b_reqs = b.requests();
     assert_eq!(b_reqs.len(), 2, "{b_reqs:?}");
@@ -173,7 +179,13 @@ fn hosts_off_the_list_are_refused_naming_the_flag() {
     let out = build(&sb, &["--allow-net", &allow]).fails(1);
     let log = format!("{}{}", out.stdout, out.stderr);
     assert!(log.contains(&format!("GET {} -> 200", urls[0])), "{log}");
-    assert!(log.contains(&format!("GET {} failed: HttpRequestDenied", urls[1])), "{log}");
+    assert!(
+        log.contains(&format!(
+            "GET {} failed: ErrorCode::HttpRequestDenied",
+            urls[1]
+        )),
+        "{log}"
+    );
     assert!(
         log.contains(&format!("--allow-net 127.0.0.1:{}", b.port)),
         "the log names the host and flag:\n{log}"
@@ -185,10 +197,16 @@ fn hosts_off_the_list_are_refused_naming_the_flag() {
 fn steps_without_network_are_told_which_flags_open_it() {
     let a = Server::start();
     let argv = serde_json::to_string(&["net", &a.url("/x")]).unwrap();
-    let sb = setup(NET_GUEST, &format!("FROM scratch\nCOPY bin/ /bin/\nRUN {argv}\n"));
+    let sb = setup(
+        NET_GUEST,
+        &format!("FROM scratch\nCOPY bin/ /bin/\nRUN {argv}\n"),
+    );
     let out = build(&sb, &["--allow-net", "127.0.0.1"]).fails(1);
     let log = format!("{}{}", out.stdout, out.stderr);
-    assert!(log.contains("failed: HttpRequestDenied"), "{log}");
+    assert!(
+        log.contains("failed: ErrorCode::HttpRequestDenied"),
+        "{log}"
+    );
     assert!(log.contains("add --network=default"), "{log}");
     assert!(log.contains("--allow-net HOST"), "{log}");
     assert!(a.requests().is_empty());
@@ -198,21 +216,45 @@ fn steps_without_network_are_told_which_flags_open_it() {
 fn network_default_needs_an_allowlist_and_a_component() {
     let sb = setup(NET_GUEST, &kilnfile("", &["http://127.0.0.1:9/".into()]));
     let out = build(&sb, &[]).fails(1);
-    assert!(out.stderr.contains("--allow-net HOST[:PORT]"), "{}", out.stderr);
-    assert!(out.stderr.contains("Kilnfile:3"), "at the line: {}", out.stderr);
+    assert!(
+        out.stderr.contains("--allow-net HOST[:PORT]"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Kilnfile:3"),
+        "at the line: {}",
+        out.stderr
+    );
 
-    let sb = setup(GUESTS[0].1, "FROM scratch\nCOPY bin/ /bin/\nRUN --network=default net\n");
+    let sb = setup(
+        GUESTS[0].1,
+        "FROM scratch\nCOPY bin/ /bin/\nRUN --network=default net\n",
+    );
     let out = build(&sb, &["--allow-net", "127.0.0.1"]).fails(1);
-    assert!(out.stderr.contains("preview 1 has no network API"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("preview 1 has no network API"),
+        "{}",
+        out.stderr
+    );
 
     let sb = setup(NET_GUEST, "FROM scratch\nRUN --network=host net\n");
     let out = build(&sb, &[]).fails(1);
-    assert!(out.stderr.contains("--network=host is not available"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--network=host is not available"),
+        "{}",
+        out.stderr
+    );
 
     let sb = setup(
         NET_GUEST,
         "FROM scratch\nRUN --mount=type=secret,id=t,origin=http://127.0.0.1 net\n",
     );
     let out = build(&sb, &["--allow-net", "127.0.0.1"]).fails(1);
-    assert!(out.stderr.contains("bound to an origin, but this step has no network"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("bound to an origin, but this step has no network"),
+        "{}",
+        out.stderr
+    );
 }

@@ -161,9 +161,16 @@ pub(super) fn prepare(
                 (parsed, text)
             }
         };
-        if let Some(id) = mount.id.as_deref().filter(|_| mount.origin.is_some() && !network) {
+        if let Some(id) = mount
+            .id
+            .as_deref()
+            .filter(|_| mount.origin.is_some() && !network)
+        {
             return Err(kf
-                .error(m.spec.span.clone(), crate::network::bound_without_network(id))
+                .error(
+                    m.spec.span.clone(),
+                    crate::network::bound_without_network(id),
+                )
                 .into());
         }
         flags.push(format!("--mount={text}"));

@@ -263,9 +263,8 @@ impl Mount {
                 "origin" => {
                     applies(&[Secret])?;
                     let v = f.value_nonempty()?;
-                    m.origin = Some(
-                        crate::network::Origin::parse(&v).map_err(|e| (f.range.clone(), e))?,
-                    );
+                    m.origin =
+                        Some(crate::network::Origin::parse(&v).map_err(|e| (f.range.clone(), e))?);
                 }
                 "header" => {
                     applies(&[Secret])?;
@@ -281,10 +280,15 @@ impl Mount {
                 "scheme" => {
                     applies(&[Secret])?;
                     let v = f.value_nonempty()?;
-                    if !v.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c)) {
+                    if !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c))
+                    {
                         return Err((
                             f.range.clone(),
-                            format!("scheme={v:?} is not an authentication scheme like Bearer or Basic"),
+                            format!(
+                                "scheme={v:?} is not an authentication scheme like Bearer or Basic"
+                            ),
                         ));
                     }
                     m.scheme = Some(v);
@@ -325,7 +329,9 @@ impl Mount {
                     if m.target.is_some() || m.env.is_some() {
                         return Err((
                             0..spec.len(),
-                            format!("secret {id:?} has origin=, so it is sent only as a header to that origin: it cannot also have target= or env="),
+                            format!(
+                                "secret {id:?} has origin=, so it is sent only as a header to that origin: it cannot also have target= or env="
+                            ),
                         ));
                     }
                 } else if m.header.is_some() || m.scheme.is_some() {

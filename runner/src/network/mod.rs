@@ -19,9 +19,9 @@
 //! Read next: `crate::wasi::p2::http` (the `wasi:http` host that applies a
 //! policy) and `tls.rs`.
 
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -197,16 +197,16 @@ impl Origin {
     /// allowed; no path, user or query).
     pub fn parse(url: &str) -> Result<Origin, String> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            format!("origin={url:?}: expected scheme://host[:port], like https://registry.npmjs.org")
+            format!(
+                "origin={url:?}: expected scheme://host[:port], like https://registry.npmjs.org"
+            )
         })?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
             "https" => 443,
             _ => {
-                return Err(format!(
-                    "origin={url:?}: the scheme must be http or https"
-                ));
+                return Err(format!("origin={url:?}: the scheme must be http or https"));
             }
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -331,7 +331,7 @@ impl Policy {
             port: Some(port),
         };
         self.note(&format!(
-            "refused {what} {shown}: not in this build's network allowlist (allow it with --allow-net {shown})"
+            "refused {what}{shown}: not in this build's network allowlist (allow it with --allow-net {shown})"
         ));
         false
     }

@@ -5,8 +5,16 @@ use crate::frontend::Mount;
 
 #[test]
 fn allowlist_parses_normalises_and_matches() {
-    let list = Allowlist::parse(&["Registry.NPMjs.org.,127.0.0.1:4873", "[::1]:8080", "127.0.0.1:4873"]).unwrap();
-    assert_eq!(list.canonical(), "127.0.0.1:4873,[::1]:8080,registry.npmjs.org");
+    let list = Allowlist::parse(&[
+        "Registry.NPMjs.org.,127.0.0.1:4873",
+        "[::1]:8080",
+        "127.0.0.1:4873",
+    ])
+    .unwrap();
+    assert_eq!(
+        list.canonical(),
+        "127.0.0.1:4873,[::1]:8080,registry.npmjs.org"
+    );
     assert!(list.allows("registry.npmjs.org", 443));
     assert!(list.allows("REGISTRY.npmjs.org.", 80), "no port: any port");
     assert!(list.allows("127.0.0.1", 4873));
@@ -25,7 +33,17 @@ fn allowlist_parses_normalises_and_matches() {
 
 #[test]
 fn allowlist_refuses_nonsense() {
-    for bad in ["", "a,,b", "host:0", "host:99999", "host:x", "http://host", "a b", "[::1", "h/p"] {
+    for bad in [
+        "",
+        "a,,b",
+        "host:0",
+        "host:99999",
+        "host:x",
+        "http://host",
+        "a b",
+        "[::1",
+        "h/p",
+    ] {
         assert!(Allowlist::parse(&[bad]).is_err(), "{bad:?} accepted");
     }
     let e = Allowlist::parse(&["host:x"]).unwrap_err();
@@ -37,11 +55,29 @@ fn origins_parse_with_default_ports_and_compare_exactly() {
     let o = Origin::parse("https://Registry.npmjs.org/").unwrap();
     assert_eq!(o.to_string(), "https://registry.npmjs.org:443");
     assert_eq!(o, Origin::parse("https://registry.npmjs.org:443").unwrap());
-    assert_ne!(o, Origin::parse("http://registry.npmjs.org:443").unwrap(), "scheme counts");
-    assert_ne!(o, Origin::parse("https://registry.npmjs.org:8443").unwrap(), "port counts");
+    assert_ne!(
+        o,
+        Origin::parse("http://registry.npmjs.org:443").unwrap(),
+        "scheme counts"
+    );
+    assert_ne!(
+        o,
+        Origin::parse("https://registry.npmjs.org:8443").unwrap(),
+        "port counts"
+    );
     assert_eq!(Origin::parse("http://127.0.0.1").unwrap().port, 80);
-    assert_eq!(Origin::of_request("http", "127.0.0.1:4873"), Origin::parse("http://127.0.0.1:4873").ok());
-    for bad in ["registry.npmjs.org", "ftp://h", "https://h/path", "https://u@h", "https://h?q", "https://"] {
+    assert_eq!(
+        Origin::of_request("http", "127.0.0.1:4873"),
+        Origin::parse("http://127.0.0.1:4873").ok()
+    );
+    for bad in [
+        "registry.npmjs.org",
+        "ftp://h",
+        "https://h/path",
+        "https://u@h",
+        "https://h?q",
+        "https://",
+    ] {
         assert!(Origin::parse(bad).is_err(), "{bad:?} accepted");
     }
 }
@@ -62,9 +98,14 @@ fn policy(bound: Vec<BoundSecret>, log: Option<NetLog>) -> Policy {
 #[test]
 fn bound_headers_go_to_their_origin_only() {
     let m = Mount::parse("type=secret,id=tok,origin=http://127.0.0.1:4873").unwrap();
-    assert_eq!((m.target.as_deref(), m.env.as_deref()), (None, None), "not a file, not a variable");
+    assert_eq!(
+        (m.target.as_deref(), m.env.as_deref()),
+        (None, None),
+        "not a file, not a variable"
+    );
     let b = bind(&m, secret("tok", "s3cret-value")).unwrap();
-    let custom = Mount::parse("type=secret,id=key,origin=https://h.example,header=X-Api-Key").unwrap();
+    let custom =
+        Mount::parse("type=secret,id=key,origin=https://h.example,header=X-Api-Key").unwrap();
     let c = bind(&custom, secret("key", "k-value")).unwrap();
     let basic = Mount::parse("type=secret,id=b,origin=http://127.0.0.1:9,scheme=Basic").unwrap();
     let d = bind(&basic, secret("b", "dXNlcjpwdw==")).unwrap();
@@ -78,11 +119,21 @@ fn bound_headers_go_to_their_origin_only() {
     assert_eq!(h[0].1.as_bytes(), b"Bearer s3cret-value");
     assert!(h[0].1.is_sensitive());
     // Another port, another scheme, another host: nothing.
-    for other in ["http://127.0.0.1:4874", "https://127.0.0.1:4873", "http://localhost:4873"] {
-        assert!(p.headers_for(&Origin::parse(other).unwrap()).is_empty(), "{other}");
+    for other in [
+        "http://127.0.0.1:4874",
+        "https://127.0.0.1:4873",
+        "http://localhost:4873",
+    ] {
+        assert!(
+            p.headers_for(&Origin::parse(other).unwrap()).is_empty(),
+            "{other}"
+        );
     }
     let h = p.headers_for(&Origin::parse("https://h.example").unwrap());
-    assert_eq!((h[0].0.as_str(), h[0].1.as_bytes()), ("x-api-key", &b"k-value"[..]));
+    assert_eq!(
+        (h[0].0.as_str(), h[0].1.as_bytes()),
+        ("x-api-key", &b"k-value"[..])
+    );
     let h = p.headers_for(&Origin::parse("http://127.0.0.1:9").unwrap());
     assert_eq!(h[0].1.as_bytes(), b"Basic dXNlcjpwdw==");
     let h = p.headers_for(&Origin::parse("http://127.0.0.1:10").unwrap());
@@ -94,11 +145,20 @@ fn bound_headers_go_to_their_origin_only() {
 #[test]
 fn origin_mount_keys_are_checked() {
     for (spec, want) in [
-        ("type=secret,id=t,origin=http://h,target=/x", "cannot also have target"),
-        ("type=secret,id=t,origin=http://h,env=T", "cannot also have target"),
+        (
+            "type=secret,id=t,origin=http://h,target=/x",
+            "cannot also have target",
+        ),
+        (
+            "type=secret,id=t,origin=http://h,env=T",
+            "cannot also have target",
+        ),
         ("type=secret,id=t,header=X-K", "add origin=URL"),
         ("type=secret,id=t,origin=h.example", "scheme://host"),
-        ("type=secret,id=t,origin=http://h,header=bad header", "not an HTTP header name"),
+        (
+            "type=secret,id=t,origin=http://h,header=bad header",
+            "not an HTTP header name",
+        ),
         ("type=cache,target=/c,origin=http://h", "does not apply"),
     ] {
         let (_, e) = Mount::parse(spec).unwrap_err();
@@ -128,7 +188,7 @@ fn refusals_name_the_host_and_the_flag() {
     assert!(!p.check("http://", "Evil.Example", 8080));
     note_no_network(Some(&log), "http://h.example:80");
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("refused http:// evil.example:8080"), "{text}");
+    assert!(text.contains("refused http://evil.example:8080"), "{text}");
     assert!(text.contains("--allow-net evil.example:8080"), "{text}");
     assert!(text.contains("add --network=default"), "{text}");
 }

@@ -12,8 +12,8 @@ pub fn load_ca_certs<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<CertificateDer<'
     let mut out = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
         let before = out.len();
         for cert in CertificateDer::pem_slice_iter(&bytes) {
             out.push(cert.map_err(|e| {
@@ -31,7 +31,9 @@ pub fn load_ca_certs<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<CertificateDer<'
 }
 
 /// A client configuration trusting the system's roots and `extra`.
-pub fn tls_config(extra: Vec<CertificateDer<'static>>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn tls_config(
+    extra: Vec<CertificateDer<'static>>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = if extra.is_empty() {
         rustls_platform_verifier::Verifier::new(provider.clone())

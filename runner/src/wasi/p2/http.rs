@@ -79,8 +79,8 @@ impl Net {
             note_no_network(self.log.as_ref(), &format!("{scheme}://{authority}"));
             return Err(Error::HttpRequestDenied);
         };
-        let origin = Origin::of_request(&scheme, authority.as_str())
-            .ok_or(Error::HttpRequestUriInvalid)?;
+        let origin =
+            Origin::of_request(&scheme, authority.as_str()).ok_or(Error::HttpRequestUriInvalid)?;
         if !policy.check(&format!("{scheme}://"), &origin.host, origin.port) {
             return Err(Error::HttpRequestDenied);
         }
@@ -105,7 +105,10 @@ async fn send(
     let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
         .unwrap_or(CONNECT_TIMEOUT);
@@ -129,7 +132,9 @@ async fn send(
         match tokio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {
             Ok(Ok(s)) => Box::new(s),
             Ok(Err(e)) => {
-                policy.note(&format!("TLS with {host}:{port} failed: {e} (a private CA? pass --ca-cert FILE)"));
+                policy.note(&format!(
+                    "TLS with {host}:{port} failed: {e} (a private CA? pass --ca-cert FILE)"
+                ));
                 return Err(Error::TlsCertificateError);
             }
             Err(_) => return Err(Error::ConnectionTimeout),
@@ -212,7 +217,8 @@ mod tests {
         let h = admit_for_test(&n, request("http://127.0.0.1:4873/pkg", None)).unwrap();
         assert_eq!(h["authorization"], "Bearer v4lue");
         // The guest's own Authorization is replaced, not doubled.
-        let h = admit_for_test(&n, request("http://127.0.0.1:4873/", Some("Bearer guess"))).unwrap();
+        let h =
+            admit_for_test(&n, request("http://127.0.0.1:4873/", Some("Bearer guess"))).unwrap();
         assert_eq!(h.get_all("authorization").iter().count(), 1);
         assert_eq!(h["authorization"], "Bearer v4lue");
         // Allowed, another origin: no secret.
@@ -222,7 +228,11 @@ mod tests {
         assert!(h.get("authorization").is_none());
         admit_for_test(&n, request("http://localhost:8080/", None)).unwrap();
         // Not allowed.
-        for uri in ["http://localhost:8081/", "http://example.com/", "https://10.0.0.1/"] {
+        for uri in [
+            "http://localhost:8081/",
+            "http://example.com/",
+            "https://10.0.0.1/",
+        ] {
             let e = admit_for_test(&n, request(uri, None)).unwrap_err();
             assert!(e.contains("HttpRequestDenied"), "{uri}: {e}");
         }
