@@ -269,28 +269,13 @@ impl Mount {
                 "header" => {
                     applies(&[Secret])?;
                     let v = f.value_nonempty()?;
-                    if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
-                        return Err((
-                            f.range.clone(),
-                            format!("header={v:?} is not an HTTP header name"),
-                        ));
-                    }
+                    crate::network::check_header(&v).map_err(|e| (f.range.clone(), e))?;
                     m.header = Some(v);
                 }
                 "scheme" => {
                     applies(&[Secret])?;
                     let v = f.value_nonempty()?;
-                    if !v
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c))
-                    {
-                        return Err((
-                            f.range.clone(),
-                            format!(
-                                "scheme={v:?} is not an authentication scheme like Bearer or Basic"
-                            ),
-                        ));
-                    }
+                    crate::network::check_scheme(&v).map_err(|e| (f.range.clone(), e))?;
                     m.scheme = Some(v);
                 }
                 other => {

@@ -438,3 +438,23 @@ pub fn bind(mount: &crate::frontend::Mount, secret: Arc<Secret>) -> Option<Bound
         secret,
     })
 }
+
+/// Checks `header=` of a bound secret: an HTTP header name.
+pub fn check_header(v: &str) -> Result<(), String> {
+    http::HeaderName::from_bytes(v.as_bytes())
+        .map(drop)
+        .map_err(|_| format!("header={v:?} is not an HTTP header name"))
+}
+
+/// Checks `scheme=` of a bound secret: one token, like `Bearer`.
+pub fn check_scheme(v: &str) -> Result<(), String> {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "scheme={v:?} is not an authentication scheme like Bearer or Basic"
+        ))
+    }
+}
