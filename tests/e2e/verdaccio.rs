@@ -320,7 +320,9 @@ fn wait_ready(child: &mut Child, port: u16, dir: &Path) -> Result<(), NotReady> 
             if read_log(dir).contains("EADDRINUSE") {
                 return Err(NotReady::PortTaken);
             }
-            return Err(NotReady::Failed(format!("it exited ({status}) while starting")));
+            return Err(NotReady::Failed(format!(
+                "it exited ({status}) while starting"
+            )));
         }
         // The log line tells this Verdaccio from another process that may
         // have taken the port since it was picked.
@@ -456,7 +458,11 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
     Some(Response {
         status,
         headers,
