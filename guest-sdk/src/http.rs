@@ -557,7 +557,7 @@ impl Response {
             reason(self.status)
         ));
         let text = String::from_utf8_lossy(&start);
-        let text = text.trim();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if !text.is_empty() {
             err = err.caused_by(format!("the server said: {text}"));
         }
