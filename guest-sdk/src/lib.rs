@@ -12,8 +12,10 @@
 //! | flags, options, positional arguments | [`Args`] |
 //! | build secrets, without leaking them | [`secret`], [`Secret`] |
 //! | outputs written whole or not at all, stable listings | [`fs::write_atomic`], [`fs::walk`] |
+//! | HTTP(S) requests, from `wasm32-wasip2` steps with `--network=default` | [`http`] |
 //!
-//! Its one dependency is `zeroize`. It builds for the host too, so a step's
+//! Its one dependency is `zeroize` (and, on `wasm32-wasip2` only, the
+//! `wasip2` bindings [`http`] is built on). It builds for the host too, so a step's
 //! logic can be unit-tested with `cargo test`.
 //!
 //! # From a new crate to a step in a Kilnfile
@@ -85,6 +87,7 @@
 mod args;
 mod error;
 pub mod fs;
+pub mod http;
 mod secret;
 mod step;
 

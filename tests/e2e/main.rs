@@ -38,3 +38,4 @@ mod secrets;
 mod store;
 mod token_server;
 mod util;
+mod verdaccio;

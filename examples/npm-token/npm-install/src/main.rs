@@ -23,15 +23,18 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use kiln_guest::{Context, Error, Result, Step};
 use sha2::{Digest, Sha256};
+use unpack::unpack;
 
 /// Largest tarball accepted: example packages are small; a corrupt or
 /// hostile mirror must not make the step read without bound.
 const MAX_TARBALL: u64 = 64 << 20;
+
+mod unpack;
 
 fn main() -> std::process::ExitCode {
     kiln_guest::run(install)
@@ -134,35 +137,4 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
-}
-
-/// Unpacks an npm tarball into `dest`, refusing entries that would land
-/// outside it.
-fn unpack(tarball: &[u8], dest: &Path) -> Result<()> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let rel: PathBuf = path
-            .components()
-            .skip_while(|c| *c == Component::Normal("package".as_ref()))
-            .collect();
-        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(Error::new(format!(
-                "unsafe path in tarball: {}",
-                path.display()
-            )));
-        }
-        if rel.as_os_str().is_empty() || !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let target = dest.join(&rel);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data)?;
-        fs::write(&target, data).with_context(|| format!("writing {}", target.display()))?;
-    }
-    Ok(())
 }

@@ -1,0 +1,1 @@
+module.exports.pad = (text, width, fill = " ") => String(text).padStart(width, fill);
