@@ -7,7 +7,8 @@
 //! - the examples' programs, which also builds the guest SDK for both wasm
 //!   targets: the toolbox (`KILN_TOOLBOX`) and the npm-install step
 //!   (`KILN_NPM_INSTALL`) for wasip1, the asset-manifest step
-//!   (`KILN_ASSET_MANIFEST`) for wasip2.
+//!   (`KILN_ASSET_MANIFEST`) and the npm-install step over HTTP
+//!   (`KILN_NPM_INSTALL_HTTP`) for wasip2.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,7 +73,7 @@ fn main() {
         &workspace_manifest,
         &examples_out,
         "wasm32-wasip2",
-        &["-p", "kiln-asset-manifest"],
+        &["-p", "kiln-asset-manifest", "-p", "kiln-npm-install"],
         &workspace,
     );
     export(
@@ -80,6 +81,12 @@ fn main() {
         &examples_out,
         "wasm32-wasip2",
         "asset-manifest.wasm",
+    );
+    export(
+        "KILN_NPM_INSTALL_HTTP",
+        &examples_out,
+        "wasm32-wasip2",
+        "npm-install-http.wasm",
     );
 }
 

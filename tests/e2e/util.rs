@@ -148,6 +148,10 @@ impl Sandbox {
             (env!("KILN_TOOLBOX"), "toolbox/bin/toolbox.wasm"),
             (env!("KILN_NPM_INSTALL"), "npm-token/bin/npm-install.wasm"),
             (
+                env!("KILN_NPM_INSTALL_HTTP"),
+                "npm-token/bin/npm-install-http.wasm",
+            ),
+            (
                 env!("KILN_ASSET_MANIFEST"),
                 "plugin-step/bin/asset-manifest.wasm",
             ),

@@ -1,27 +1,38 @@
 //! `npm-install-http`: the seed scenario's step against a real npm
-//! registry, over `wasi:http` (a `wasm32-wasip2` sketch; the example's
-//! Kilnfile still runs `npm-install` on the local mirror).
+//! registry (Verdaccio, npmjs, any registry serving the lockfile's
+//! `resolved` URLs), over `wasi:http` (a `wasm32-wasip2` component; see
+//! `examples/npm-token/Kilnfile.registry`).
 //!
 //! It installs what `./package-lock.json` locks (lockfile version 2 or 3):
 //! every package is downloaded from its `resolved` URL, checked against
 //! its sha512 `integrity`, and unpacked to its path under `node_modules`;
 //! `node_modules/.kiln-installed` lists what was installed.
 //!
-//! The step sends no token: the build binds the secret to the registry's
-//! origin and kiln adds `Authorization: Bearer` to the step's requests to
-//! it, so the token never enters the step.
+//! The token, two ways:
 //!
-//! ```text
-//! RUN --network=default --mount=type=secret,id=npm_token,origin=http://127.0.0.1:4873 npm-install-http
-//! kiln build --allow-net 127.0.0.1:4873 --secret id=npm_token,src=npm_token.txt ...
-//! ```
+//! - bound to the registry's origin (best): kiln adds `Authorization:
+//!   Bearer` to the step's requests to that origin only, and the token
+//!   never enters the step, which sends none itself:
+//!
+//!   ```text
+//!   RUN --network=default --mount=type=secret,id=npm_token,origin=http://127.0.0.1:4873 npm-install-http
+//!   kiln build --allow-net 127.0.0.1:4873 --secret id=npm_token,src=npm_token.txt ...
+//!   ```
+//!
+//! - mounted, the form `docker buildx` also takes: the step reads
+//!   `/run/secrets/ID` and sends it itself, to every tarball URL, when
+//!   given `--token-secret ID`:
+//!
+//!   ```text
+//!   RUN --network=default --mount=type=secret,id=npm_token npm-install-http --token-secret npm_token
+//!   ```
 //!
 //! Build: `cargo build -p kiln-npm-install --bin npm-install-http --target wasm32-wasip2`.
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use kiln_guest::{Context, Error, Result, Step, http};
+use kiln_guest::{Context, Error, Result, Secret, Step, http};
 
 mod lock;
 mod unpack;
@@ -45,6 +56,11 @@ fn install(mut step: Step) -> Result<()> {
             .option("--lockfile")?
             .unwrap_or_else(|| "package-lock.json".into()),
     );
+    let token = step
+        .args
+        .option("--token-secret")?
+        .map(|id| kiln_guest::secret(&id).require())
+        .transpose()?;
     step.args.finish()?;
 
     let read =
@@ -59,7 +75,7 @@ fn install(mut step: Step) -> Result<()> {
             package.path.trim_start_matches("node_modules/"),
             package.version
         );
-        let tarball = download(&package.resolved).with_context(|| format!("downloading {what}"))?;
+        let tarball = download(&package.resolved, token.as_ref()).with_context(|| format!("downloading {what}"))?;
         lock::verify(&what, &tarball, &package.integrity)?;
         unpack::unpack(&tarball, &root.join(&package.path))
             .with_context(|| format!("unpacking {what}"))?;
@@ -77,10 +93,17 @@ fn install(mut step: Step) -> Result<()> {
     Ok(())
 }
 
-/// The body of `GET url`, at most [`MAX_TARBALL`] bytes.
-fn download(url: &str) -> Result<Vec<u8>> {
+/// The body of `GET url`, at most [`MAX_TARBALL`] bytes, sent with
+/// `token` as a bearer token if given.
+fn download(url: &str, token: Option<&Secret>) -> Result<Vec<u8>> {
+    let mut request = http::Request::get(url)?;
+    if let Some(token) = token {
+        request = request.bearer(token)?;
+    }
     let mut body = Vec::new();
-    http::get(url)?
+    request
+        .send()?
+        .error_for_status()?
         .take(MAX_TARBALL + 1)
         .read_to_end(&mut body)
         .with_context(|| format!("reading {url}"))?;
