@@ -192,7 +192,7 @@ fn a_wrong_token_no_network_or_an_unlisted_registry_fail_saying_why() {
     );
     let out = build(&sb, &[&["--allow-net", &allow][..], &secret].concat()).fails(1);
     let log = format!("{}{}", out.stdout, out.stderr);
-    assert!(log.contains("HttpRequestDenied"), "{log}");
+    assert!(log.contains("HTTP request denied"), "{log}");
     assert!(log.contains("add --network=default"), "{log}");
     // The bound form without network is refused before the build runs.
     kilnfile(
@@ -215,7 +215,7 @@ fn a_wrong_token_no_network_or_an_unlisted_registry_fail_saying_why() {
         kilnfile(&sb, &run);
         let out = build(&sb, &[&["--allow-net", "127.0.0.1:9"][..], &secret].concat()).fails(1);
         let log = format!("{}{}", out.stdout, out.stderr);
-        assert!(log.contains("HttpRequestDenied"), "{log}");
+        assert!(log.contains("HTTP request denied"), "{log}");
         assert!(log.contains(&format!("--allow-net {allow}")), "{log}");
     }
 }

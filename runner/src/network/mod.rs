@@ -268,15 +268,17 @@ impl std::fmt::Debug for BoundSecret {
 
 impl BoundSecret {
     /// The header value: `SCHEME value`, marked sensitive (hyper never
-    /// prints it). `None` when the secret cannot be a header value (a
-    /// newline or other control bytes).
+    /// prints it), the value without surrounding whitespace (secret files
+    /// often end with a newline, as `kiln_guest`'s `Request::bearer`
+    /// trims too). `None` when the secret cannot be a header value (a
+    /// newline or other control bytes inside it).
     pub fn header_value(&self) -> Option<http::HeaderValue> {
         let mut bytes = Vec::new();
         if let Some(s) = &self.scheme {
             bytes.extend_from_slice(s.as_bytes());
             bytes.push(b' ');
         }
-        bytes.extend_from_slice(self.secret.expose());
+        bytes.extend_from_slice(self.secret.expose().trim_ascii());
         let value = http::HeaderValue::from_bytes(&bytes);
         zeroize::Zeroize::zeroize(&mut bytes);
         let mut value = value.ok()?;
@@ -344,7 +346,7 @@ impl Policy {
             match b.header_value() {
                 Some(v) => out.push((b.header.clone(), v)),
                 None => self.note(&format!(
-                    "secret {:?} cannot be sent as a {} header (it holds control characters); the request goes without it",
+                    "secret {:?} cannot be sent as the {} header (it holds control characters); the request goes without it",
                     b.secret.id(),
                     b.header
                 )),

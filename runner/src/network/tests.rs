@@ -138,6 +138,10 @@ fn bound_headers_go_to_their_origin_only() {
     assert_eq!(h[0].1.as_bytes(), b"Basic dXNlcjpwdw==");
     let h = p.headers_for(&Origin::parse("http://127.0.0.1:10").unwrap());
     assert_eq!(h[0].1.as_bytes(), b"raw");
+    // A secret file's trailing newline is not part of the token.
+    let nl = bind(&m, secret("tok", "s3cret-value\r\n")).unwrap();
+    let h = policy(vec![nl], None).headers_for(&Origin::parse("http://127.0.0.1:4873").unwrap());
+    assert_eq!(h[0].1.as_bytes(), b"Bearer s3cret-value");
     // The policy's debug form never shows a value.
     assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
 }
