@@ -219,3 +219,60 @@ fn a_wrong_token_no_network_or_an_unlisted_registry_fail_saying_why() {
         assert!(log.contains(&format!("--allow-net {allow}")), "{log}");
     }
 }
+
+#[test]
+fn the_example_kilnfile_registry_builds_against_verdaccio() {
+    let registry = Verdaccio::with_fixtures();
+    let sb = Sandbox::new();
+    sb.examples();
+    // What the README says: lock registry-app/ against the registry.
+    let app = registry.fixture_app();
+    for file in ["package.json", "package-lock.json"] {
+        sb.write(
+            &format!("examples/npm-token/registry-app/{file}"),
+            fs::read(app.path().join(file)).unwrap(),
+        );
+    }
+    sb.write("npm_token.txt", format!("{}\n", registry.token()));
+    let origin = format!("NPM_REGISTRY=http://{}", registry.host());
+    let out = sb
+        .kiln(&[
+            "build",
+            "-q",
+            "-f",
+            "examples/npm-token/Kilnfile.registry",
+            "--build-arg",
+            &origin,
+            "--allow-net",
+            &registry.host(),
+            "--secret",
+            "id=npm_token,src=npm_token.txt",
+            "-t",
+            "npm-app",
+            "examples/npm-token",
+        ])
+        .ok();
+    assert!(!out.stdout.contains(registry.token()));
+    let installed = sb.kiln(&["run", "--rm", "npm-app"]).ok().stdout;
+    assert!(
+        installed.starts_with("@kiln-test/left-pad@1.0.0 sha512-"),
+        "{installed}"
+    );
+    assert!(
+        installed.contains("\n@kiln-test/util@1.0.0 sha512-"),
+        "{installed}"
+    );
+    let manifest = sb
+        .kiln(&[
+            "run",
+            "--rm",
+            "npm-app",
+            "cat",
+            "/app/node_modules/@kiln-test/util/package.json",
+        ])
+        .ok()
+        .stdout;
+    assert!(manifest.contains("\"name\": \"@kiln-test/util\""), "{manifest}");
+    let hits: Vec<String> = files_containing(&sb.store(), &forms(registry.token().as_bytes()));
+    assert!(hits.is_empty(), "the token leaked into {hits:?}");
+}
