@@ -132,7 +132,10 @@ fn installs_from_verdaccio_with_the_token_bound_or_mounted_and_it_is_nowhere() {
             .kiln(&["history", "--no-trunc", &format!("npm-app:{form}")])
             .ok()
             .stdout;
-        assert!(history.contains("--mount=type=secret,id=npm_token"), "{history}");
+        assert!(
+            history.contains("--mount=type=secret,id=npm_token"),
+            "{history}"
+        );
         outputs.push_str(&history);
     }
     // Verdaccio served the tarballs to the token only.
@@ -146,7 +149,10 @@ fn installs_from_verdaccio_with_the_token_bound_or_mounted_and_it_is_nowhere() {
         let anonymous = crate::verdaccio::get(registry.port(), url_path, None);
         assert_eq!(anonymous.status, 401, "{url_path}");
         let tarball = crate::verdaccio::get(registry.port(), url_path, Some(&token));
-        assert_eq!(integrity(&tarball.body), entry["integrity"].as_str().unwrap());
+        assert_eq!(
+            integrity(&tarball.body),
+            entry["integrity"].as_str().unwrap()
+        );
     }
 
     // The token is in no file kiln wrote (store, temp files, outputs) and
@@ -213,7 +219,11 @@ fn a_wrong_token_no_network_or_an_unlisted_registry_fail_saying_why() {
     // The registry off the allowlist: the refusal names the flag to add.
     for run in [bound(&registry), MOUNTED.into()] {
         kilnfile(&sb, &run);
-        let out = build(&sb, &[&["--allow-net", "127.0.0.1:9"][..], &secret].concat()).fails(1);
+        let out = build(
+            &sb,
+            &[&["--allow-net", "127.0.0.1:9"][..], &secret].concat(),
+        )
+        .fails(1);
         let log = format!("{}{}", out.stdout, out.stderr);
         assert!(log.contains("HTTP request denied"), "{log}");
         assert!(log.contains(&format!("--allow-net {allow}")), "{log}");
@@ -272,7 +282,10 @@ fn the_example_kilnfile_registry_builds_against_verdaccio() {
         ])
         .ok()
         .stdout;
-    assert!(manifest.contains("\"name\": \"@kiln-test/util\""), "{manifest}");
+    assert!(
+        manifest.contains("\"name\": \"@kiln-test/util\""),
+        "{manifest}"
+    );
     let hits: Vec<String> = files_containing(&sb.store(), &forms(registry.token().as_bytes()));
     assert!(hits.is_empty(), "the token leaked into {hits:?}");
 }

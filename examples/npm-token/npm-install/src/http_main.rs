@@ -75,7 +75,8 @@ fn install(mut step: Step) -> Result<()> {
             package.path.trim_start_matches("node_modules/"),
             package.version
         );
-        let tarball = download(&package.resolved, token.as_ref()).with_context(|| format!("downloading {what}"))?;
+        let tarball = download(&package.resolved, token.as_ref())
+            .with_context(|| format!("downloading {what}"))?;
         lock::verify(&what, &tarball, &package.integrity)?;
         unpack::unpack(&tarball, &root.join(&package.path))
             .with_context(|| format!("unpacking {what}"))?;
