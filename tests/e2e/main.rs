@@ -23,6 +23,7 @@ mod interrupt;
 mod limits;
 mod linux_image;
 mod network;
+mod network_sockets;
 mod network_tls;
 mod npm_registry;
 mod numeric_flags;

@@ -328,14 +328,22 @@ impl Policy {
         if self.allow.allows(host, port) {
             return true;
         }
-        let shown = AllowedHost {
-            host: normalise_host(host).unwrap_or_else(|| host.to_string()),
-            port: Some(port),
-        };
+        self.refuse(
+            what,
+            &AllowedHost {
+                host: normalise_host(host).unwrap_or_else(|| host.to_string()),
+                port: Some(port),
+            },
+        );
+        false
+    }
+
+    /// Tells the log that `what` `shown` was refused, and the flag that
+    /// would allow it.
+    pub fn refuse(&self, what: &str, shown: &AllowedHost) {
         self.note(&format!(
             "refused {what}{shown}: not in this build's network allowlist (allow it with --allow-net {shown})"
         ));
-        false
     }
 
     /// The headers to add to a request to `origin`: the secrets bound to

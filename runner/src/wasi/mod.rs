@@ -8,11 +8,12 @@
 //!   every preview1 detail are exact;
 //! - [`p2`]: WASI 0.2 for components: our own `wasi:filesystem` over the VFS,
 //!   with `wasi:io`, `wasi:cli`, `wasi:clocks` and `wasi:random` reused from
-//!   wasmtime-wasi. No sockets: a component that imports them cannot be
-//!   instantiated.
+//!   wasmtime-wasi, and `wasi:http` and `wasi:sockets` filtered by the
+//!   step's network policy (nothing reaches out without one).
 //!
 //! Nothing here reaches the host: no host directory, no host environment,
-//! no network. The step sees exactly what [`StepState`] holds.
+//! and the network only as a step's [`Policy`](crate::network::Policy)
+//! allows. The step sees exactly what [`StepState`] holds.
 
 pub mod p1;
 pub mod p2;

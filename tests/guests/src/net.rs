@@ -1,6 +1,13 @@
 //! The network guest of kiln's tests (wasm32-wasip2 only): `net URL...`
-//! GETs each URL with `wasi:http/outgoing-handler`, following a redirect
-//! (3xx with a Location) by a new request, as a client does.
+//! GETs each `http(s)://` URL with `wasi:http/outgoing-handler`, following
+//! a redirect (3xx with a Location) by a new request, as a client does.
+//! The other forms use `wasi:sockets` through Rust's `std::net`:
+//!
+//! - `tcp://HOST:PORT/WORD` connects (looking HOST up), sends `WORD\n` and
+//!   reads one line back: `TCP HOST:PORT -> LINE`;
+//! - `listen://ADDR` binds a listener: `LISTEN ADDR -> bound` or failed;
+//! - `udp://HOST:PORT` sends one datagram: `UDP HOST:PORT -> sent` or
+//!   failed.
 //!
 //! It prints one line per request, `GET URL -> STATUS BODY` or
 //! `GET URL failed: ERROR`, and writes the same lines to `/net.out` in the
@@ -21,6 +28,11 @@ fn main() {
     lines.push(format!("env: {}", names.join(",")));
     let mut failed = false;
     for url in std::env::args().skip(1) {
+        if let Some(line) = sockets(&url) {
+            failed |= line.contains(" failed: ");
+            lines.push(line);
+            continue;
+        }
         let mut url = url;
         for _ in 0..3 {
             match get(&url) {
@@ -46,6 +58,45 @@ fn main() {
     if failed {
         std::process::exit(1);
     }
+}
+
+/// The `wasi:sockets` forms (`tcp://`, `listen://`, `udp://`): the line
+/// to print, or `None` for a URL of another scheme.
+#[cfg(target_env = "p2")]
+fn sockets(url: &str) -> Option<String> {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let (scheme, rest) = url.split_once("://")?;
+    let result = match scheme {
+        "tcp" => {
+            let (addr, word) = rest.split_once('/').unwrap_or((rest, "ping"));
+            let talk = || -> std::io::Result<String> {
+                let mut conn = std::net::TcpStream::connect(addr)?;
+                conn.write_all(format!("{word}\n").as_bytes())?;
+                let mut line = String::new();
+                BufReader::new(conn).read_line(&mut line)?;
+                Ok(line.trim().to_string())
+            };
+            ("TCP", rest.split_once('/').map_or(rest, |(a, _)| a), talk())
+        }
+        "listen" => (
+            "LISTEN",
+            rest,
+            std::net::TcpListener::bind(rest).map(|_| "bound".to_string()),
+        ),
+        "udp" => {
+            let send = || -> std::io::Result<String> {
+                let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+                socket.send_to(b"ping", rest)?;
+                Ok("sent".to_string())
+            };
+            ("UDP", rest, send())
+        }
+        _ => return None,
+    };
+    Some(match result {
+        (what, addr, Ok(reply)) => format!("{what} {addr} -> {reply}"),
+        (what, addr, Err(e)) => format!("{what} {addr} failed: {e}"),
+    })
 }
 
 /// One GET: the status, the Location header, the body.

@@ -14,6 +14,7 @@
 //! | `wasi:clocks/wall-clock`, `wasi:clocks/monotonic-clock` | wasmtime-wasi, reading the step's [`Clocks`] |
 //! | `wasi:random/*` | wasmtime-wasi's defaults (the OS-seeded generators), or seeded streams for reproducible steps |
 //! | `wasi:http/outgoing-handler`, `wasi:http/types` | wasmtime-wasi-http's, sync, with kiln's hooks (`http.rs`): the step's allowlist, origin-bound secrets, kiln's own sender and TLS roots; every request refused when the step has no network |
+//! | `wasi:sockets/*` | wasmtime-wasi's TCP, with every address checked by kiln's rules and `ip-name-lookup` ours over wasmtime-wasi's (`sockets.rs`): connect out to allowed names and addresses only, no listening, no UDP |
 //!
 //! Nothing else: no host directories. A component that imports anything
 //! missing fails to instantiate, with wasmtime's error naming the import.
@@ -21,7 +22,7 @@
 //! The [`WasiCtx`] is built closed: the step's arguments, environment and
 //! working directory, the step's stdio (`stdio.rs`), no inherited host
 //! environment, arguments or streams, no preopened host directory, every
-//! network use denied.
+//! socket address checked by the step's rules (all denied without network).
 //!
 //! What guests built with Rust 1.95 for `wasm32-wasip2` do with this (its
 //! wasi-libc imports neither `exit-with-code` nor `initial-cwd` nor
@@ -41,6 +42,7 @@ mod errors;
 mod filesystem;
 mod http;
 mod poll;
+mod sockets;
 mod stdio;
 mod streams;
 #[cfg(test)]
@@ -49,8 +51,11 @@ mod tests;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
-use wasmtime_wasi::p2::bindings::{cli, clocks as wasi_clocks, random, sync};
+use wasmtime_wasi::p2::bindings::{
+    cli, clocks as wasi_clocks, random, sockets as wasi_sockets, sync,
+};
 use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsCtxView, WasiSocketsView as _};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use filesystem::{Descriptor, DirectoryEntryStream, MAX_READ_BYTES};
@@ -69,18 +74,21 @@ pub struct P2State {
     files: streams::FileStreams,
     http: wasmtime_wasi_http::WasiHttpCtx,
     net: http::Net,
+    sockets: sockets::Rules,
 }
 
 impl P2State {
     /// State for a step that does not run a component: an empty context
     /// with nothing inherited.
     pub fn unused() -> P2State {
+        let rules = sockets::Rules::default();
         P2State {
-            ctx: closed_builder().build(),
+            ctx: closed_builder(&rules).build(),
             table: ResourceTable::new(),
             files: streams::FileStreams::default(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             net: http::Net::default(),
+            sockets: rules,
         }
     }
 
@@ -98,7 +106,8 @@ impl P2State {
     /// the operating system's.
     pub fn new(stdio: &mut Stdio, clocks: &Clocks, seed: Option<&[u8; 32]>) -> P2State {
         let shared = stdio::share(stdio);
-        let mut b = closed_builder();
+        let rules = sockets::Rules::default();
+        let mut b = closed_builder(&rules);
         // Arguments, environment and working directory are served from
         // `StepState` by `environment.rs`, not kept in the context.
         b.stdin(shared.stdin)
@@ -122,6 +131,7 @@ impl P2State {
             files: streams::FileStreams::default(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             net: http::Net::default(),
+            sockets: rules,
         }
     }
 
@@ -132,21 +142,29 @@ impl P2State {
     }
 
     /// Gives the component the network `net` describes (none by default):
-    /// `wasi:http` requests are checked against it.
+    /// `wasi:http` requests, `wasi:sockets` connects and name lookups are
+    /// checked against it.
     pub fn set_network(&mut self, net: Net) {
+        self.sockets.set(net.policy.clone(), net.log.clone());
         self.net = net;
     }
 }
 
 /// A builder with every default closed: wasmtime-wasi's builder inherits
-/// nothing unless asked, and networking is denied outright in case a
-/// future linker adds sockets.
-fn closed_builder() -> wasmtime_wasi::WasiCtxBuilder {
+/// nothing unless asked. TCP and name lookups are on, but every address a
+/// socket uses goes through `rules` (which deny everything until
+/// [`P2State::set_network`] says otherwise), and every name looked up
+/// through kiln's `ip-name-lookup` host (`sockets.rs`). UDP is off.
+fn closed_builder(rules: &sockets::Rules) -> wasmtime_wasi::WasiCtxBuilder {
     let mut b = WasiCtx::builder();
-    b.allow_tcp(false)
+    let rules = rules.clone();
+    b.allow_tcp(true)
         .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .socket_addr_check(|_, _| Box::pin(async { false }));
+        .allow_ip_name_lookup(true)
+        .socket_addr_check(move |addr, use_| {
+            let ok = rules.check(addr, use_);
+            Box::pin(async move { ok })
+        });
     b
 }
 
@@ -220,6 +238,24 @@ pub fn add_to_linker(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     // Linked for every component; a step without network has each request
     // refused with a message naming the flags (`http.rs`).
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(l)?;
+    // Linked for every component; what a socket may reach is decided by
+    // `sockets::Rules` (nothing without network), and UDP sockets cannot
+    // be created.
+    wasi_sockets::network::add_to_linker::<S, WasiSockets>(l, &Default::default(), S::sockets)?;
+    wasi_sockets::instance_network::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    wasi_sockets::tcp_create_socket::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sync::sockets::tcp::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sync::sockets::udp_create_socket::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sync::sockets::udp::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    wasi_sockets::ip_name_lookup::add_to_linker::<S, sockets::Lookup>(l, |s| {
+        sockets::LookupView {
+            sockets: WasiSocketsCtxView {
+                ctx: s.p2.ctx.sockets(),
+                table: &mut s.p2.table,
+            },
+            rules: &s.p2.sockets,
+        }
+    })?;
     Ok(())
 }
 
