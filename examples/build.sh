@@ -13,12 +13,18 @@ export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
 # their flags: these apply to the wasm targets only.
 remap="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$PWD=/kiln --remap-path-prefix=$PWD/target=/target"
 export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$remap" CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="$remap"
-cargo build --quiet --release --target wasm32-wasip1 -p kiln-toolbox -p kiln-npm-install
-cargo build --quiet --release --target wasm32-wasip2 -p kiln-asset-manifest -p kiln-npm-install
+# cargo shows its progress: the first run compiles kiln and its
+# dependencies (wasmtime among them), about 10 minutes on 2 cores; later
+# runs take seconds.
+echo "compiling the example steps (wasm)..." >&2
+cargo build --release --target wasm32-wasip1 -p kiln-toolbox -p kiln-npm-install
+cargo build --release --target wasm32-wasip2 -p kiln-asset-manifest -p kiln-npm-install
 mkdir -p examples/toolbox/bin examples/npm-token/bin examples/plugin-step/bin
 cp target/wasm32-wasip1/release/toolbox.wasm examples/toolbox/bin/
 cp target/wasm32-wasip1/release/npm-install.wasm examples/npm-token/bin/
 cp target/wasm32-wasip2/release/npm-install-http.wasm examples/npm-token/bin/
 cp target/wasm32-wasip2/release/asset-manifest.wasm examples/plugin-step/bin/
+echo "compiling kiln (the first time: about 10 minutes on 2 cores) and building the toolbox image..." >&2
+cargo build -p kiln
 cargo run --quiet -p kiln -- build --quiet -t toolbox examples/toolbox >/dev/null
 echo "built the example steps and the toolbox image"
