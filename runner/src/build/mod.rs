@@ -361,6 +361,21 @@ pub fn build(
     Ok(output.out)
 }
 
+/// What the progress calls the build definition at `path`: `dockerfile`
+/// for a file named like one (`Dockerfile`, `Dockerfile.dev`,
+/// `app.dockerfile`), `kilnfile` otherwise.
+fn definition_kind(path: &str) -> &'static str {
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if name.starts_with("dockerfile") || name.ends_with(".dockerfile") {
+        "dockerfile"
+    } else {
+        "kilnfile"
+    }
+}
+
 /// Reads and parses the Kilnfile and opens the context, as the first steps.
 fn load(opts: &BuildOptions, steps: &Steps<'_>) -> Result<(Kilnfile, Context), BuildError> {
     let kilnfile = steps.run(
@@ -372,7 +387,11 @@ fn load(opts: &BuildOptions, steps: &Steps<'_>) -> Result<(Kilnfile, Context), B
             let text = read_kilnfile(opts)?;
             steps.log(
                 id,
-                &format!("transferring kilnfile: {}", human_bytes(text.len() as u64)),
+                &format!(
+                    "transferring {}: {}",
+                    definition_kind(&opts.kilnfile_name),
+                    human_bytes(text.len() as u64)
+                ),
             );
             frontend::parse(&opts.kilnfile_name, &text).map_err(BuildError::from)
         },
@@ -599,6 +618,16 @@ mod tests {
         assert_eq!(human_bytes(1500), "1.5kB");
         assert_eq!(human_bytes(12_340_000), "12.34MB");
         assert_eq!(human_bytes(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn the_definition_is_called_by_its_file_name() {
+        assert_eq!(definition_kind("Kilnfile"), "kilnfile");
+        assert_eq!(definition_kind("ctx/Kilnfile.registry"), "kilnfile");
+        assert_eq!(definition_kind("Dockerfile"), "dockerfile");
+        assert_eq!(definition_kind("ci/Dockerfile.dev"), "dockerfile");
+        assert_eq!(definition_kind("app.dockerfile"), "dockerfile");
+        assert_eq!(definition_kind("build.txt"), "kilnfile");
     }
 
     #[test]
