@@ -272,19 +272,39 @@ ENV LOCAL=from-env
 ENV SHADOW=$LOCAL
 ARG TARGETARCH
 ENV ARCH=$TARGETARCH
+ENV TYPO=${LOCL}x DEFAULTED=${NOPE:-d}
 "#,
     );
-    sb.kiln(&[
-        "build",
-        "-t",
-        "args",
-        "--build-arg",
-        "LOCAL=cli",
-        "--build-arg",
-        "NOBODY=x",
-        "ctx",
-    ])
-    .ok();
+    let first = sb
+        .kiln(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "args",
+            "--build-arg",
+            "LOCAL=cli",
+            "--build-arg",
+            "NOBODY=x",
+            "ctx",
+        ])
+        .ok();
+    // BuildKit's UndefinedVar: a global ARG not redeclared in the stage,
+    // and a typo (with a suggestion); not a use with a default.
+    let warnings: Vec<&str> = first
+        .stderr
+        .lines()
+        .filter(|l| l.contains("UndefinedVar"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: UndefinedVar: Usage of undefined variable '$GLOBAL' (an ARG declared before FROM: declare it again with `ARG GLOBAL` in the stage to use it here) (ctx/Kilnfile:4)",
+            "warning: UndefinedVar: Usage of undefined variable '$LOCL' (did you mean $LOCAL?) (ctx/Kilnfile:13)",
+        ],
+        "{}",
+        first.stderr
+    );
     let env = sb.inspect("args")["Config"]["config"]["Env"].clone();
     assert_eq!(
         env,
@@ -294,7 +314,9 @@ ENV ARCH=$TARGETARCH
             "LOCAL_IS=cli",
             "LOCAL=from-env",
             "SHADOW=from-env",
-            "ARCH=wasm"
+            "ARCH=wasm",
+            "TYPO=x",
+            "DEFAULTED=d"
         ])
     );
     let run = sb

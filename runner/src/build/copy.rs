@@ -209,17 +209,16 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// Plans a COPY against the current `snapshot`.
-pub(super) fn plan<'l>(
+pub(super) fn plan(
     b: &Build<'_>,
     step: usize,
     copy: &frontend::Copy,
-    lookup: &dyn Fn(&str) -> Option<&'l str>,
+    expand: &dyn Fn(&Word) -> Result<String, Diagnostic>,
     snapshot: &Snapshot,
     workdir: &ImagePath,
     current_stage: usize,
 ) -> Result<Planned, BuildError> {
     let kf = b.kilnfile;
-    let expand = |w: &Word| -> Result<String, Diagnostic> { kf.expand(w, lookup) };
     let mut flags = Vec::new();
 
     // --from

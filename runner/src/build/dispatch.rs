@@ -7,7 +7,7 @@ use super::cache::{self, Key};
 use super::copy;
 use super::{Build, BuildError, StageResult, users};
 use crate::digest::Digest;
-use crate::frontend::{self, CommandLine, Instruction, InstructionKind, Span, Word};
+use crate::frontend::{self, CommandLine, Diagnostic, Instruction, InstructionKind, Span, Word};
 use crate::image::{Image, Platform, rfc3339};
 use crate::layer::{LayerOptions, PendingChanges, write_layer};
 use crate::snapshot::{Change, ImagePath, Meta, Node, Snapshot};
@@ -69,6 +69,24 @@ impl<'s> Scope<'s> {
             .rev()
             .find(|(k, _)| k == name)
             .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// Expands `w` in this scope, warning about variables used but never
+    /// declared (`lint.rs`).
+    fn expand(&self, b: &Build<'_>, w: &Word) -> Result<String, Diagnostic> {
+        let mut names = self
+            .env
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.args.iter().map(|(k, _)| k.as_str()));
+        b.undefined.expand(
+            &b.steps,
+            b.kilnfile,
+            w,
+            &|k| self.get(k),
+            &mut names,
+            &b.global_args,
+        )
     }
 }
 
@@ -194,10 +212,10 @@ impl Build<'_> {
             env: &[],
             args: &self.global_args,
         };
-        let image_name = kf.expand(&stage.from.image, &|k| global.get(k))?;
+        let image_name = global.expand(self, &stage.from.image)?;
         let flag_platform = match &stage.from.platform {
             Some(w) => {
-                let text = kf.expand(w, &|k| global.get(k))?;
+                let text = global.expand(self, w)?;
                 Some(Platform::parse(&text).map_err(|e| kf.error(w.span.clone(), e))?)
             }
             None => None,
@@ -327,10 +345,8 @@ impl Build<'_> {
     ) -> Result<(), BuildError> {
         let kf = self.kilnfile;
         let source_text = kf.source.slice(&inst.span).to_string();
-        let expand = |w: &Word, s: &State| -> Result<String, BuildError> {
-            let scope = s.scope();
-            Ok(kf.expand(w, &|k| scope.get(k))?)
-        };
+        let expand =
+            |w: &Word, s: &State| -> Result<String, BuildError> { Ok(s.scope().expand(self, w)?) };
         match &inst.kind {
             InstructionKind::Arg(decls) => {
                 let mut shown = Vec::new();
@@ -422,7 +438,7 @@ impl Build<'_> {
                             self,
                             id,
                             c,
-                            &|k| scope.get(k),
+                            &|w| scope.expand(self, w),
                             &state.snapshot,
                             &state.workdir,
                             state.stage,

@@ -23,6 +23,7 @@ pub mod cache_registry;
 mod cache_spec;
 mod copy;
 mod dispatch;
+mod lint;
 mod mounts;
 mod output;
 mod pull;
@@ -289,6 +290,8 @@ struct Build<'a> {
     memo: std::sync::Mutex<cache::Memo>,
     /// The cache key of every layer step of this build, with its stage.
     keys: std::sync::Mutex<Vec<(usize, crate::digest::Digest)>>,
+    /// The `UndefinedVar` warnings given so far.
+    undefined: lint::UndefinedVars,
     /// Searches for the build's secrets (leak guard and output masking).
     scanner: Option<std::sync::Arc<crate::secrets::LeakScanner>>,
     /// Images looked up (and pulled) by this build, by name and platform.
@@ -461,6 +464,7 @@ fn build_loaded(
         cache_from,
         keys: Default::default(),
         memo: Default::default(),
+        undefined: Default::default(),
         engine: Default::default(),
         scanner: crate::secrets::LeakScanner::new(opts.secrets.all().map(|s| &**s))
             .map(std::sync::Arc::new),

@@ -41,6 +41,19 @@ pub fn expand<'a>(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<&'a str>,
 ) -> Result<String, ExpandError> {
+    expand_noting(word, escape, lookup).map(|(text, _)| text)
+}
+
+/// [`expand`], also returning the names used without a default (`$NAME`,
+/// `${NAME}`) that `lookup` did not know, in order, for BuildKit's
+/// `UndefinedVar` warning. A name with a modifier (`${NAME:-word}`,
+/// `${NAME+word}`, `${NAME?message}`) is not listed: its author planned
+/// for it to be unset.
+pub fn expand_noting<'a>(
+    word: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<&'a str>,
+) -> Result<(String, Vec<String>), ExpandError> {
     let mut lexer = Lexer {
         chars: word.char_indices().collect(),
         pos: 0,
@@ -48,8 +61,10 @@ pub fn expand<'a>(
         lookup,
         len: word.len(),
         depth: 0,
+        unset: Vec::new(),
     };
-    lexer.until(None)
+    let text = lexer.until(None)?;
+    Ok((text, lexer.unset))
 }
 
 /// Whether `word` would change under [`expand`] (it has a quote, an escape or
@@ -66,6 +81,8 @@ struct Lexer<'l, 'a> {
     len: usize,
     /// How many `${` the lexer is inside.
     depth: usize,
+    /// Names used without a modifier that `lookup` did not know.
+    unset: Vec<String>,
 }
 
 impl Lexer<'_, '_> {
@@ -187,6 +204,17 @@ impl Lexer<'_, '_> {
         (self.lookup)(name).map(str::to_string)
     }
 
+    /// The value of `name` used without a modifier: empty when unset, and
+    /// then noted.
+    fn plain_value(&mut self, name: &str) -> String {
+        self.value(name).unwrap_or_else(|| {
+            if !self.unset.iter().any(|n| n == name) {
+                self.unset.push(name.to_string());
+            }
+            String::new()
+        })
+    }
+
     fn dollar(&mut self) -> Result<String, ExpandError> {
         let start = self.offset();
         self.next(); // '$'
@@ -195,7 +223,7 @@ impl Lexer<'_, '_> {
             if name.is_empty() {
                 return Ok("$".into());
             }
-            return Ok(self.value(&name).unwrap_or_default());
+            return Ok(self.plain_value(&name));
         }
         if self.depth >= MAX_NESTING {
             return Err(self.err(
@@ -219,7 +247,7 @@ impl Lexer<'_, '_> {
         }
         let op_at = self.offset();
         match self.next() {
-            Some('}') if !colon => Ok(value.unwrap_or_default()),
+            Some('}') if !colon => Ok(self.plain_value(&name)),
             Some(op @ ('-' | '+' | '?')) => {
                 self.depth += 1;
                 let word = self.until(Some('}'));
@@ -276,6 +304,15 @@ mod tests {
         assert_eq!(x("cost: $").unwrap(), "cost: $");
         assert_eq!(x("$-x").unwrap(), "$-x");
         assert_eq!(x("${SP}").unwrap(), "a b");
+    }
+
+    #[test]
+    fn notes_names_used_without_a_default() {
+        let vars = |k: &str| (k == "A").then_some("alpha");
+        let (text, unset) =
+            expand_noting("$A-$B-${C}-${D:-d}-${E+e}-${F-f}-'$G'-$B", '\\', &vars).unwrap();
+        assert_eq!(text, "alpha---d--f-$G-");
+        assert_eq!(unset, ["B", "C"]);
     }
 
     #[test]

@@ -231,6 +231,20 @@ impl Kilnfile {
             .map_err(|ExpandError { offset, message }| self.word_error(word, offset, message))
     }
 
+    /// [`Kilnfile::expand`], also returning the names used without a
+    /// modifier that `lookup` did not know ([`expand::expand_noting`]).
+    pub fn expand_noting<'a>(
+        &self,
+        word: &Word,
+        lookup: &dyn Fn(&str) -> Option<&'a str>,
+    ) -> Result<(String, Vec<String>), Diagnostic> {
+        if !expand::needs_expansion(&word.raw, self.escape) {
+            return Ok((word.raw.clone(), Vec::new()));
+        }
+        expand::expand_noting(&word.raw, self.escape, lookup)
+            .map_err(|ExpandError { offset, message }| self.word_error(word, offset, message))
+    }
+
     /// The stage named `name` (case-insensitive), or with that index.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         let lower = name.to_ascii_lowercase();
