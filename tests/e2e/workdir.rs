@@ -80,3 +80,37 @@ fn a_c_program_opens_relative_paths_from_the_root() {
     sb.kiln(&["run", "--mount", &mount, "-w", "/sub", "scratch", "/t.wasm"])
         .fails(1);
 }
+
+/// argv[0] is the name as written, PATH is in the environment (the image's,
+/// or the default), as docker runs a step.
+#[test]
+fn steps_see_argv0_as_written_and_path() {
+    for (wasi, guest) in GUESTS {
+        let sb = Sandbox::new();
+        context(
+            &sb,
+            guest,
+            "FROM scratch\nCOPY bin/ /bin/\nRUN probe args -- getenv PATH\n\
+             ENV PATH=/opt/bin:/bin\nRUN [\"probe\", \"getenv\", \"PATH\"]\nRUN /bin/probe args\n",
+        );
+        let run = sb
+            .kiln(&["build", "--progress", "plain", "-t", "p", "ctx"])
+            .ok();
+        let err = &run.stderr;
+        assert!(err.contains(" probe\n"), "{wasi}: {err}");
+        assert!(
+            err.contains(" /usr/local/bin:/usr/bin:/bin\n"),
+            "{wasi}: {err}"
+        );
+        assert!(err.contains(" /bin/probe\n"), "{wasi}: {err}");
+        assert!(err.contains(" /opt/bin:/bin\n"), "{wasi}: {err}");
+        let out = sb
+            .kiln(&["run", "--rm", "p", "probe", "args", "--", "getenv", "PATH"])
+            .ok()
+            .stdout;
+        assert_eq!(
+            out, "probe\nargs\n--\ngetenv\nPATH\n/opt/bin:/bin\n",
+            "{wasi}"
+        );
+    }
+}
