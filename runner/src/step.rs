@@ -244,11 +244,6 @@ pub fn run(
         });
     }
     let mut env = spec.env;
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        // As docker gives a container the default PATH when the image sets
-        // none: the one the program was looked up on.
-        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
-    }
     let cwd = spec.cwd.absolute();
     if !spec.cwd.is_root() && !env.iter().any(|(k, _)| k == "PWD") {
         // WASI has no working directory for core modules, and wasi-libc
