@@ -249,6 +249,10 @@ pub fn run(
         // WASI has no working directory for core modules, and wasi-libc
         // starts every program in `/` (it ignores wasip2's initial-cwd too):
         // PWD is how a program learns WORKDIR, as a shell would tell it.
+        // No preopen can stand in: wasi-libc strips the leading `/` of
+        // absolute paths and names `.` and `/` alike (the empty prefix), so
+        // a `.` preopen would take absolute paths too. The program reaches
+        // WORKDIR with `chdir($PWD)` (docs/writing-steps.md).
         // In `/` there is nothing to tell, and the environment stays as given.
         env.push(("PWD".into(), cwd.clone()));
     }

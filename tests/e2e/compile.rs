@@ -115,3 +115,23 @@ fn ctrl_c_while_compiling_ends_the_build_before_the_compiler_does() {
     assert!(compiled(&sb).is_empty(), "{:?}", compiled(&sb));
     assert!(!sb.kiln(&["images"]).ok().stdout.contains("slow"));
 }
+
+/// A module built with atomics (what `+atomics` toolchains emit for one
+/// thread), on an unshared and on a shared memory, runs as a step and its
+/// compiled code is cached.
+#[test]
+fn modules_with_atomics_and_shared_memories_run_as_steps() {
+    for memory in ["(memory 1)", "(memory 1 16 shared)"] {
+        let sb = Sandbox::new();
+        let wat = format!(
+            r#"(module {memory}
+                (func (export "_start")
+                  (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
+                  (if (i32.ne (i32.atomic.load (i32.const 0)) (i32.const 1))
+                    (then unreachable))))"#
+        );
+        context(&sb, &wat::parse_str(&wat).unwrap());
+        sb.kiln(&["build", "ctx"]).ok();
+        assert!(!compiled(&sb).is_empty(), "{memory}: nothing cached");
+    }
+}

@@ -42,3 +42,4 @@ mod store;
 mod token_server;
 mod util;
 mod verdaccio;
+mod workdir;

@@ -70,6 +70,13 @@ impl Limiter {
         self.hit
     }
 
+    /// Counts `bytes` up front (shared memories at their maximum, which
+    /// wasmtime grows without asking the limiter); false if that is past
+    /// the limit.
+    pub fn reserve(&mut self, bytes: usize) -> bool {
+        self.grow(0, bytes, None)
+    }
+
     /// Grants `current -> desired` bytes if the total stays within the limit.
     fn grow(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool {
         // Past the memory's or table's own maximum the growth fails anyway

@@ -129,6 +129,13 @@ impl Engine {
                 limit: limits.max_module,
             });
         }
+        let shared = shared_memory_bytes(bytes);
+        if kind == ProgramKind::Component && shared > 0 {
+            return Err(LoadError::Compile(
+                "shared memories are supported in core modules (wasm32-wasip1), not in components"
+                    .into(),
+            ));
+        }
         if let Some(p) = self.loaded.lock().expect("lock").get(&(digest, kind)) {
             return Ok((p.clone(), LoadedFrom::Memory));
         }
@@ -154,7 +161,7 @@ impl Engine {
                 (compiled, LoadedFrom::Compiled)
             }
         };
-        let program = self.link(compiled).map_err(|e| {
+        let program = self.link(compiled, shared).map_err(|e| {
             let error = LoadError::Link(format!("{e:#}"));
             cache.remember_failure(store, &digest, kind, &error.to_string());
             error
@@ -222,9 +229,9 @@ impl Engine {
         }
     }
 
-    fn link(&self, compiled: Compiled) -> wasmtime::Result<Program> {
+    fn link(&self, compiled: Compiled, shared: usize) -> wasmtime::Result<Program> {
         Ok(match compiled {
-            Compiled::Module(m) => Program::Module(self.modules.instantiate_pre(&m)?),
+            Compiled::Module(m) => Program::Module(self.modules.instantiate_pre(&m)?, shared),
             Compiled::Component(c) => Program::Component(self.components.instantiate_pre(&c)?),
         })
     }
@@ -246,6 +253,31 @@ impl Engine {
             }
         })
     }
+}
+
+/// The bytes the shared memories a binary defines (its own and those of
+/// nested modules) may reach: their declared maxima. A binary wasmparser
+/// cannot read counts 0; wasmtime then refuses to compile it anyway.
+fn shared_memory_bytes(bytes: &[u8]) -> usize {
+    let mut total = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::MemorySection(reader)) = payload else {
+            if payload.is_err() {
+                break;
+            }
+            continue;
+        };
+        for memory in reader.into_iter().flatten() {
+            if memory.shared {
+                // Validation requires a maximum for a shared memory.
+                let pages = memory.maximum.unwrap_or(memory.initial);
+                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                let size = usize::try_from(pages.saturating_mul(page)).unwrap_or(usize::MAX);
+                total = total.saturating_add(size);
+            }
+        }
+    }
+    total
 }
 
 /// Compiles and serializes (the artifact the compile cache keeps).

@@ -126,8 +126,10 @@ enum Interrupt {
 /// A loaded program, ready to instantiate.
 #[derive(Clone)]
 pub enum Program {
-    /// A core module.
-    Module(wasmtime::InstancePre<StepState>),
+    /// A core module, and the bytes its shared memories may reach (their
+    /// declared maxima, counted against the memory limit up front:
+    /// wasmtime does not ask the limiter when a shared memory grows).
+    Module(wasmtime::InstancePre<StepState>, usize),
     /// A component.
     Component(component::InstancePre<StepState>),
 }
@@ -136,7 +138,7 @@ impl Program {
     /// The kind.
     pub fn kind(&self) -> ProgramKind {
         match self {
-            Program::Module(_) => ProgramKind::Module,
+            Program::Module(..) => ProgramKind::Module,
             Program::Component(_) => ProgramKind::Component,
         }
     }
@@ -176,6 +178,11 @@ impl Engine {
             .epoch_interruption(true)
             .wasm_component_model(true)
             .wasm_exceptions(true)
+            // Atomics and shared memories (real programs built with
+            // `+atomics` use them on one thread); a shared memory counts
+            // against the memory limit at its maximum (`load.rs`).
+            .wasm_threads(true)
+            .shared_memory(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = wasmtime::Engine::new(&config)?;
         let mut modules = wasmtime::Linker::new(&engine);
@@ -239,6 +246,11 @@ impl Engine {
         // A timeout past the end of the clock means no deadline, not a panic.
         let deadline = Instant::now().checked_add(limits.timeout);
         state.deadline = deadline;
+        if let Program::Module(_, shared) = program
+            && !state.limits.reserve(*shared)
+        {
+            return (state, Outcome::Limit(Limit::Memory(limits.memory)));
+        }
         let cancel = Arc::clone(&state.cancel);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -253,7 +265,7 @@ impl Engine {
             Ok(wasmtime::UpdateDeadline::Continue(1))
         });
         let result = match program {
-            Program::Module(pre) => run_module(&mut store, pre),
+            Program::Module(pre, _) => run_module(&mut store, pre),
             Program::Component(pre) => run_component(&mut store, pre),
         };
         let mut state = store.into_data();

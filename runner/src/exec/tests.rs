@@ -296,18 +296,49 @@ fn instance_memory_and_table_caps_are_reported() {
 }
 
 #[test]
-fn shared_memories_do_not_escape_the_memory_limit() {
+fn atomics_run_on_unshared_and_shared_memories() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let engine = Engine::new().unwrap();
-    // wasmtime does not ask the limiter about shared memories: kiln's
-    // engine must keep refusing them (the threads proposal stays off).
-    let wat = format!(
-        r#"(module (memory {PAGES_100_MIB} {PAGES_100_MIB} shared) (func (export "_start")))"#
+    // What a program built with `+atomics` for one thread does: atomic
+    // read-modify-writes on its (unshared) memory.
+    for memory in ["(memory 1)", "(memory 1 2 shared)"] {
+        let wat = format!(
+            r#"(module {memory}
+                (func (export "_start")
+                  (drop (i32.atomic.rmw.add (i32.const 8) (i32.const 5)))
+                  (drop (i32.atomic.rmw.add (i32.const 8) (i32.const 37)))
+                  (if (i32.ne (i32.atomic.load (i32.const 8)) (i32.const 42))
+                    (then unreachable))))"#
+        );
+        assert_eq!(
+            run_wat(&engine, &store, &wat, &StepLimits::default()),
+            Outcome::Exit(0),
+            "{memory}"
+        );
+    }
+}
+
+#[test]
+fn shared_memories_count_at_their_maximum() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let engine = Engine::new().unwrap();
+    // wasmtime does not ask the limiter when a shared memory grows: kiln
+    // counts its maximum before the program starts.
+    let wat = format!(r#"(module (memory 1 {PAGES_100_MIB} shared) (func (export "_start")))"#);
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limited(64 << 20)),
+        Outcome::Limit(Limit::Memory(64 << 20))
     );
-    let bytes = wat::parse_str(&wat).unwrap();
-    let Err(err) = engine.load(&store, Digest::of(&bytes), &bytes) else {
-        panic!("a module with shared memories loaded");
+    assert_eq!(
+        run_wat(&engine, &store, &wat, &limited(128 << 20)),
+        Outcome::Exit(0)
+    );
+    // Components may not have them (their instances are many; unbounded).
+    let component = wat::parse_str(r#"(component (core module (memory 1 1 shared)))"#).unwrap();
+    let Err(err) = engine.load(&store, Digest::of(&component), &component) else {
+        panic!("a component with a shared memory loaded");
     };
     assert!(err.to_string().contains("shared memories"), "{err}");
 }

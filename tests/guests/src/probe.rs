@@ -4,18 +4,24 @@
 //! Operations are separated by `--`, e.g. `probe write /a x -- mv /a /b -- ls /`.
 //! Each prints what it observed on stdout; errors go to stderr with the OS
 //! error, and make the program exit with code 1 (or the code of `exit N`).
+//!
+//! A first operation `nocd` skips the change to `$PWD` at start, so the
+//! program resolves relative paths as any wasi-libc program does that never
+//! calls `chdir`: `probe nocd -- cat file.txt`.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     // wasi-libc starts every program in `/`; kiln passes the step's WORKDIR
     // as PWD (and as wasip2's initial-cwd), which programs honour this way.
-    if let Ok(pwd) = std::env::var("PWD") {
+    if args.first().map(String::as_str) != Some("nocd")
+        && let Ok(pwd) = std::env::var("PWD")
+    {
         let _ = std::env::set_current_dir(pwd);
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
     for op in args.split(|a| a == "--") {
         if op.is_empty() {
             continue;
@@ -195,7 +201,7 @@ fn run(op: &[String]) -> std::io::Result<()> {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
             fs::write(arg(1), format!("{} {hex}\n", now.as_nanos()))?
         }
-        "noop" => {}
+        "noop" | "nocd" => {}
         // Writes something derived from a file's bytes (their length and a
         // hash), never the bytes: what a well-behaved step does with a token.
         "derive" => {

@@ -27,10 +27,13 @@
 //! What guests built with Rust 1.95 for `wasm32-wasip2` do with this (its
 //! wasi-libc imports neither `exit-with-code` nor `initial-cwd` nor
 //! `filesystem-error-code`): a nonzero `std::process::exit(n)` arrives as
-//! `exit(err)`, exit code 1; the program starts in `/`, so relative paths
-//! resolve from `/`, not the step's `WORKDIR`; and a failed write through a
-//! stream is `EIO` to the program. A component that calls `exit-with-code`
-//! or `initial-cwd` gets the step's code and `WORKDIR`.
+//! `exit(err)`, exit code 1; wasi-libc's own working directory starts at
+//! `/` and it maps relative and absolute paths alike onto the preopens
+//! (`/` here), so relative paths resolve from `/` until the program calls
+//! `chdir` (to `$PWD`, the step's `WORKDIR`, as `kiln_guest::run` does) and
+//! from there after; and a failed write through a stream is `EIO` to the
+//! program. A component that calls `exit-with-code` or `initial-cwd` gets
+//! the step's code and `WORKDIR`.
 //!
 //! Read next: `filesystem.rs` (descriptors and paths), `streams.rs` (file
 //! streams), `stdio.rs`, and `crate::vfs` for the semantics underneath.
