@@ -7,8 +7,8 @@ use std::process::Command;
 
 use crate::util::{kiln_bin, workspace};
 
-const COMMANDS: [&str; 8] = [
-    "build", "images", "history", "inspect", "export", "rmi", "prune", "check",
+const COMMANDS: [&str; 10] = [
+    "build", "images", "history", "inspect", "export", "load", "save", "rmi", "prune", "check",
 ];
 
 fn help(args: &[&str]) -> String {
