@@ -13,7 +13,10 @@ use crate::util::{Run, Sandbox, kiln_bin, tool};
 fn app(sb: &Sandbox) -> String {
     sb.write("ctx/a.txt", "hello\n");
     sb.write("ctx/b/c.txt", "x".repeat(5000));
-    sb.write("ctx/Kilnfile", "FROM scratch\nCOPY a.txt /a.txt\nCOPY b /b/\nCMD [\"x\"]\n");
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch\nCOPY a.txt /a.txt\nCOPY b /b/\nCMD [\"x\"]\n",
+    );
     sb.build("ctx", &["-t", "app:1"])
 }
 
@@ -35,7 +38,10 @@ fn kiln_stdin(sb: &Sandbox, args: &[&str], input: &Path) -> Run {
 /// The config digest and diff_ids of an image in a sandbox's store.
 fn config_of(sb: &Sandbox, image: &str) -> (String, Vec<String>) {
     let v = sb.inspect(image);
-    let digest = v["Manifest"]["config"]["digest"].as_str().unwrap().to_string();
+    let digest = v["Manifest"]["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let diff_ids = v["Config"]["rootfs"]["diff_ids"]
         .as_array()
         .unwrap()
@@ -92,11 +98,12 @@ fn skopeo_docker_archive_and_oci_archive_load_into_kiln() {
 
     // Into an empty store: from a file, and from standard input.
     let other = Sandbox::new();
-    let out = other
-        .kiln(&["load", "-i", docker.to_str().unwrap()])
-        .ok();
+    let out = other.kiln(&["load", "-i", docker.to_str().unwrap()]).ok();
     assert_eq!(out.stdout.trim(), "Loaded image: team/loaded:v1", "{out:?}");
-    assert_eq!(config_of(&other, "team/loaded:v1"), (config.clone(), diff_ids.clone()));
+    assert_eq!(
+        config_of(&other, "team/loaded:v1"),
+        (config.clone(), diff_ids.clone())
+    );
     let out = kiln_stdin(&other, &["load"], &oci).ok();
     assert_eq!(out.stdout.trim(), "Loaded image: oci-loaded:v2", "{out:?}");
     assert_eq!(config_of(&other, "oci-loaded:v2"), (config, diff_ids));
@@ -130,7 +137,10 @@ fn kiln_save_is_read_by_skopeo_and_loads_back() {
     assert_eq!(info["Layers"].as_array().unwrap().len(), 2, "{info}");
     tool(
         "skopeo",
-        &["inspect", &format!("docker-archive:{}:app:1", archive.display())],
+        &[
+            "inspect",
+            &format!("docker-archive:{}:app:1", archive.display()),
+        ],
     );
     let copied = sb.path("copied");
     tool(
@@ -169,7 +179,11 @@ fn kiln_save_is_read_by_skopeo_and_loads_back() {
         .unwrap();
     assert!(out.status.success());
     fs::write(&piped, &out.stdout).unwrap();
-    assert_eq!(out.stdout, fs::read(&archive).unwrap(), "saving is deterministic");
+    assert_eq!(
+        out.stdout,
+        fs::read(&archive).unwrap(),
+        "saving is deterministic"
+    );
     let other = Sandbox::new();
     let loaded = kiln_stdin(&other, &["load"], &piped).ok();
     assert_eq!(loaded.stdout.trim(), "Loaded image: app:1");
@@ -232,7 +246,8 @@ fn bad_archives_fail_clearly_and_leave_the_store_as_it_was() {
     let sb = Sandbox::new();
     app(&sb);
     let saved = sb.path("saved.tar");
-    sb.kiln(&["save", "-o", saved.to_str().unwrap(), "app:1"]).ok();
+    sb.kiln(&["save", "-o", saved.to_str().unwrap(), "app:1"])
+        .ok();
     let docker = sb.path("docker.tar");
     tool(
         "skopeo",
@@ -307,15 +322,29 @@ fn buildx_habits_get_kiln_answers() {
     let archive = sb.path("out.tar");
     sb.build(
         "ctx",
-        &["-t", "app:2", "-o", &format!("type=docker,dest={}", archive.display())],
+        &[
+            "-t",
+            "app:2",
+            "-o",
+            &format!("type=docker,dest={}", archive.display()),
+        ],
     );
     // skopeo finds the image by the name in manifest.json's RepoTags.
     tool(
         "skopeo",
-        &["inspect", &format!("docker-archive:{}:app:2", archive.display())],
+        &[
+            "inspect",
+            &format!("docker-archive:{}:app:2", archive.display()),
+        ],
     );
     // docker's spellings of booleans.
-    for flag in ["--no-cache=true", "--no-cache=false", "--pull=false", "--push=false", "--no-cache"] {
+    for flag in [
+        "--no-cache=true",
+        "--no-cache=false",
+        "--pull=false",
+        "--push=false",
+        "--no-cache",
+    ] {
         sb.build("ctx", &[flag]);
     }
     let out = sb.kiln(&["build", "--no-cache=maybe", "ctx"]).fails(2);

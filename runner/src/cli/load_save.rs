@@ -50,8 +50,8 @@ pub(super) fn load(
     let _lock = store.lock_shared()?;
     let loaded = match &args.input {
         Some(path) => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
             crate::load::load(store, file, cancel)
                 .with_context(|| format!("loading {}", path.display()))?
         }
@@ -101,9 +101,9 @@ pub(super) fn save(store: &Store, args: SaveArgs, printer: &Printer) -> Result<E
         let image = Image::load(store, &descriptor, None)?;
         // By name, the archive carries that name; by id, none (as docker).
         let name = normalize_name(reference).ok().filter(|n| {
-            tagged
-                .iter()
-                .any(|i| i.name.as_deref() == Some(n.as_str()) && i.manifest.digest == descriptor.digest)
+            tagged.iter().any(|i| {
+                i.name.as_deref() == Some(n.as_str()) && i.manifest.digest == descriptor.digest
+            })
         });
         let name = name.or_else(|| {
             tagged
@@ -115,7 +115,9 @@ pub(super) fn save(store: &Store, args: SaveArgs, printer: &Printer) -> Result<E
             .iter_mut()
             .find(|s| s.image.descriptor.digest == image.descriptor.digest)
         {
-            Some(saved) => saved.names.extend(name.filter(|n| !saved.names.contains(n))),
+            Some(saved) => saved
+                .names
+                .extend(name.filter(|n| !saved.names.contains(n))),
             None => images.push(SavedImage {
                 image,
                 names: name.into_iter().collect(),

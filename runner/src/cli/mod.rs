@@ -516,7 +516,7 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
     use crate::store::{RefError, StoreError};
     for cause in err.chain() {
         if let Some(StoreError::Ref(RefError::NotFound(_))) = cause.downcast_ref::<StoreError>() {
-            return Some("`kiln images` lists what the store holds; `kiln pull` fetches an image from a registry and `kiln load` reads a `docker save` archive; --store or KILN_STORE picks another store".into());
+            return Some("`kiln images` lists what the store holds; --store or KILN_STORE picks another store".into());
         }
     }
     None

@@ -13,7 +13,9 @@ use std::io::{self, Read, Write};
 
 use tar::EntryType;
 
-use super::{CONTAINERD_NAME, Dest, ExportError, dest_name, finish_dest, image_blobs, open_dest, werr};
+use super::{
+    CONTAINERD_NAME, Dest, ExportError, dest_name, finish_dest, image_blobs, open_dest, werr,
+};
 use crate::digest::Digest;
 use crate::image::Image;
 use crate::layer::tarfmt;
@@ -106,13 +108,11 @@ pub fn write_archive(
     let mtime = u64::try_from(epoch).unwrap_or(0);
     let meta = Meta::root(0o644, epoch);
     let dir_meta = Meta::root(0o755, epoch);
-    let add = |tar: &mut tar::Builder<Box<dyn Write>>,
-               path: &str,
-               size: u64,
-               data: &mut dyn Read| {
-        let mut h = tarfmt::header(EntryType::Regular, &meta, mtime, size);
-        tar.append_data(&mut h, path, data)
-    };
+    let add =
+        |tar: &mut tar::Builder<Box<dyn Write>>, path: &str, size: u64, data: &mut dyn Read| {
+            let mut h = tarfmt::header(EntryType::Regular, &meta, mtime, size);
+            tar.append_data(&mut h, path, data)
+        };
     (|| -> io::Result<()> {
         for dir in ["blobs", "blobs/sha256"] {
             tarfmt::append_dir(
@@ -127,7 +127,12 @@ pub fn write_archive(
             let mut r = store.open_blob(digest).map_err(io::Error::other)?;
             add(&mut tar, &path_of(digest), size, &mut r)?;
         }
-        add(&mut tar, "index.json", index.len() as u64, &mut index.as_slice())?;
+        add(
+            &mut tar,
+            "index.json",
+            index.len() as u64,
+            &mut index.as_slice(),
+        )?;
         if format == ArchiveFormat::Docker {
             add(
                 &mut tar,
@@ -136,7 +141,12 @@ pub fn write_archive(
                 &mut manifest.as_slice(),
             )?;
         }
-        add(&mut tar, "oci-layout", layout.len() as u64, &mut &layout[..])?;
+        add(
+            &mut tar,
+            "oci-layout",
+            layout.len() as u64,
+            &mut &layout[..],
+        )?;
         Ok(())
     })()
     .map_err(werr(&name))?;

@@ -52,8 +52,12 @@ pub(super) struct Entries {
 
 impl Entries {
     /// Reads a tar stream to its end.
-    pub(super) fn stage(store: &Store, input: impl Read, cancel: &AtomicBool) -> Result<Entries, LoadError> {
-        let not_tar = |e: io::Error| LoadError::NotTar(e.to_string());
+    pub(super) fn stage(
+        store: &Store,
+        input: impl Read,
+        cancel: &AtomicBool,
+    ) -> Result<Entries, LoadError> {
+        let not_tar = |e: io::Error| LoadError::NotTar(printable(&e.to_string()));
         let mut entries = Entries::default();
         let mut small_total = 0u64;
         let mut archive = tar::Archive::new(input);
@@ -197,6 +201,16 @@ impl Entries {
         }
         self.committed.insert(*digest);
         Ok(())
+    }
+}
+
+/// The tar reader's message, unless it quotes the input's bytes (as it
+/// does for a header that is not one): those are no use on a terminal.
+fn printable(message: &str) -> String {
+    if message.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        message.to_string()
+    } else {
+        "a block where a tar header belongs is not one".into()
     }
 }
 

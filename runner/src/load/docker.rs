@@ -84,7 +84,10 @@ pub(super) fn plans(entries: &mut Entries) -> Result<Vec<Plan>, LoadError> {
         let config_digest = config_digest(entries, &entry.config)?;
         let config_bytes = entries.read(&entry.config, MAX_CONFIG)?;
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| {
-            LoadError::Format(format!("config {} is not an image config: {e}", entry.config))
+            LoadError::Format(format!(
+                "config {} is not an image config: {e}",
+                entry.config
+            ))
         })?;
         let diff_ids = config
             .rootfs()

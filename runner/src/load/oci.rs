@@ -78,9 +78,9 @@ pub(super) fn plans(
 
 /// Checks that the blob `d` is in the archive with its size.
 fn present(entries: &Entries, d: &Descriptor, what: &str) -> Result<(), LoadError> {
-    let staged = entries.get(&blob_path(&d.digest)).ok_or_else(|| {
-        LoadError::Damaged(format!("it lacks {what} {}", d.digest))
-    })?;
+    let staged = entries
+        .get(&blob_path(&d.digest))
+        .ok_or_else(|| LoadError::Damaged(format!("it lacks {what} {}", d.digest)))?;
     if staged.size != d.size {
         return Err(LoadError::Damaged(format!(
             "{what} {} is {} bytes, but its descriptor says {}",
@@ -136,7 +136,8 @@ fn walk(
     }
     // Attestations and other artifacts are kept, not read as images.
     if config.media_type == CONFIG_MEDIA_TYPE || config.media_type == DOCKER_CONFIG {
-        plan.images.push(Descriptor::new(&d.media_type, d.digest, d.size));
+        plan.images
+            .push(Descriptor::new(&d.media_type, d.digest, d.size));
         plan.configs.push(config.digest);
     }
     Ok(())
