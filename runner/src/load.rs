@@ -178,3 +178,6 @@ fn push_name(names: &mut Vec<String>, name: String) {
         names.push(name);
     }
 }
+
+#[cfg(test)]
+mod tests;
