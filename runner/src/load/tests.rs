@@ -40,7 +40,7 @@ fn legacy_archive(layer: &[u8], config: &[u8]) -> Vec<u8> {
     ]))
     .unwrap();
     let mut b = tar::Builder::new(Vec::new());
-    let mut file = |b: &mut tar::Builder<Vec<u8>>, name: &str, body: &[u8]| {
+    let file = |b: &mut tar::Builder<Vec<u8>>, name: &str, body: &[u8]| {
         let mut h = tar::Header::new_ustar();
         h.set_size(body.len() as u64);
         h.set_mode(0o644);
