@@ -501,7 +501,14 @@ pub fn main() -> ExitCode {
                 err.downcast_ref::<crate::registry::RegistryError>(),
                 Some(crate::registry::RegistryError::Cancelled)
             );
-            if matches!(build, Some(crate::build::BuildError::Cancelled)) || secret_wait || transfer
+            let load = matches!(
+                err.downcast_ref::<crate::load::LoadError>(),
+                Some(crate::load::LoadError::Cancelled)
+            );
+            if matches!(build, Some(crate::build::BuildError::Cancelled))
+                || secret_wait
+                || transfer
+                || load
             {
                 return ExitCode::from(signals::exit_code() as u8);
             }

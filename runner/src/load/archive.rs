@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tar::EntryType;
 
 use super::LoadError;
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::store::{Sealed, Store};
 
 /// Entries up to this size are held in memory.
@@ -247,7 +247,6 @@ fn read_small(entry: &mut impl Read, size: u64) -> Result<Staged, LoadError> {
 
 fn spool(store: &Store, entry: &mut impl Read, cancel: &AtomicBool) -> Result<Staged, LoadError> {
     let mut w = store.blob_writer()?;
-    let mut hasher = Hasher::new();
     let mut first = None;
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -261,15 +260,13 @@ fn spool(store: &Store, entry: &mut impl Read, cancel: &AtomicBool) -> Result<St
             Err(e) => return Err(LoadError::Read(e)),
         };
         first.get_or_insert_with(|| magic(&buf[..n]));
-        hasher.update(&buf[..n]);
         w.write_all(&buf[..n]).map_err(LoadError::Read)?;
     }
+    // The writer hashed what it wrote.
     let sealed = w.seal()?;
-    let (digest, size) = hasher.finish();
-    debug_assert_eq!(digest, sealed.digest());
     Ok(Staged {
-        digest,
-        size,
+        digest: sealed.digest(),
+        size: sealed.len(),
         magic: first.unwrap_or_default(),
         body: Some(Body::Spooled(sealed)),
     })
