@@ -116,8 +116,6 @@ fn skopeo_docker_archive_and_oci_archive_load_into_kiln() {
     assert!(!check.stdout.contains("damaged"), "{check:?}");
     other.write("ctx/Kilnfile", "FROM team/loaded:v1\nCOPY Kilnfile /k\n");
     other.build("ctx", &["-t", "on-top"]);
-    let listing = other.kiln(&["run", "--rm", "on-top"]);
-    assert_ne!(listing.code, 0, "CMD x is no program: {listing:?}");
 }
 
 #[test]
@@ -355,8 +353,6 @@ fn buildx_habits_get_kiln_answers() {
         out.stderr.contains("kiln pull") && out.stderr.contains("kiln load"),
         "{out:?}"
     );
-    // Without a terminal check to trip, save to a terminal is not tested
-    // here; load without input is refused when stdin is a terminal only.
 }
 
 #[test]
