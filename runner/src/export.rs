@@ -8,6 +8,9 @@
 //! - [`write_local`]: the filesystem written as files into a directory,
 //!   through cap-std so a hostile image cannot write outside it.
 //!
+//! - [`write_archive`]: several images as one archive, docker's
+//!   `manifest.json` beside an OCI layout (`kiln save`).
+//!
 //! [`OutputSpec`] parses `--output` with buildx's syntax.
 
 use std::collections::BTreeMap;
@@ -23,8 +26,10 @@ use crate::layer::tarfmt;
 use crate::snapshot::{ImagePath, Node, Snapshot};
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, REF_NAME, Store, StoreError};
 
+mod archive;
 mod spec;
-pub use spec::{Dest, OutputKind, OutputSpec};
+pub use archive::{ArchiveFormat, SavedImage, write_archive};
+pub use spec::{Dest, NO_DAEMON, OutputKind, OutputSpec};
 
 /// The containerd annotation `docker load` reads an image name from.
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";

@@ -23,6 +23,7 @@ pub mod frontend;
 pub mod image;
 pub mod json;
 pub mod layer;
+pub mod load;
 pub mod network;
 pub mod registry;
 pub mod secrets;

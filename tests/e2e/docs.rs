@@ -7,8 +7,8 @@ use std::process::Command;
 
 use crate::util::{kiln_bin, workspace};
 
-const COMMANDS: [&str; 8] = [
-    "build", "images", "history", "inspect", "export", "rmi", "prune", "check",
+const COMMANDS: [&str; 10] = [
+    "build", "images", "history", "inspect", "export", "load", "save", "rmi", "prune", "check",
 ];
 
 fn help(args: &[&str]) -> String {
@@ -32,7 +32,18 @@ fn render() -> String {
          `2` the invocation was wrong (an unknown flag, a malformed value).\n\n\
          Environment: `KILN_STORE` (the store directory, like `--store`),\n\
          `SOURCE_DATE_EPOCH` (the timestamp written into images; `--build-arg\n\
-         SOURCE_DATE_EPOCH=...` overrides it).\n\n## kiln\n\n```text\n",
+         SOURCE_DATE_EPOCH=...` overrides it).\n\n\
+         Docker's habits: boolean flags of `kiln build` take docker's spellings\n\
+         (`--no-cache=true`, `--pull=false`); `--load` and `--output type=docker`\n\
+         without `dest=` are refused with the kiln way (`kiln save IMAGE | docker load`:\n\
+         kiln has no daemon). `kiln save` writes docker's `manifest.json` beside an OCI\n\
+         layout by default, as docker 25 and later do (`--format oci` leaves it out);\n\
+         `kiln load` reads that, older `docker save` archives and OCI archives\n\
+         (gzip or zstd compressed too), checks every blob and layer against its digest\n\
+         before naming anything, and tags images with the names the archive carries\n\
+         (`Loaded image: NAME:TAG`, or `Loaded image ID: sha256:...` for none).\n\
+         `kiln images` lists the newest first, sizes in SI units like docker, and\n\
+         `N/A` for images made at the epoch (built without `SOURCE_DATE_EPOCH`).\n\n## kiln\n\n```text\n",
     );
     md.push_str(&help(&[]));
     md.push_str("```\n");

@@ -22,6 +22,7 @@ mod hostile_input;
 mod interrupt;
 mod limits;
 mod linux_image;
+mod load_save;
 mod network;
 mod network_sockets;
 mod network_tls;

@@ -31,10 +31,12 @@ pub(super) fn run(
     match cli.command {
         Command::Build(args) => build(&store()?, args, &cli.registry, printer, cancel),
         Command::Run(args) => super::run::run(&store()?, args, printer, cancel),
-        Command::Images => images(&store()?, printer),
+        Command::Images => super::images::images(&store()?, printer),
         Command::History(args) => history(&store()?, args, printer),
         Command::Inspect(args) => inspect(&store()?, &args.image, printer),
         Command::Export(args) => export_image(&store()?, args, printer),
+        Command::Load(args) => super::load_save::load(&store()?, args, printer, &cancel),
+        Command::Save(args) => super::load_save::save(&store()?, args, printer),
         Command::Rmi(args) => rmi(&store()?, args, printer),
         Command::Prune(args) => prune(&store()?, args, printer),
         Command::Check(args) => super::check::check(&store()?, args, printer),
@@ -75,6 +77,9 @@ fn build(
     printer: &Printer,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ExitCode> {
+    if args.load {
+        return Err(usage(format!("--load: {}", export::NO_DAEMON)));
+    }
     if !args.context.is_dir() {
         return Err(usage(format!(
             "the build context {} is not a directory",
@@ -220,6 +225,17 @@ fn build(
                 ),
             );
         }
+        OutputKind::Docker { dest } => {
+            let saved = export::SavedImage {
+                image: out.image.clone(),
+                names: out.tags.clone(),
+            };
+            export::write_archive(store, &[saved], dest, export::ArchiveFormat::Docker)?;
+            status(
+                printer,
+                &format!("wrote the docker archive to {}", dest_text(dest)),
+            );
+        }
         OutputKind::Tar { dest } => {
             export::write_fs_tar(store, &out.snapshot, dest)?;
             status(
@@ -261,9 +277,11 @@ fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Formats the time since `created` like docker (`2 minutes ago`).
-fn ago(created: Option<&str>) -> String {
-    let Some(ts) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
+/// Formats the time since `created` like docker (`2 minutes ago`); an
+/// unknown time, or the epoch (what kiln writes without
+/// `SOURCE_DATE_EPOCH`), is `N/A`, as docker shows a zero time.
+pub(super) fn ago(created: Option<&str>) -> String {
+    let Some(ts) = created_at(created) else {
         return "N/A".into();
     };
     let secs = jiff::Timestamp::now().as_second() - ts.as_second();
@@ -286,8 +304,15 @@ fn ago(created: Option<&str>) -> String {
     format!("{text} ago")
 }
 
+/// The time `created` says, unless it is missing or the epoch (or before).
+pub(super) fn created_at(created: Option<&str>) -> Option<jiff::Timestamp> {
+    created
+        .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+        .filter(|t| t.as_second() > 0)
+}
+
 /// Lays out rows in columns separated by three spaces, like docker.
-fn table(rows: &[Vec<String>]) -> Vec<String> {
+pub(super) fn table(rows: &[Vec<String>]) -> Vec<String> {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -306,37 +331,6 @@ fn table(rows: &[Vec<String>]) -> Vec<String> {
             line.trim_end().to_string()
         })
         .collect()
-}
-
-fn images(store: &Store, printer: &Printer) -> Result<ExitCode> {
-    let mut rows = vec![vec![
-        "REPOSITORY".to_string(),
-        "TAG".into(),
-        "IMAGE ID".into(),
-        "CREATED".into(),
-        "SIZE".into(),
-    ]];
-    for img in store.images()? {
-        let (repo, tag) = match &img.name {
-            Some(n) => match n.rsplit_once(':') {
-                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-                _ => (n.clone(), "<none>".into()),
-            },
-            None => ("<none>".into(), "<none>".into()),
-        };
-        let (created, size) = match Image::load(store, &img.manifest, None) {
-            Ok(image) => (
-                ago(image.config.created().as_deref()),
-                human_bytes(image.size()),
-            ),
-            Err(_) => ("N/A".into(), "N/A".into()),
-        };
-        rows.push(vec![repo, tag, img.manifest.digest.short(), created, size]);
-    }
-    for line in table(&rows) {
-        printer.out(&line);
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn history(store: &Store, args: HistoryArgs, printer: &Printer) -> Result<ExitCode> {
@@ -376,7 +370,7 @@ fn history(store: &Store, args: HistoryArgs, printer: &Printer) -> Result<ExitCo
             "<missing>".into(),
             ago(h.created().as_deref()),
             created_by,
-            human_bytes(size),
+            super::images::docker_size(size),
             h.comment().clone().unwrap_or_default(),
         ]);
     }

@@ -10,6 +10,8 @@
 mod build_push;
 mod check;
 mod commands;
+mod images;
+mod load_save;
 pub mod printer;
 pub mod publish;
 pub mod registry;
@@ -58,6 +60,10 @@ pub enum Command {
     Inspect(ImageArg),
     /// Write an image as an OCI archive
     Export(ExportArgs),
+    /// Load images from a `docker save` archive or an OCI archive into the store
+    Load(load_save::LoadArgs),
+    /// Write images as an archive `docker load` reads (standard output, or -o FILE)
+    Save(load_save::SaveArgs),
     /// Remove images (their data goes with the next prune)
     Rmi(RmiArgs),
     /// Delete data no image and no step cache entry uses (and trim the cache)
@@ -197,6 +203,16 @@ fn parse_count_arg(s: &str) -> Result<u64, String> {
     parse_whole(s, 0, "a count")
 }
 
+/// A boolean flag's value as docker spells them (Go's `strconv.ParseBool`):
+/// `--no-cache`, `--no-cache=true`, `--pull=false`, `--push=1`.
+fn parse_bool_arg(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("{s:?} is not a boolean: expected true or false")),
+    }
+}
+
 /// `--jobs`: at least 1; more than 65535 saturates (no build has that many
 /// stages to run at once).
 fn parse_jobs_arg(s: &str) -> Result<u16, String> {
@@ -303,7 +319,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
     /// Run every step instead of reusing the step cache (results still go into it)
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = parse_bool_arg)]
     pub no_cache: bool,
     /// Run every step of this stage (by name, or index) instead of reusing the cache; repeatable
     #[arg(long, value_name = "STAGE")]
@@ -326,12 +342,12 @@ pub struct BuildArgs {
     pub platform: Option<String>,
     /// Ask the registry for the current image of every tagged base image, even when the store
     /// has one (images named by digest never are)
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = parse_bool_arg)]
     pub pull: bool,
     /// Push the image to every -t name (a registry reference) once it is built
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", hide_default_value = true, value_parser = parse_bool_arg)]
     pub push: bool,
-    /// Also write the result: type=oci,dest=FILE[,tar=false] | type=tar,dest=FILE |
+    /// Also write the result: type=oci,dest=FILE[,tar=false] | type=docker,dest=FILE | type=tar,dest=FILE |
     /// type=local,dest=DIR | type=image[,name=REF[,...]][,push=true] | type=registry[,name=REF];
     /// compression=gzip|zstd|uncompressed. Quote a field holding commas: "name=a:1,b:1"
     #[arg(short = 'o', long, value_name = "SPEC")]
@@ -339,6 +355,9 @@ pub struct BuildArgs {
     /// How to show progress
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "MODE")]
     pub progress: ProgressMode,
+    /// buildx's flag to load the image into docker: refused with the kiln way to do it
+    #[arg(long, hide = true, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = parse_bool_arg)]
+    pub load: bool,
     /// Print only the image id (same as --progress quiet); each push adds a line REF@DIGEST
     #[arg(short, long)]
     pub quiet: bool,
@@ -482,7 +501,14 @@ pub fn main() -> ExitCode {
                 err.downcast_ref::<crate::registry::RegistryError>(),
                 Some(crate::registry::RegistryError::Cancelled)
             );
-            if matches!(build, Some(crate::build::BuildError::Cancelled)) || secret_wait || transfer
+            let load = matches!(
+                err.downcast_ref::<crate::load::LoadError>(),
+                Some(crate::load::LoadError::Cancelled)
+            );
+            if matches!(build, Some(crate::build::BuildError::Cancelled))
+                || secret_wait
+                || transfer
+                || load
             {
                 return ExitCode::from(signals::exit_code() as u8);
             }

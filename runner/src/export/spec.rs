@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use crate::layer::Compression;
 
+/// What kiln says to buildx's ways of loading an image into docker
+/// (`--load`, `--output type=docker` without `dest=`).
+pub const NO_DAEMON: &str = "kiln has no docker daemon to load into: the image is in kiln's store; use `kiln save IMAGE | docker load` (or --output type=docker,dest=FILE for the archive)";
+
 /// Where an export goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
@@ -43,6 +47,11 @@ pub enum OutputKind {
         dest: Dest,
         /// Archive (true) or directory (false).
         tar: bool,
+    },
+    /// A docker archive (what `docker load` reads; `kiln save`'s format).
+    Docker {
+        /// Where.
+        dest: Dest,
     },
     /// The filesystem as one tar.
     Tar {
@@ -112,7 +121,7 @@ impl OutputSpec {
         }
         let ty = fields
             .remove("type")
-            .ok_or("missing type=: expected type=oci, tar, local, image or registry")?;
+            .ok_or("missing type=: expected type=oci, docker, tar, local, image or registry")?;
         let compression = match fields.remove("compression") {
             Some(c) => Compression::parse(&c)
                 .ok_or_else(|| format!("compression={c}: expected gzip, zstd or uncompressed"))?,
@@ -154,6 +163,12 @@ impl OutputSpec {
                 }
                 OutputKind::Oci { dest, tar }
             }
+            "docker" => match fields.remove("dest") {
+                Some(d) => OutputKind::Docker {
+                    dest: Dest::parse(&d),
+                },
+                None => return Err(NO_DAEMON.into()),
+            },
             "tar" => OutputKind::Tar {
                 dest: Dest::parse(&dest()?),
             },
@@ -165,7 +180,7 @@ impl OutputSpec {
             },
             other => {
                 return Err(format!(
-                    "unknown output type {other:?}: expected oci, tar, local, image or registry"
+                    "unknown output type {other:?}: expected oci, docker, tar, local, image or registry"
                 ));
             }
         };

@@ -113,6 +113,14 @@ impl AtomicWriter {
     /// another process has it open), the existing copy is kept if it
     /// verifies.
     pub fn commit(self) -> Result<(Digest, u64)> {
+        self.seal()?.commit()
+    }
+
+    /// Finishes writing without naming the object: the caller learns its
+    /// digest and decides whether to [`Sealed::commit`] it (dropping it
+    /// leaves nothing behind). `kiln load` holds every object of an
+    /// archive this way until the archive has been checked whole.
+    pub fn seal(self) -> Result<Sealed> {
         let (digest, len) = self.hasher.finish();
         let tmp_dir = self.tmp_dir;
         let spool = self.file.into_inner().map_err(|e| StoreError::Io {
@@ -120,7 +128,63 @@ impl AtomicWriter {
             path: tmp_dir.clone(),
             source: e.into_error(),
         })?;
-        let dest = self.dest_dir.join(digest.hex());
+        Ok(Sealed {
+            spool,
+            digest,
+            len,
+            tmp_dir,
+            dest_dir: self.dest_dir,
+        })
+    }
+}
+
+/// A complete object not yet named (see [`AtomicWriter::seal`]).
+pub struct Sealed {
+    spool: Spool,
+    digest: Digest,
+    len: u64,
+    tmp_dir: PathBuf,
+    dest_dir: PathBuf,
+}
+
+impl Sealed {
+    /// The object's digest.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads the object back from the start (to parse a small document).
+    pub fn read_to_vec(&mut self, max: u64) -> io::Result<Vec<u8>> {
+        let file: &mut File = match &mut self.spool {
+            Spool::Unnamed(f) => f,
+            Spool::Named(f) => f.as_file_mut(),
+        };
+        file.seek(SeekFrom::Start(0))?;
+        let mut out = Vec::new();
+        (&mut *file).take(max).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Names the object by its digest; see [`AtomicWriter::commit`].
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let Sealed {
+            spool,
+            digest,
+            len,
+            tmp_dir,
+            dest_dir,
+        } = self;
+        let dest = dest_dir.join(digest.hex());
         // An unnamed file is linked under a temp name first: a link cannot
         // replace an existing (possibly damaged) copy, a rename can.
         let tmp = match spool {

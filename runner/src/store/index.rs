@@ -118,7 +118,9 @@ pub enum RefError {
         why: String,
     },
     /// No image with that name or id.
-    #[error("no image {0:?} in the store (see `kiln images`)")]
+    #[error(
+        "no image {0:?} in the store (see `kiln images`; `kiln pull` or `kiln load` brings one in)"
+    )]
     NotFound(String),
     /// An id prefix that matches several images.
     #[error("image id prefix {0:?} matches more than one image; give more digits")]

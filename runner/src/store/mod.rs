@@ -46,7 +46,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub use blob::{AtomicWriter, BlobReader};
+pub use blob::{AtomicWriter, BlobReader, Sealed};
 pub use check::{CheckCounts, CheckOptions, CheckReport, Finding, Object, Repair};
 pub use index::{
     Descriptor, INDEX_MEDIA_TYPE, ImageRef, MANIFEST_MEDIA_TYPE, REF_NAME, RefError, TaggedImage,
