@@ -45,7 +45,7 @@ pub struct StepSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// The program was not found.
-    #[error("program {name:?} not found: {searched}")]
+    #[error("program {name:?} not found{searched}")]
     NotFound {
         /// What argv[0] said.
         name: String,
@@ -109,10 +109,11 @@ pub fn find_program(
 ) -> Result<String, StepError> {
     let root = vfs.root();
     let mut candidates = Vec::new();
+    let mut searched_path = None;
     if name.contains('/') {
         let p = ImagePath::resolve(cwd, name).map_err(|e| StepError::NotFound {
             name: name.into(),
-            searched: e.to_string(),
+            searched: format!(": {e}"),
         })?;
         candidates.push(p.absolute());
     } else {
@@ -121,6 +122,7 @@ pub fn find_program(
             .rev()
             .find(|(k, _)| k == "PATH")
             .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+        searched_path = Some(path);
         for dir in path.split(':').filter(|d| !d.is_empty()) {
             candidates.push(format!("{}/{name}", dir.trim_end_matches('/')));
         }
@@ -143,9 +145,15 @@ pub fn find_program(
             tried.push(path);
         }
     }
+    let searched = match searched_path {
+        Some(path) => format!(
+            " in PATH {path} (looked for {name} and {name}.wasm in each directory; RUN [\"/abs/path\"] runs a program elsewhere)"
+        ),
+        None => format!(": looked for {}", tried.join(", ")),
+    };
     Err(StepError::NotFound {
         name: name.into(),
-        searched: format!("looked for {}", tried.join(", ")),
+        searched,
     })
 }
 

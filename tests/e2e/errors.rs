@@ -183,10 +183,34 @@ fn missing_images_and_unsupported_steps_explain_themselves() {
     let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
     assert!(
         err.contains(
-            "[2/2] RUN tool --flag: program \"tool\" not found: looked for /usr/local/bin/tool"
+            "[2/2] RUN tool --flag: program \"tool\" not found in PATH /usr/local/bin:/usr/bin:/bin (looked for tool and tool.wasm in each directory"
         ),
         "{err}"
     );
+    // Native programs and scripts say what they are.
+    for (bytes, what) in [
+        (
+            &b"\x7fELF\x02\x01\x01\0rest"[..],
+            "a native Linux program (ELF)",
+        ),
+        (&b"MZ\x90\0rest"[..], "a native Windows program (PE)"),
+        (
+            &b"\xcf\xfa\xed\xferest"[..],
+            "a native macOS program (Mach-O)",
+        ),
+        (&b"#!/bin/sh\necho hi\n"[..], "a script (#!)"),
+    ] {
+        sb.write("ctx/bin/tool", bytes);
+        sb.write("ctx/Kilnfile", "FROM scratch\nCOPY bin/ /bin/\nRUN tool\n");
+        let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        assert!(
+            err.contains(&format!(
+                "cannot load /bin/tool: it is {what}, and kiln runs only WebAssembly programs"
+            )),
+            "{what}: {err}"
+        );
+        assert!(err.contains("docs/writing-steps.md"), "{err}");
+    }
     let run = sb.kiln(&["history", "nope"]).fails(1);
     assert!(
         run.stderr.contains("error: no image \"nope\" in the store"),

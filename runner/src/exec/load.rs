@@ -34,9 +34,10 @@ use crate::store::Store;
 /// Why a program could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The binary has no wasm header.
-    #[error("not a WebAssembly module or component (bad header)")]
-    NotWasm,
+    /// The binary has no wasm header; what it is instead, when kiln can
+    /// tell (a native program, a script).
+    #[error("{}", not_wasm_message(.0))]
+    NotWasm(Option<NativeKind>),
     /// The binary is over [`StepLimits::max_module`].
     #[error(
         "the program is {} ({size} bytes), over the module size limit of {} \
@@ -84,6 +85,51 @@ pub enum LoadError {
     Cache(#[source] std::io::Error),
 }
 
+/// What a program that is not WebAssembly is, by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NativeKind {
+    /// ELF: a Linux (or other Unix) executable.
+    Elf,
+    /// Mach-O, thin or universal: a macOS executable.
+    MachO,
+    /// PE (`MZ`): a Windows executable.
+    Pe,
+    /// `#!`: a script for an interpreter.
+    Script,
+}
+
+impl NativeKind {
+    /// Recognises `bytes`' format by its magic number.
+    pub fn detect(bytes: &[u8]) -> Option<NativeKind> {
+        let magic: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+        match magic {
+            [0x7f, b'E', b'L', b'F'] => Some(NativeKind::Elf),
+            [0xfe, 0xed, 0xfa, 0xce | 0xcf]
+            | [0xce | 0xcf, 0xfa, 0xed, 0xfe]
+            | [0xca, 0xfe, 0xba, 0xbe] => Some(NativeKind::MachO),
+            [b'M', b'Z', ..] => Some(NativeKind::Pe),
+            [b'#', b'!', ..] => Some(NativeKind::Script),
+            _ => None,
+        }
+    }
+}
+
+/// The message for a program that is not WebAssembly.
+fn not_wasm_message(kind: &Option<NativeKind>) -> String {
+    const ONLY: &str = "kiln runs only WebAssembly programs: build it for wasm32-wasip1 or \
+                        wasm32-wasip2, or use a wasm build of the tool (see docs/writing-steps.md)";
+    match kind {
+        Some(NativeKind::Elf) => format!("it is a native Linux program (ELF), and {ONLY}"),
+        Some(NativeKind::MachO) => format!("it is a native macOS program (Mach-O), and {ONLY}"),
+        Some(NativeKind::Pe) => format!("it is a native Windows program (PE), and {ONLY}"),
+        Some(NativeKind::Script) => format!(
+            "it is a script (#!), and {ONLY}; run its interpreter's wasm build with the script \
+             as an argument"
+        ),
+        None => "not a WebAssembly module or component (bad header)".to_string(),
+    }
+}
+
 /// Compiled, not yet linked.
 enum Compiled {
     Module(wasmtime::Module),
@@ -121,7 +167,8 @@ impl Engine {
         limits: &StepLimits,
         cancel: &AtomicBool,
     ) -> Result<(Program, LoadedFrom), LoadError> {
-        let kind = ProgramKind::detect(bytes).ok_or(LoadError::NotWasm)?;
+        let kind = ProgramKind::detect(bytes)
+            .ok_or_else(|| LoadError::NotWasm(NativeKind::detect(bytes)))?;
         let size = bytes.len() as u64;
         if size > limits.max_module {
             return Err(LoadError::TooLarge {

@@ -22,7 +22,7 @@ use wasmtime::component;
 use wasmtime::error::Context as _;
 
 pub use cache::{CompileCache, ProgramKind};
-pub use load::LoadError;
+pub use load::{LoadError, NativeKind};
 
 use crate::digest::Digest;
 use crate::wasi::{self, StepState};
