@@ -79,10 +79,13 @@ fn open_dest(dest: &Dest) -> Result<(Box<dyn Write>, Pending), ExportError> {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let tmp = tempfile::Builder::new()
-                .prefix(".kiln-export-")
-                .tempfile_in(dir)
-                .map_err(werr(&name))?;
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(".kiln-export-");
+            // The user's file: readable as their umask says (tempfile's
+            // own default, 0600, is for private temp files).
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            let tmp = builder.tempfile_in(dir).map_err(werr(&name))?;
             let file = tmp.reopen().map_err(werr(&name))?;
             Ok((
                 Box::new(io::BufWriter::with_capacity(256 << 10, file)),
@@ -232,6 +235,35 @@ fn write_oci_dir(
     target.add_image(&image.descriptor, names)?;
     if !was_store {
         fs::remove_dir_all(&private).map_err(werr(&name))?;
+        // A layout for the user: its files get their umask, like any file
+        // they create (the store writes its own files private).
+        #[cfg(unix)]
+        user_modes(dir).map_err(werr(&name))?;
+    }
+    Ok(())
+}
+
+/// Gives the files under `dir` the mode a new file of the user's gets
+/// (0666 less their umask), found by creating one.
+#[cfg(unix)]
+fn user_modes(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    let mode = probe.as_file().metadata()?.permissions().mode() & 0o777;
+    drop(probe);
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode))?;
+            }
+        }
     }
     Ok(())
 }

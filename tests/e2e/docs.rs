@@ -28,8 +28,20 @@ fn render() -> String {
         "# kiln command-line reference\n\n\
          Generated from `kiln --help` by `KILN_BLESS=1 cargo test -p kiln-e2e docs`;\n\
          the test suite fails when this page and the code disagree.\n\n\
-         Exit codes: `0` success, `1` the command failed (a build error, a missing image),\n\
-         `2` the invocation was wrong (an unknown flag, a malformed value).\n\n\
+         Exit codes, one contract for every command (tested by `cli_contract`):\n\n\
+         | code | meaning |\n\
+         |---|---|\n\
+         | `0` | success |\n\
+         | `1` | the command failed: a build or step error, a missing image, a registry refusal |\n\
+         | `2` | the invocation was wrong: an unknown flag, a malformed value or spec, a missing Kilnfile or context, an empty `dest=` |\n\
+         | `130`, `143`, `129` | interrupted by SIGINT (Ctrl-C), SIGTERM or SIGHUP |\n\
+         | the program's | `kiln run`: the program's own exit code; `127` when it is not found |\n\n\
+         Standard output carries only data: the image id with `-q`, pushed\n\
+         references, or the archive with `-o -`/`dest=-` (then the id goes to\n\
+         stderr, so a pipe into `tar` sees nothing after the archive).\n\
+         `--iidfile FILE` and `--metadata-file FILE` record what was built, as\n\
+         docker and buildx do. Files kiln writes for you (archives, layouts) get\n\
+         your umask.\n\n\
          Environment: `KILN_STORE` (the store directory, like `--store`),\n\
          `SOURCE_DATE_EPOCH` (the timestamp written into images; `--build-arg\n\
          SOURCE_DATE_EPOCH=...` overrides it).\n\n\

@@ -9,6 +9,7 @@
 
 mod build;
 mod cache;
+mod cli_contract;
 mod compile;
 mod conformance;
 mod determinism;

@@ -377,11 +377,34 @@ fn missing_secrets_required_or_not() {
         "FROM scratch\nCOPY bin/ /bin/\nRUN --mount=type=secret,id=opt probe exists /run/secrets/opt\n",
     );
     let run = kiln(&sb, &["build", "--progress", "plain", "ctx"], &[]).ok();
-    assert!(run.stderr.contains("secret \"opt\" was not provided (pass --secret id=opt,src=FILE); the step runs without it"), "{}", run.stderr);
+    assert!(run.stderr.contains("secret \"opt\" was not provided (no --secret was given; pass --secret id=opt,src=FILE); the step runs without it"), "{}", run.stderr);
+    // A typo shows against the ids that were given.
+    sb.write("apikey.txt", "0123456789abcdef-api-key");
+    let run = kiln(
+        &sb,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--secret",
+            "id=apikey,src=apikey.txt",
+            "--no-cache",
+            "ctx",
+        ],
+        &[],
+    )
+    .ok();
+    assert!(
+        run.stderr.contains(
+            "secret \"opt\" was not provided (provided: apikey; pass --secret id=opt,src=FILE)"
+        ),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains(" false\n"), "{}", run.stderr);
     sb.write("ctx/Kilnfile", "FROM scratch\nCOPY bin/ /bin/\nRUN --mount=type=secret,id=need,required probe stderr STARTED\n");
     let run = kiln(&sb, &["build", "--progress", "plain", "ctx"], &[]).fails(1);
-    assert!(run.stderr.contains("secret \"need\" is required by this step but was not provided: pass --secret id=need,src=FILE"), "{}", run.stderr);
+    assert!(run.stderr.contains("secret \"need\" is required by this step but was not provided (no --secret was given): pass --secret id=need,src=FILE"), "{}", run.stderr);
     // No output line of the step (`#N 0.123 ...`): it never started.
     let step_output = run.stderr.lines().any(|l| {
         l.starts_with('#')

@@ -258,8 +258,9 @@ pub(super) fn run(
         stderr: String::new(),
     })?;
     for id in &secrets.missing {
+        let provided = b.opts.secrets.provided();
         b.steps.warn(&format!(
-            "{}: secret {id:?} was not provided (pass --secret id={id},src=FILE); the step runs without it",
+            "{}: secret {id:?} was not provided ({provided}; pass --secret id={id},src=FILE); the step runs without it",
             cx.step_name
         ));
     }

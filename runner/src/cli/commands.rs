@@ -87,6 +87,12 @@ fn build(
         )));
     }
     let kilnfile = match &args.file {
+        Some(f) if !f.is_file() => {
+            return Err(usage(format!(
+                "-f {}: no such file (the Kilnfile to build)",
+                f.display()
+            )));
+        }
         Some(f) => f.clone(),
         None => ["Kilnfile", "Dockerfile"]
             .iter()
@@ -202,6 +208,7 @@ fn build(
     let _lock = store.lock_shared()?;
     if platforms.len() > 1 {
         let out = build::build_platforms(store, &opts, &platforms, printer)?;
+        write_build_records(&args, &out.index, None, &out.tags)?;
         if printer.is_quiet() {
             printer.out(&out.index.digest.to_string());
         }
@@ -212,6 +219,12 @@ fn build(
     }
     let out = build::build(store, &opts, printer)?;
     let id = out.image.descriptor.digest;
+    write_build_records(
+        &args,
+        &out.image.descriptor,
+        Some(out.image.config_digest),
+        &out.tags,
+    )?;
     match &output.kind {
         OutputKind::Image { .. } => {}
         OutputKind::Oci { dest, tar } => {
@@ -252,12 +265,64 @@ fn build(
         }
     }
     if printer.is_quiet() {
-        printer.out(&id.to_string());
+        if writes_stdout(&output.kind) {
+            // stdout carries the archive, and nothing after it.
+            printer.status(&id.to_string());
+        } else {
+            printer.out(&id.to_string());
+        }
     }
     for (target, pushed) in &out.pushed {
         printer.out(&format!("{target}@{}", pushed.digest));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether an output writes its archive to standard output.
+fn writes_stdout(kind: &OutputKind) -> bool {
+    matches!(
+        kind,
+        OutputKind::Oci {
+            dest: Dest::Stdout,
+            ..
+        } | OutputKind::Docker { dest: Dest::Stdout }
+            | OutputKind::Tar { dest: Dest::Stdout }
+    )
+}
+
+/// Writes `--iidfile` and `--metadata-file`, when asked for: the image
+/// (or index) `descriptor`, its config (an image's), its `tags`.
+fn write_build_records(
+    args: &BuildArgs,
+    descriptor: &crate::store::Descriptor,
+    config: Option<crate::digest::Digest>,
+    tags: &[String],
+) -> Result<()> {
+    let id = descriptor.digest.to_string();
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, &id)
+            .with_context(|| format!("writing --iidfile {}", path.display()))?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let mut meta = serde_json::json!({
+            "containerimage.digest": id,
+            "containerimage.descriptor": {
+                "mediaType": descriptor.media_type,
+                "digest": id,
+                "size": descriptor.size,
+            },
+        });
+        if let Some(config) = config {
+            meta["containerimage.config.digest"] = config.to_string().into();
+        }
+        if !tags.is_empty() {
+            meta["image.name"] = tags.join(",").into();
+        }
+        let text = serde_json::to_string_pretty(&meta).expect("json") + "\n";
+        std::fs::write(path, text)
+            .with_context(|| format!("writing --metadata-file {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn status(printer: &Printer, line: &str) {

@@ -352,6 +352,13 @@ pub struct BuildArgs {
     /// compression=gzip|zstd|uncompressed. Quote a field holding commas: "name=a:1,b:1"
     #[arg(short = 'o', long, value_name = "SPEC")]
     pub output: Option<String>,
+    /// Write the image id (the manifest digest) to FILE, as docker build does
+    #[arg(long = "iidfile", value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write the build's result as JSON to FILE, as buildx does
+    /// (containerimage.digest, containerimage.config.digest, image.name)
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// How to show progress
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, value_name = "MODE")]
     pub progress: ProgressMode,

@@ -127,6 +127,11 @@ impl OutputSpec {
                 .ok_or_else(|| format!("compression={c}: expected gzip, zstd or uncompressed"))?,
             None => Compression::Gzip,
         };
+        if fields.get("dest").is_some_and(|d| d.is_empty()) {
+            return Err(format!(
+                "type={ty}: dest= is empty: expected dest=PATH, or dest=- for standard output"
+            ));
+        }
         let mut dest = || {
             fields
                 .remove("dest")

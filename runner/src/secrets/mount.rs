@@ -30,10 +30,11 @@ pub struct Attached {
     pub missing: Vec<String>,
 }
 
-/// The error for a required secret nobody provided.
-pub fn required_message(id: &str) -> String {
+/// The error for a required secret nobody provided; `provided` says
+/// which were ([`SecretStore::provided`]).
+pub fn required_message(id: &str, provided: &str) -> String {
     format!(
-        "secret {id:?} is required by this step but was not provided: pass --secret id={id},src=FILE (or --secret id={id},env=VAR)"
+        "secret {id:?} is required by this step but was not provided ({provided}): pass --secret id={id},src=FILE (or --secret id={id},env=VAR)"
     )
 }
 
@@ -55,7 +56,7 @@ pub fn attach(
                 .expect("Mount::parse gives every secret mount an id");
         let Some(secret) = secrets.get(&id) else {
             if m.required {
-                return Err(required_message(&id));
+                return Err(required_message(&id, &secrets.provided()));
             }
             out.missing.push(id);
             continue;

@@ -57,6 +57,12 @@ impl SecretSpec {
             if v.is_empty() {
                 return Err(format!("{k}= needs a value"));
             }
+            if slot.is_some() {
+                return Err(format!(
+                    "{} is given twice (one --secret per secret)",
+                    k.trim()
+                ));
+            }
             *slot = Some(v.to_string());
         }
         let id = id.ok_or("missing id=ID")?;
@@ -92,6 +98,15 @@ mod tests {
 
     fn parse(spec: &str) -> Result<SecretSpec, String> {
         SecretSpec::parse(spec, &|name| name == "NPM_TOKEN")
+    }
+
+    #[test]
+    fn a_repeated_key_is_an_error() {
+        assert_eq!(
+            parse("id=a,src=x,id=b").unwrap_err(),
+            "id is given twice (one --secret per secret)"
+        );
+        assert!(parse("id=a,src=x,source=y").unwrap_err().contains("twice"));
     }
 
     #[test]

@@ -190,6 +190,17 @@ impl SecretStore {
         self.secrets.get(id)
     }
 
+    /// The ids given, for a message about one that was not (so a typo
+    /// shows): `provided: a, b`, or `no --secret was given`.
+    pub fn provided(&self) -> String {
+        if self.secrets.is_empty() {
+            "no --secret was given".to_string()
+        } else {
+            let ids: Vec<&str> = self.secrets.keys().map(String::as_str).collect();
+            format!("provided: {}", ids.join(", "))
+        }
+    }
+
     /// Every secret.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Secret>> {
         self.secrets.values()
