@@ -79,7 +79,7 @@ fn a_tar_on_stdout_is_followed_by_nothing() {
             .collect();
         assert!(!names.is_empty(), "{output}");
         assert!(
-            out.stdout.len() % 512 == 0,
+            out.stdout.len().is_multiple_of(512),
             "{output}: {} bytes",
             out.stdout.len()
         );
