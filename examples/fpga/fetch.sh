@@ -14,8 +14,8 @@
 # Both tools look for their data under /share/ (YoWASP's runner preopens
 # the wheel's share directory there), so the Kilnfile puts it at /share.
 #
-# Downloads about 88 MB (wheels kept in tools/wheels/); unpacked, tools/
-# holds about 170 MB. CHIPDBS="1k 5k" (default "1k", the HX1K/LP1K of the
+# Downloads about 88 MB (the wheels, kept in tools/wheels/) and unpacks
+# about 100 MB beside them. CHIPDBS="1k 5k" (default "1k", the HX1K/LP1K of the
 # iCEstick) picks the chip databases to unpack; the others are 384, 5k
 # (UP5K), u4k and 8k (HX8K).
 #
