@@ -174,7 +174,9 @@ impl Sandbox {
 }
 
 /// Copies the files of `from` to `to`, leaving out build outputs (`bin`,
-/// `target`) and the examples' Rust crates that are not build contexts.
+/// `target`), the examples' Rust crates that are not build contexts and
+/// downloaded tools (`tools` beside a `fetch.sh`: `examples/fpga`'s are
+/// 190 MB, and its test builds from the checkout).
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
@@ -182,7 +184,8 @@ pub fn copy_tree(from: &Path, to: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
         let rust_crate = path.join("Cargo.toml").is_file() && !path.join("Kilnfile").is_file();
-        if ["bin", "target"].contains(&name.as_str()) || rust_crate {
+        let downloaded = name == "tools" && from.join("fetch.sh").is_file();
+        if ["bin", "target"].contains(&name.as_str()) || rust_crate || downloaded {
             continue;
         }
         if e.file_type().unwrap().is_dir() {
