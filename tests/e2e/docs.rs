@@ -80,3 +80,42 @@ fn cli_reference_matches_the_code() {
         "docs/cli.md is out of date; regenerate it with KILN_BLESS=1 cargo test -p kiln-e2e docs"
     );
 }
+
+/// Every relative link in the README, docs/ and the examples' READMEs
+/// points at a file or directory of the checkout.
+#[test]
+fn relative_links_resolve() {
+    let root = workspace();
+    let mut pages = vec![root.join("README.md")];
+    for dir in ["docs", "examples"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            } else if path.join("README.md").is_file() {
+                pages.push(path.join("README.md"));
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = rest[..end].split_whitespace().next().unwrap_or("");
+            let path = target.split('#').next().unwrap_or("");
+            if path.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            if !page.parent().unwrap().join(path).exists() {
+                broken.push(format!(
+                    "{}: {target}",
+                    page.strip_prefix(&root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(pages.len() > 8, "{pages:?}");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
