@@ -301,3 +301,27 @@ fn a_killed_build_leaves_the_store_consistent() {
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     sb.build("ctx", &["-t", "killed"]);
 }
+
+#[test]
+fn stage_cycles_and_oversized_kilnfiles_say_where_and_how_big() {
+    let sb = Sandbox::new();
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n",
+    );
+    let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+    assert!(
+        err.contains("ctx/Kilnfile:2:13: stage \"b\" depends on itself: this reference in stage \"a\" closes the cycle"),
+        "{err}"
+    );
+    let big = format!("FROM scratch\n#{}\n", "x".repeat(5 << 20));
+    sb.write("ctx/Kilnfile", &big);
+    let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+    assert!(
+        err.contains(&format!(
+            "it is 5.243MB ({} bytes); a Kilnfile may be at most 4.194MB (4194304 bytes)",
+            big.len()
+        )),
+        "{err}"
+    );
+}

@@ -559,6 +559,19 @@ fn read_kilnfile(opts: &BuildOptions) -> Result<String, BuildError> {
         source,
     };
     let file = std::fs::File::open(&opts.kilnfile).map_err(err)?;
+    // Its real size, not what a capped read saw.
+    let size = file.metadata().map_err(err)?.len();
+    if size > frontend::MAX_KILNFILE_BYTES as u64 {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it is {} ({size} bytes); a Kilnfile may be at most {} ({} bytes)",
+                human_bytes(size),
+                human_bytes(frontend::MAX_KILNFILE_BYTES as u64),
+                frontend::MAX_KILNFILE_BYTES
+            ),
+        )));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_READ).read_to_end(&mut bytes).map_err(err)?;
     String::from_utf8(bytes).map_err(|_| {

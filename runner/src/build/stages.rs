@@ -15,11 +15,11 @@
 //! as is a literal cycle, found before anything runs.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::{Build, BuildError, StageResult};
-use crate::frontend::InstructionKind;
+use crate::frontend::{InstructionKind, Span};
 
 /// Where a stage is.
 pub(super) enum Slot {
@@ -88,8 +88,24 @@ impl Build<'_> {
         ))
     }
 
-    /// The stages each stage names literally (see the module docs).
-    pub(super) fn static_deps(&self) -> Vec<BTreeSet<usize>> {
+    /// A cycle closed by the reference at `span` in stage `from` to stage
+    /// `to`: an error at that reference.
+    fn cycle_at(&self, from: usize, to: usize, span: &Span) -> BuildError {
+        self.kilnfile
+            .error(
+                span.clone(),
+                format!(
+                    "stage {:?} depends on itself: this reference in stage {:?} closes the cycle",
+                    self.stage_label(to),
+                    self.stage_label(from)
+                ),
+            )
+            .into()
+    }
+
+    /// The stages each stage names literally (see the module docs), each
+    /// with the span of (the first) reference to it.
+    pub(super) fn static_deps(&self) -> Vec<BTreeMap<usize, Span>> {
         let kf = self.kilnfile;
         let global = |name: &str| {
             self.global_args
@@ -101,28 +117,28 @@ impl Build<'_> {
         kf.stages
             .iter()
             .map(|stage| {
-                let mut deps = BTreeSet::new();
+                let mut deps = BTreeMap::new();
                 // FROM may use global ARGs; only earlier named stages count.
                 if let Ok(image) = kf.expand(&stage.from.image, &global)
                     && let Some(s) = kf.stage(&image)
                     && s.index < stage.index
                     && s.name.is_some()
                 {
-                    deps.insert(s.index);
+                    deps.insert(s.index, stage.from.image.span.clone());
                 }
-                let mut named = |raw: &str| {
+                let mut named = |raw: &str, span: &Span| {
                     if raw.contains('$') {
                         return;
                     }
                     if let Some(s) = kf.stage(raw).filter(|s| s.index != stage.index) {
-                        deps.insert(s.index);
+                        deps.entry(s.index).or_insert_with(|| span.clone());
                     }
                 };
                 for inst in &stage.instructions {
                     match &inst.kind {
                         InstructionKind::Copy(c) => {
                             if let Some(from) = &c.from {
-                                named(&from.raw);
+                                named(&from.raw, &from.span);
                             }
                         }
                         InstructionKind::Run(r) => {
@@ -130,7 +146,7 @@ impl Build<'_> {
                                 if let Some(from) =
                                     m.parsed.as_ref().and_then(|p| p.from.as_deref())
                                 {
-                                    named(from);
+                                    named(from, &m.spec.span);
                                 }
                             }
                         }
@@ -164,9 +180,9 @@ impl Build<'_> {
             }
             state[s] = 1;
             stack.push((s, true));
-            for d in deps[s].iter().rev() {
+            for (d, span) in deps[s].iter().rev() {
                 if state[*d] == 1 {
-                    return Err(self.cycle(*d));
+                    return Err(self.cycle_at(s, *d, span));
                 }
                 if state[*d] == 0 {
                     stack.push((*d, false));
