@@ -128,6 +128,7 @@ pub fn find_program(
         }
     }
     let mut tried = Vec::new();
+    let mut broken_link = None;
     for c in candidates {
         for path in [c.clone(), format!("{c}.wasm")] {
             if path.ends_with(".wasm.wasm") {
@@ -137,10 +138,21 @@ pub fn find_program(
             if rel.is_empty() {
                 continue;
             }
-            if let Ok(stat) = vfs.stat_at(root, Scope::Clamp, rel, true)
-                && stat.kind == FileType::File
-            {
-                return Ok(path);
+            match vfs.stat_at(root, Scope::Clamp, rel, true) {
+                Ok(stat) if stat.kind == FileType::File => return Ok(path),
+                // A dangling link: say where it leads, since the usual
+                // surprise is a link in a bind mount that pointed to the
+                // host, outside the mount's source.
+                Err(_) if broken_link.is_none() => {
+                    if let Ok(target) = vfs.read_link_at(root, Scope::Clamp, rel) {
+                        broken_link = Some(format!(
+                            "; {path} is a symbolic link to {target}, which leads to no file in the \
+                             step's filesystem (links resolve there, never on the host: a link in \
+                             a bind mount cannot reach outside the mount's source)"
+                        ));
+                    }
+                }
+                _ => {}
             }
             tried.push(path);
         }
@@ -150,7 +162,7 @@ pub fn find_program(
             " in PATH {path} (looked for {name} and {name}.wasm in each directory; RUN [\"/abs/path\"] runs a program elsewhere)"
         ),
         None => format!(": looked for {}", tried.join(", ")),
-    };
+    } + broken_link.as_deref().unwrap_or_default();
     Err(StepError::NotFound {
         name: name.into(),
         searched,

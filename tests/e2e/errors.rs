@@ -325,3 +325,48 @@ fn stage_cycles_and_oversized_kilnfiles_say_where_and_how_big() {
         "{err}"
     );
 }
+
+#[test]
+fn nested_mounts_and_links_out_of_a_mount_say_what_is_wrong() {
+    let sb = Sandbox::new();
+    sb.write("ctx/A/a", "a");
+    sb.write("ctx/B/b", "b");
+    for (mounts, says) in [
+        (
+            "--mount=type=bind,source=A,target=/ --mount=type=bind,source=B,target=/x",
+            "cannot mount at /x: /x would be inside the mount at /, and kiln does not mount inside another mount yet",
+        ),
+        (
+            "--mount=type=bind,source=B,target=/m/x --mount=type=bind,source=A,target=/m",
+            "cannot mount at /m: /m/x would be inside the mount at /m",
+        ),
+        (
+            "--mount=type=bind,source=A,target=/m --mount=type=tmpfs,target=/m",
+            "cannot mount at /m: another mount of this step is there",
+        ),
+    ] {
+        sb.write("ctx/Kilnfile", format!("FROM scratch\nRUN {mounts} prog\n"));
+        let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        assert!(err.contains(says), "{mounts}: {err}");
+        assert!(!err.contains("Xdev"), "{err}");
+    }
+    #[cfg(unix)]
+    {
+        std::fs::create_dir_all(sb.path("ctx/tools")).unwrap();
+        std::os::unix::fs::symlink("../outside.wasm", sb.path("ctx/tools/prog")).unwrap();
+        sb.write("ctx/outside.wasm", "\0asm");
+        sb.write(
+            "ctx/Kilnfile",
+            "FROM scratch\nRUN --mount=type=bind,source=tools,target=/tools /tools/prog\n",
+        );
+        let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+        assert!(
+            err.contains("/tools/prog is a symbolic link to ../outside.wasm, which leads to no file in the step's filesystem"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cannot reach outside the mount's source"),
+            "{err}"
+        );
+    }
+}

@@ -42,10 +42,32 @@ pub(super) fn attach_all(
 ) -> Result<Scratch, BuildError> {
     let kf = b.kilnfile;
     let mut scratch = Vec::new();
+    let mut attached: Vec<ImagePath> = Vec::new();
     for (i, (m, span)) in mounts.iter().enumerate() {
         let err = |msg: String| -> BuildError { kf.error(span.clone(), msg).into() };
         let target = m.target.as_deref().unwrap_or("/");
         let target = ImagePath::resolve(workdir, target).map_err(|e| err(e.to_string()))?;
+        if let Some(other) = attached
+            .iter()
+            .find(|a| target.starts_with(a) || a.starts_with(&target))
+        {
+            let why = if *other == target {
+                "another mount of this step is there".to_string()
+            } else {
+                let (inner, outer) = if target.starts_with(other) {
+                    (&target, other)
+                } else {
+                    (other, &target)
+                };
+                format!(
+                    "{inner} would be inside the mount at {outer}, and kiln does not mount \
+                     inside another mount yet; mount them side by side, or put the inner one's \
+                     files into the outer source"
+                )
+            };
+            return Err(err(format!("cannot mount at {target}: {why}")));
+        }
+        attached.push(target.clone());
         let dev = 2 + i as u64;
         let clock = clock.clone();
         match m.kind {
