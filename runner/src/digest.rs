@@ -226,7 +226,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             if self.expected_len.is_some_and(|len| self.hasher.len() > len) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("content of {} is longer than expected", self.expected),
+                    Damaged(format!(
+                        "content of {} is longer than expected; the store is corrupt",
+                        self.expected
+                    )),
                 ));
             }
             return Ok(n);
@@ -236,10 +239,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             if actual != self.expected || self.expected_len.is_some_and(|l| l != len) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
+                    Damaged(format!(
                         "content does not match its digest: expected {}, found {actual} ({len} bytes); the store is corrupt",
                         self.expected
-                    ),
+                    )),
                 ));
             }
             self.verified = true;
@@ -305,4 +308,23 @@ mod tests {
             (&b"hello"[..], Digest::of(b"hello"), 5)
         );
     }
+}
+
+/// Read content that does not match its digest: damage on disk (or a
+/// stray edit), carried inside an `io::Error` so the CLI can tell it from
+/// other read failures and point at `kiln check`.
+#[derive(Debug)]
+pub struct Damaged(pub String);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+/// Whether `err` (or what it wraps) is [`Damaged`] content.
+pub fn is_damaged(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<Damaged>())
 }

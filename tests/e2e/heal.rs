@@ -256,3 +256,26 @@ fn prune_removes_cache_mounts_with_all_or_alone() {
     }
     sb.kiln(&["prune", "--filter", "type=volume"]).fails(2);
 }
+
+#[test]
+fn reading_damaged_content_points_at_kiln_check() {
+    let sb = Sandbox::new();
+    base(&sb);
+    let layer = sb.inspect("base")["Manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    flip(&store_file(&sb, "blobs/sha256").join(layer.trim_start_matches("sha256:")));
+    let failed = sb.kiln(&["export", "base", "-o", "base.tar"]).fails(1);
+    assert!(
+        failed.stderr.contains("content does not match its digest"),
+        "{failed:?}"
+    );
+    assert!(
+        failed.stderr.contains(
+            "hint: part of the store is damaged on disk: `kiln check` lists what is damaged"
+        ),
+        "{failed:?}"
+    );
+    assert!(!sb.path("base.tar").exists(), "no half-written archive");
+}

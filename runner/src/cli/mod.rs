@@ -532,6 +532,17 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(StoreError::Ref(RefError::NotFound(_))) = cause.downcast_ref::<StoreError>() {
             return Some("`kiln images` lists what the store holds; --store or KILN_STORE picks another store".into());
         }
+        let damaged = matches!(
+            cause.downcast_ref::<StoreError>(),
+            Some(StoreError::Corrupt { .. })
+        ) || cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(crate::digest::is_damaged);
+        if damaged {
+            return Some(
+                "part of the store is damaged on disk: `kiln check` lists what is damaged and which images use it; `kiln check --repair` rebuilds what it can and removes the rest (the next build makes it again)".into(),
+            );
+        }
     }
     None
 }
