@@ -119,3 +119,29 @@ fn relative_links_resolve() {
     assert!(pages.len() > 8, "{pages:?}");
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+/// Every install instruction builds the tested dependency versions
+/// (`--locked`), and the files the walkthrough leaves in the checkout are
+/// ignored by git.
+#[test]
+fn install_instructions_are_locked_and_walkthrough_files_ignored() {
+    let root = workspace();
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    for page in pages
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(page).unwrap();
+        for line in text.lines().filter(|l| l.contains("cargo install ")) {
+            assert!(line.contains("--locked"), "{}: {line}", page.display());
+        }
+    }
+    let ignored = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    assert!(
+        ignored.lines().any(|l| l == "/wrong_token.txt"),
+        "{ignored}"
+    );
+}
