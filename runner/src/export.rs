@@ -146,9 +146,7 @@ pub fn write_oci(
     as_tar: bool,
     epoch: i64,
 ) -> Result<(), ExportError> {
-    let name = dest_name(dest);
     let index = index_for(image, names);
-    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     let blobs = image_blobs(image)?;
     if !as_tar {
         let Dest::Path(dir) = dest else {
@@ -156,6 +154,22 @@ pub fn write_oci(
         };
         return write_oci_dir(store, dir, &blobs, image, names);
     }
+    write_layout_tar(store, dest, &blobs, &index, None, epoch)
+}
+
+/// Writes an OCI layout as a tar to `dest`: `blobs` from the store, then
+/// `index.json`, then `extra` (a file name and its bytes: docker's
+/// `manifest.json`), then `oci-layout`; every entry timestamped `epoch`.
+pub(crate) fn write_layout_tar(
+    store: &Store,
+    dest: &Dest,
+    blobs: &[crate::digest::Digest],
+    index: &[u8],
+    extra: Option<(&str, &[u8])>,
+    epoch: i64,
+) -> Result<(), ExportError> {
+    let name = dest_name(dest);
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     let (w, tmp) = open_dest(dest)?;
     let mut tar = tar::Builder::new(w);
     let mtime = u64::try_from(epoch).unwrap_or(0);
@@ -167,19 +181,15 @@ pub fn write_oci(
             tar.append_data(&mut h, path, data)
         };
     (|| -> io::Result<()> {
-        tarfmt::append_dir(
-            &mut tar,
-            &ImagePath::parse("blobs").expect("constant"),
-            &dir_meta,
-            mtime,
-        )?;
-        tarfmt::append_dir(
-            &mut tar,
-            &ImagePath::parse("blobs/sha256").expect("constant"),
-            &dir_meta,
-            mtime,
-        )?;
-        for digest in &blobs {
+        for dir in ["blobs", "blobs/sha256"] {
+            tarfmt::append_dir(
+                &mut tar,
+                &ImagePath::parse(dir).expect("constant"),
+                &dir_meta,
+                mtime,
+            )?;
+        }
+        for digest in blobs {
             let size = store.blob_size(digest).map_err(io::Error::other)?;
             let mut r = store.open_blob(digest).map_err(io::Error::other)?;
             add(
@@ -189,18 +199,11 @@ pub fn write_oci(
                 &mut r,
             )?;
         }
-        add(
-            &mut tar,
-            "index.json",
-            index.len() as u64,
-            &mut index.as_slice(),
-        )?;
-        add(
-            &mut tar,
-            "oci-layout",
-            layout.len() as u64,
-            &mut &layout[..],
-        )?;
+        add(&mut tar, "index.json", index.len() as u64, &mut &index[..])?;
+        if let Some((path, bytes)) = extra {
+            add(&mut tar, path, bytes.len() as u64, &mut &bytes[..])?;
+        }
+        add(&mut tar, "oci-layout", layout.len() as u64, &mut &layout[..])?;
         Ok(())
     })()
     .map_err(werr(&name))?;

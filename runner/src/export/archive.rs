@@ -9,17 +9,10 @@
 //! so saving the same images gives the same bytes.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
 
-use tar::EntryType;
-
-use super::{
-    CONTAINERD_NAME, Dest, ExportError, dest_name, finish_dest, image_blobs, open_dest, werr,
-};
+use super::{CONTAINERD_NAME, Dest, ExportError, image_blobs, write_layout_tar};
 use crate::digest::Digest;
 use crate::image::Image;
-use crate::layer::tarfmt;
-use crate::snapshot::{ImagePath, Meta};
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, REF_NAME, Store, StoreError};
 
 /// What `kiln save` writes.
@@ -47,7 +40,6 @@ pub fn write_archive(
     dest: &Dest,
     format: ArchiveFormat,
 ) -> Result<(), ExportError> {
-    let name = dest_name(dest);
     let mut blobs: Vec<Digest> = Vec::new();
     let mut index_entries = Vec::new();
     let mut docker_entries = Vec::new();
@@ -101,57 +93,8 @@ pub fn write_archive(
         "manifests": index_entries,
     }));
     let manifest = serde_json::to_vec(&docker_entries).expect("JSON values serialize");
-    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
-    let (w, tmp) = open_dest(dest)?;
-    let mut tar = tar::Builder::new(w);
-    let mtime = u64::try_from(epoch).unwrap_or(0);
-    let meta = Meta::root(0o644, epoch);
-    let dir_meta = Meta::root(0o755, epoch);
-    let add =
-        |tar: &mut tar::Builder<Box<dyn Write>>, path: &str, size: u64, data: &mut dyn Read| {
-            let mut h = tarfmt::header(EntryType::Regular, &meta, mtime, size);
-            tar.append_data(&mut h, path, data)
-        };
-    (|| -> io::Result<()> {
-        for dir in ["blobs", "blobs/sha256"] {
-            tarfmt::append_dir(
-                &mut tar,
-                &ImagePath::parse(dir).expect("constant"),
-                &dir_meta,
-                mtime,
-            )?;
-        }
-        for digest in &blobs {
-            let size = store.blob_size(digest).map_err(io::Error::other)?;
-            let mut r = store.open_blob(digest).map_err(io::Error::other)?;
-            add(&mut tar, &path_of(digest), size, &mut r)?;
-        }
-        add(
-            &mut tar,
-            "index.json",
-            index.len() as u64,
-            &mut index.as_slice(),
-        )?;
-        if format == ArchiveFormat::Docker {
-            add(
-                &mut tar,
-                "manifest.json",
-                manifest.len() as u64,
-                &mut manifest.as_slice(),
-            )?;
-        }
-        add(
-            &mut tar,
-            "oci-layout",
-            layout.len() as u64,
-            &mut &layout[..],
-        )?;
-        Ok(())
-    })()
-    .map_err(werr(&name))?;
-    let w = tar.into_inner().map_err(werr(&name))?;
-    finish_dest(w, tmp, &name)
+    let extra = (format == ArchiveFormat::Docker).then_some(("manifest.json", &manifest[..]));
+    write_layout_tar(store, dest, &blobs, &index, extra, epoch)
 }
 
 fn path_of(digest: &Digest) -> String {
