@@ -203,7 +203,12 @@ pub(crate) fn write_layout_tar(
         if let Some((path, bytes)) = extra {
             add(&mut tar, path, bytes.len() as u64, &mut &bytes[..])?;
         }
-        add(&mut tar, "oci-layout", layout.len() as u64, &mut &layout[..])?;
+        add(
+            &mut tar,
+            "oci-layout",
+            layout.len() as u64,
+            &mut &layout[..],
+        )?;
         Ok(())
     })()
     .map_err(werr(&name))?;

@@ -22,6 +22,7 @@ pub mod cache_format;
 pub mod cache_registry;
 mod cache_spec;
 mod copy;
+mod definition;
 mod dispatch;
 mod lint;
 mod mounts;
@@ -42,7 +43,7 @@ use std::time::Duration;
 use steps::Steps;
 
 use crate::context::{Context, ContextError};
-use crate::frontend::{self, Diagnostic, Kilnfile};
+use crate::frontend::{Diagnostic, Kilnfile};
 use crate::image::{Image, ImageError, Platform};
 use crate::layer::{Compression, LayerError};
 use crate::snapshot::Snapshot;
@@ -346,9 +347,6 @@ impl Build<'_> {
     }
 }
 
-/// Largest Kilnfile read from disk (see [`frontend::MAX_KILNFILE_BYTES`]).
-const MAX_READ: u64 = frontend::MAX_KILNFILE_BYTES as u64 + 1;
-
 /// Runs a build.
 pub fn build(
     store: &Store,
@@ -356,57 +354,12 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
     let steps = Steps::new(progress);
-    let (kilnfile, context) = load(opts, &steps)?;
+    let (kilnfile, context) = definition::load(opts, &steps)?;
     let mut output = build_loaded(store, opts, steps, &kilnfile, &context, None)?;
     let steps = Steps::new(progress);
     steps.skip_to(output.last_step + 1);
     output.out.pushed = output::push_all(store, opts, &steps, &output.out.image.descriptor)?;
     Ok(output.out)
-}
-
-/// What the progress calls the build definition at `path`: `dockerfile`
-/// for a file named like one (`Dockerfile`, `Dockerfile.dev`,
-/// `app.dockerfile`), `kilnfile` otherwise.
-fn definition_kind(path: &str) -> &'static str {
-    let name = std::path::Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if name.starts_with("dockerfile") || name.ends_with(".dockerfile") {
-        "dockerfile"
-    } else {
-        "kilnfile"
-    }
-}
-
-/// Reads and parses the Kilnfile and opens the context, as the first steps.
-fn load(opts: &BuildOptions, steps: &Steps<'_>) -> Result<(Kilnfile, Context), BuildError> {
-    let kilnfile = steps.run(
-        &format!(
-            "[internal] load build definition from {}",
-            opts.kilnfile_name
-        ),
-        |id| {
-            let text = read_kilnfile(opts)?;
-            steps.log(
-                id,
-                &format!(
-                    "transferring {}: {}",
-                    definition_kind(&opts.kilnfile_name),
-                    human_bytes(text.len() as u64)
-                ),
-            );
-            frontend::parse(&opts.kilnfile_name, &text).map_err(BuildError::from)
-        },
-    )?;
-    let context = steps.run("[internal] load build context", |id| {
-        let ctx = Context::open(&opts.context)?;
-        if let Some(file) = ctx.ignore_file() {
-            steps.log(id, &format!("using {file}"));
-        }
-        Ok::<_, BuildError>(ctx)
-    })?;
-    Ok((kilnfile, context))
 }
 
 /// A build's result and the number of its last step.
@@ -552,36 +505,6 @@ fn build_loaded(
     })
 }
 
-fn read_kilnfile(opts: &BuildOptions) -> Result<String, BuildError> {
-    use std::io::Read;
-    let err = |source| BuildError::ReadKilnfile {
-        path: opts.kilnfile.clone(),
-        source,
-    };
-    let file = std::fs::File::open(&opts.kilnfile).map_err(err)?;
-    // Its real size, not what a capped read saw.
-    let size = file.metadata().map_err(err)?.len();
-    if size > frontend::MAX_KILNFILE_BYTES as u64 {
-        return Err(err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "it is {} ({size} bytes); a Kilnfile may be at most {} ({} bytes)",
-                human_bytes(size),
-                human_bytes(frontend::MAX_KILNFILE_BYTES as u64),
-                frontend::MAX_KILNFILE_BYTES
-            ),
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_READ).read_to_end(&mut bytes).map_err(err)?;
-    String::from_utf8(bytes).map_err(|_| {
-        err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not UTF-8 text: is this a Kilnfile?",
-        ))
-    })
-}
-
 /// Parses a `SOURCE_DATE_EPOCH` value: whole seconds since 1970, >= 0.
 pub fn parse_epoch(value: &str) -> Result<i64, String> {
     value
@@ -635,16 +558,6 @@ mod tests {
         assert_eq!(human_bytes(1500), "1.5kB");
         assert_eq!(human_bytes(12_340_000), "12.34MB");
         assert_eq!(human_bytes(123_456_789), "123MB");
-    }
-
-    #[test]
-    fn the_definition_is_called_by_its_file_name() {
-        assert_eq!(definition_kind("Kilnfile"), "kilnfile");
-        assert_eq!(definition_kind("ctx/Kilnfile.registry"), "kilnfile");
-        assert_eq!(definition_kind("Dockerfile"), "dockerfile");
-        assert_eq!(definition_kind("ci/Dockerfile.dev"), "dockerfile");
-        assert_eq!(definition_kind("app.dockerfile"), "dockerfile");
-        assert_eq!(definition_kind("build.txt"), "kilnfile");
     }
 
     #[test]

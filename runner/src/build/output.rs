@@ -10,8 +10,9 @@
 //! images go into an index (each manifest descriptor with its `platform`),
 //! which is what the tags name and what is pushed.
 
+use super::definition::load;
 use super::pull::StepTransfers;
-use super::{BuildError, BuildOptions, Progress, Steps, build_loaded, load};
+use super::{BuildError, BuildOptions, Progress, Steps, build_loaded};
 use crate::image::{Image, Platform};
 use crate::registry::push::Pushed;
 use crate::registry::{self, Reference, RegistryError};
