@@ -262,8 +262,21 @@ impl Shell<'_, '_> {
                 Some('+') => false,
                 _ => break,
             };
-            if &a[1..] == "o" {
-                let Some(opt) = args.get(i + 1) else {
+            let mut takes_name = false;
+            for c in a[1..].chars() {
+                let o = &mut self.st.opts;
+                match c {
+                    'o' => takes_name = true,
+                    'e' => o.errexit = on,
+                    'u' => o.nounset = on,
+                    'x' => o.xtrace = on,
+                    'f' => o.noglob = on,
+                    _ => return Err(self.fatal(pos, &format!("set: illegal option -{c}"))),
+                }
+            }
+            i += 1;
+            if takes_name {
+                let Some(opt) = args.get(i) else {
                     return Ok(0);
                 };
                 let o = &mut self.st.opts;
@@ -275,20 +288,8 @@ impl Shell<'_, '_> {
                     "noglob" => o.noglob = on,
                     _ => return Err(self.fatal(pos, &format!("set: illegal option -o {opt}"))),
                 }
-                i += 2;
-                continue;
+                i += 1;
             }
-            for c in a[1..].chars() {
-                let o = &mut self.st.opts;
-                match c {
-                    'e' => o.errexit = on,
-                    'u' => o.nounset = on,
-                    'x' => o.xtrace = on,
-                    'f' => o.noglob = on,
-                    _ => return Err(self.fatal(pos, &format!("set: illegal option -{c}"))),
-                }
-            }
-            i += 1;
         }
         if i < args.len() {
             self.st.positional = args[i..].to_vec();

@@ -99,7 +99,7 @@ impl Shell<'_, '_> {
                 Part::Param(param, op) => self.expand_param(param, op, dq, out, pos)?,
                 Part::CommandSub(list) => {
                     let (s, status) = self.capture(list);
-                    self.st.status = status;
+                    self.st.sub_status = Some(status);
                     out.extend(s.chars().map(|c| U::C(c, dq, !dq)));
                 }
                 Part::Arith(text) => {

@@ -61,6 +61,9 @@ pub(super) struct State {
     pub locals: Vec<Vec<(String, Option<Var>)>>,
     /// Loops in progress (for `break`, `continue`).
     pub loops: u32,
+    /// The status of the last command substitution in the command being
+    /// expanded.
+    pub sub_status: Option<i32>,
 }
 
 /// The interpreter.
@@ -368,14 +371,14 @@ impl<'h, 'a> Shell<'h, 'a> {
     }
 
     fn run_simple(&mut self, s: &Simple) -> R {
-        self.st.status = 0;
+        self.st.sub_status = None;
         let mut fields = self.expand_words(&s.words)?;
-        // The status of the last command substitution, if any ran.
-        let sub_status = self.st.status;
         let mut assigns = Vec::new();
         for (name, w) in &s.assigns {
             assigns.push((name.clone(), self.expand_string(w)?));
         }
+        // The status of the last command substitution, if any ran.
+        let sub_status = self.st.sub_status.unwrap_or(0);
         if self.st.opts.xtrace {
             let mut line = String::from("+");
             for (n, v) in &assigns {

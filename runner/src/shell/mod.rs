@@ -21,7 +21,7 @@
 //! quotes, backslashes; `$X`, `${X}`, `${X-d}`/`${X:-d}`, `=`, `?`, `+`,
 //! `${X#p}`, `##`, `%`, `%%`, `${#X}`, `$?`, `$#`, `$@`, `"$@"`, `$*`,
 //! `$1`..., `$0`, `$-`, `$$` (always 1); `~`; `$(...)` and backticks;
-//! `$((...))` and `((...))`; field splitting on `IFS`; globbing (`*`, `?`,
+//! `$((...))`; field splitting on `IFS`; globbing (`*`, `?`,
 //! `[...]`, classes) against [`Host::list_dir`]; `if`, `for`, `while`,
 //! `until`, `case` (with `;&`), functions and `return`, `( ... )` (state
 //! copied and thrown away), `{ ...; }`; the builtins `: true false echo
@@ -39,7 +39,8 @@
 //! - Only descriptors 0, 1 and 2; no `&` (background jobs), `trap`, `wait`,
 //!   `.`/`source`, `alias`, `getopts`, `command`, `type`, `umask`, `exec`,
 //!   `readonly`, `ulimit`, `$!`; no bash syntax (`[[ ]]`, arrays, `$'..'`,
-//!   `<<<`, `&>`, `${X/a/b}`, `${X:1:2}`), refused with a position.
+//!   `<<<`, `&>`, `${X/a/b}`, `${X:1:2}`), refused with a position; in
+//!   `sh` mode `((` is two subshells and `[[` a command name, as in dash.
 //! - Output redirected to a file is buffered and appended to the file when
 //!   the redirection ends (the file is created or truncated when it
 //!   starts); standard input is always read whole into memory.
@@ -144,6 +145,7 @@ pub fn run(
         depth: 0,
         locals: Vec::new(),
         loops: 0,
+        sub_status: None,
     };
     let mut sh = interp::Shell::new(host, io::Tops { stdout, stderr }, state);
     let status = match sh.run_list(&list) {

@@ -331,7 +331,14 @@ fn pieces_to_parts(
     pos: Pos,
 ) -> Result<Vec<Part>, SyntaxError> {
     let mut out = Vec::new();
-    for p in pieces {
+    for (i, p) in pieces.iter().enumerate() {
+        // brush's `sh` mode leaves a `${...}` it does not know as text.
+        if let (WordPiece::Text(t), Some(next)) = (&p.piece, pieces.get(i + 1))
+            && t.ends_with('$')
+            && matches!(&next.piece, WordPiece::Text(n) if n.starts_with('{'))
+        {
+            return Err(unsupported("this parameter expansion (bash only)", pos));
+        }
         out.push(match &p.piece {
             WordPiece::Text(t) if in_double => Part::Quoted(t.clone()),
             WordPiece::Text(t) => Part::Text(t.clone()),
