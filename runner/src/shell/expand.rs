@@ -226,11 +226,11 @@ impl Shell<'_, '_> {
                 Val::One(remove(&s, &pat, prefix, *longest))
             }
         };
-        if let (Val::Unset, true) = (&val, self.st.opts.nounset) {
-            if !matches!(param, Param::At | Param::Star) {
-                let shown = if name.is_empty() { "?" } else { &name };
-                return Err(self.fatal(pos, &format!("{shown}: parameter not set")));
-            }
+        if let (Val::Unset, true) = (&val, self.st.opts.nounset)
+            && !matches!(param, Param::At | Param::Star)
+        {
+            let shown = if name.is_empty() { "?" } else { &name };
+            return Err(self.fatal(pos, &format!("{shown}: parameter not set")));
         }
         match val {
             Val::Unset => {}

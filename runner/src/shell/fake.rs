@@ -9,13 +9,16 @@ use super::host::{Exec, Host, PathTest, Streams};
 /// A fake command: argv, stdin bytes, stdout, stderr -> status.
 pub(super) type FakeCmd = Box<dyn FnMut(&[String], &[u8], &mut dyn Write, &mut dyn Write) -> i32>;
 
+/// An external command that ran: argv, env, cwd.
+pub(super) type Ran = (Vec<String>, Vec<(String, String)>, String);
+
 #[derive(Default)]
 pub(super) struct FakeHost {
     pub files: BTreeMap<String, Vec<u8>>,
     pub dirs: BTreeSet<String>,
     pub cmds: BTreeMap<String, FakeCmd>,
-    /// Every external command run: its argv and env.
-    pub ran: Vec<(Vec<String>, Vec<(String, String)>, String)>,
+    /// Every external command run.
+    pub ran: Vec<Ran>,
     pub traces: Vec<String>,
 }
 
@@ -93,7 +96,7 @@ impl Host for FakeHost {
         if self.dirs.contains(path) {
             return Err(io::Error::other("is a directory"));
         }
-        if !self.dirs.contains(parent(path)) && parent(path) != "" {
+        if !self.dirs.contains(parent(path)) && !parent(path).is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "nonexistent directory",
