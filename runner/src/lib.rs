@@ -27,6 +27,7 @@ pub mod load;
 pub mod network;
 pub mod registry;
 pub mod secrets;
+pub mod shell;
 pub mod snapshot;
 pub mod step;
 pub mod store;

@@ -1,0 +1,92 @@
+//! What the shell needs from the world outside it: programs to run and a
+//! filesystem. The build implements it over the step's `Vfs` and
+//! `step::run`; tests over an in-memory fake.
+//!
+//! Paths given to a host are absolute and normalized (`/a/b`), already
+//! resolved against the shell's working directory.
+
+use std::io::{self, Read, Write};
+
+/// An external command to run.
+pub struct Exec<'a> {
+    /// The arguments; `argv[0]` names the program as written (a name to
+    /// look up on `PATH`, or a path).
+    pub argv: &'a [String],
+    /// The exported environment, `PATH` included.
+    pub env: &'a [(String, String)],
+    /// The working directory.
+    pub cwd: &'a str,
+}
+
+/// The standard streams of an external command.
+pub struct Streams<'a> {
+    /// Standard input.
+    pub stdin: &'a mut dyn Read,
+    /// Standard output.
+    pub stdout: &'a mut dyn Write,
+    /// Standard error.
+    pub stderr: &'a mut dyn Write,
+}
+
+/// What [`Host::test`] asks of a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathTest {
+    /// It exists (`test -e`).
+    Exists,
+    /// It is a regular file (`test -f`).
+    File,
+    /// It is a directory (`test -d`).
+    Dir,
+    /// It can be run (`test -x`).
+    Executable,
+    /// It exists and is not empty (`test -s`).
+    NonEmpty,
+    /// It is a symbolic link (`test -L`, `test -h`).
+    Symlink,
+}
+
+/// What the shell needs from outside.
+pub trait Host {
+    /// Runs an external command and returns its exit status. A program
+    /// not found is 127 and one that cannot be run 126, each after a
+    /// message on `streams.stderr` (for not found, naming the `PATH`
+    /// searched).
+    fn run(&mut self, cmd: &Exec<'_>, streams: Streams<'_>) -> i32;
+
+    /// The contents of a file (`<`, `.`).
+    fn read_file(&mut self, path: &str) -> io::Result<Vec<u8>>;
+
+    /// Creates or truncates a file (`>`) or opens it for appending (`>>`),
+    /// failing as `open` would (a directory, a missing parent).
+    fn open_write(&mut self, path: &str, append: bool) -> io::Result<()>;
+
+    /// Appends bytes to a file opened by [`Host::open_write`].
+    fn append(&mut self, path: &str, data: &[u8]) -> io::Result<()>;
+
+    /// Tests a path; symbolic links are followed except for
+    /// [`PathTest::Symlink`].
+    fn test(&mut self, path: &str, what: PathTest) -> bool;
+
+    /// The names in a directory, for globbing (without `.` and `..`).
+    fn list_dir(&mut self, path: &str) -> io::Result<Vec<String>>;
+
+    /// Whether `cd` may enter `path`: an error saying why not.
+    fn check_dir(&mut self, path: &str) -> io::Result<()> {
+        if self.test(path, PathTest::Dir) {
+            Ok(())
+        } else if self.test(path, PathTest::Exists) {
+            Err(io::Error::other("not a directory"))
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no such file or directory",
+            ))
+        }
+    }
+
+    /// Writes a `set -x` trace line (without its newline). The build masks
+    /// secrets here.
+    fn trace(&mut self, line: &str, stderr: &mut dyn Write) {
+        let _ = writeln!(stderr, "{line}");
+    }
+}
