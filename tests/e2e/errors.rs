@@ -269,10 +269,14 @@ fn a_killed_build_leaves_the_store_consistent() {
         .current_dir(sb.dir.path())
         .spawn()
         .unwrap();
-    // Wait until it is writing into the store, then kill it hard.
+    // Wait until it is writing into the store (its first file's contents
+    // are in; the others are being written), then kill it hard. Not
+    // earlier: a process killed while it creates its temp session leaves a
+    // lock file that only ages out (see store/tmp.rs).
     let tmp = sb.store().join("kiln/tmp");
+    let files = sb.store().join("kiln/files/sha256");
     let start = std::time::Instant::now();
-    while fs::read_dir(&tmp).map_or(0, |d| d.count()) == 0 {
+    while fs::read_dir(&files).map_or(0, |d| d.count()) == 0 {
         assert!(
             start.elapsed().as_secs() < 60,
             "the build never started writing"

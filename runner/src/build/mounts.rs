@@ -47,6 +47,11 @@ pub(super) fn attach_all(
         let err = |msg: String| -> BuildError { kf.error(span.clone(), msg).into() };
         let target = m.target.as_deref().unwrap_or("/");
         let target = ImagePath::resolve(workdir, target).map_err(|e| err(e.to_string()))?;
+        // Secret mounts are attached by `crate::secrets::mount`, beside
+        // these.
+        if m.kind == MountType::Secret {
+            continue;
+        }
         if let Some(other) = attached
             .iter()
             .find(|a| target.starts_with(a) || a.starts_with(&target))
