@@ -280,23 +280,14 @@ fn magic(bytes: &[u8]) -> [u8; 4] {
 }
 
 /// `path` (relative to directory `base`) with `.` and `..` resolved, no
-/// leading `/` or `./`: archive names are compared in this form.
+/// leading `/` or `./`: archive names are compared in this form (the
+/// context's own cleaning, from `base`).
 pub(super) fn normalize(base: &str, path: &str) -> String {
-    let mut parts: Vec<&str> = if path.starts_with('/') {
-        Vec::new()
+    if path.starts_with('/') {
+        crate::context::clean(path)
     } else {
-        base.split('/').filter(|p| !p.is_empty()).collect()
-    };
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
+        crate::context::clean(&format!("{base}/{path}"))
     }
-    parts.join("/")
 }
 
 #[cfg(test)]
