@@ -6,8 +6,8 @@
 //! `docker-registry`, `openssl` and `htpasswd` (apache2-utils).
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -101,7 +101,7 @@ impl RegistryServer {
         fs::create_dir_all(&data_dir).unwrap();
         let config = dir.path().join("config.yml");
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
+            let port = crate::util::free_port();
             fs::write(&config, config_yml(&data_dir, port, &auth)).unwrap();
             let log = fs::File::create(log_path(dir.path())).unwrap();
             let mut child = Command::new("docker-registry")
@@ -250,20 +250,7 @@ fn log_path(dir: &Path) -> PathBuf {
 }
 
 fn read_log(dir: &Path) -> String {
-    match fs::read(log_path(dir)) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
-        Err(e) => panic!("reading the registry's log: {e}"),
-    }
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::util::read_server_log(&log_path(dir))
 }
 
 /// A YAML string: JSON's double-quoted strings are YAML's.

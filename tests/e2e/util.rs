@@ -251,3 +251,21 @@ pub fn layer_tar(store: &Path, digest: &str, media_type: &str) -> Vec<u8> {
         blob
     }
 }
+
+/// A loopback port nobody listens on now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The log a test's server writes to `path`, empty until it exists.
+pub fn read_server_log(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => panic!("reading {}: {e}", path.display()),
+    }
+}

@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -72,7 +72,7 @@ impl Verdaccio {
         let config = dir.path().join("config.yaml");
         fs::write(&config, config_yaml(dir.path())).unwrap();
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
+            let port = crate::util::free_port();
             let log = fs::File::create(log_path(dir.path())).unwrap();
             let mut child = Command::new("node")
                 .arg(&main)
@@ -345,20 +345,7 @@ fn log_path(dir: &Path) -> PathBuf {
 }
 
 fn read_log(dir: &Path) -> String {
-    match fs::read(log_path(dir)) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
-        Err(e) => panic!("reading Verdaccio's log: {e}"),
-    }
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::util::read_server_log(&log_path(dir))
 }
 
 /// An HTTP response, read whole.
