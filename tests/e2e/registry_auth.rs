@@ -45,8 +45,8 @@ fn tls_registry_with_auth_login_push_pull_logout_and_the_password_is_nowhere() {
 
     // A wrong password: refused, nothing saved, and not echoed.
     let wrong = "Wr0ng-pa55word-echo-9d2f";
-    let refused = env
-        .kiln_in(
+    let login_with = |password: &str| {
+        env.kiln_in(
             "store",
             &[
                 "--registry-ca",
@@ -57,9 +57,10 @@ fn tls_registry_with_auth_login_push_pull_logout_and_the_password_is_nowhere() {
                 "--password-stdin",
                 &host,
             ],
-            &format!("{wrong}\n"),
+            &format!("{password}\n"),
         )
-        .fails(1);
+    };
+    let refused = login_with(wrong).fails(1);
     assert!(refused.stderr.contains("refused"), "{}", refused.stderr);
     for form in forms(wrong.as_bytes()) {
         let form = String::from_utf8(form).unwrap();
@@ -69,21 +70,7 @@ fn tls_registry_with_auth_login_push_pull_logout_and_the_password_is_nowhere() {
     assert!(!saved.contains(&host), "{saved}");
 
     // The right one.
-    let login = env
-        .kiln_in(
-            "store",
-            &[
-                "--registry-ca",
-                &ca,
-                "login",
-                "--username",
-                USER,
-                "--password-stdin",
-                &host,
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .ok();
+    let login = login_with(PASSWORD).ok();
     assert_eq!(login.stdout.trim(), "Login Succeeded");
     let saved = fs::read_to_string(env.docker_config()).unwrap();
     assert!(saved.contains(&host), "{saved}");
