@@ -165,6 +165,23 @@ pub(crate) fn skopeo(server: &RegistryServer, args: &[&str]) -> String {
 }
 
 /// The manifest digest an OCI layout's only image has.
+/// Copies `reference` out of `server` with skopeo into an OCI layout at
+/// `layout` (digests preserved); the digest of the manifest it copied.
+pub(crate) fn copy_out(server: &RegistryServer, reference: &str, layout: &Path) -> String {
+    skopeo(
+        server,
+        &[
+            "copy",
+            "-q",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &format!("docker://{reference}"),
+            &format!("oci:{}:x", layout.display()),
+        ],
+    );
+    layout_digest(layout)
+}
+
 pub(crate) fn layout_digest(layout: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
@@ -296,18 +313,7 @@ fn skopeo_reads_what_kiln_pushed_and_kiln_pulls_what_skopeo_pushed() {
     assert_eq!(inspect["Digest"], digest.as_str());
     assert_eq!(inspect["Os"], "wasi");
     let layout = env.path("skopeo-layout");
-    skopeo(
-        &server,
-        &[
-            "copy",
-            "-q",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &format!("docker://{dest}"),
-            &format!("oci:{}:x", layout.display()),
-        ],
-    );
-    assert_eq!(layout_digest(&layout), digest);
+    assert_eq!(copy_out(&server, &dest, &layout), digest);
 
     // The other way: a linux/amd64 image skopeo pushes.
     let linux = make_linux_image(&env.path("linux"));
@@ -404,18 +410,7 @@ fn big_blobs_are_pushed_in_chunks_and_arrive_whole() {
         server.log()
     );
     let layout = env.path("copied");
-    skopeo(
-        &server,
-        &[
-            "copy",
-            "-q",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &format!("docker://{chunked}"),
-            &format!("oci:{}:x", layout.display()),
-        ],
-    );
-    assert_eq!(layout_digest(&layout), digest);
+    assert_eq!(copy_out(&server, &chunked, &layout), digest);
     env.kiln_in("fresh", &["pull", &chunked], "").ok();
     assert_check_clean(&env, "fresh");
 

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::registry::{
-    Env, assert_check_clean, assert_no_images, count, layout_digest, pushed_digest, skopeo,
-};
+use crate::registry::{Env, assert_check_clean, assert_no_images, copy_out, count, pushed_digest};
 use crate::registry_server::RegistryServer;
 use crate::util::kiln_bin;
 
@@ -107,18 +105,7 @@ fn a_push_killed_in_the_big_layer_completes_when_run_again() {
         .ok();
     let digest = pushed_digest(&again);
     let layout = env.path("copied");
-    skopeo(
-        &server,
-        &[
-            "copy",
-            "-q",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &format!("docker://{dest}"),
-            &format!("oci:{}:x", layout.display()),
-        ],
-    );
-    assert_eq!(layout_digest(&layout), digest);
+    assert_eq!(copy_out(&server, &dest, &layout), digest);
     assert_check_clean(&env, "store");
 }
 
