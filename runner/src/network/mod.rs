@@ -315,11 +315,7 @@ impl std::fmt::Debug for Policy {
 impl Policy {
     /// Tells the step's log `line` (prefixed `kiln:`).
     pub fn note(&self, line: &str) {
-        if let Some(log) = &self.log {
-            let mut w = log.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(w, "kiln: {line}");
-            let _ = w.flush();
-        }
+        tell(self.log.as_ref(), line);
     }
 
     /// Whether a request to `host:port` may go; when not, tells the log
@@ -370,9 +366,14 @@ pub const NO_NETWORK: &str = "this step has no network: add --network=default to
 
 /// Tells `log` that a step without network tried to reach `what`.
 pub fn note_no_network(log: Option<&NetLog>, what: &str) {
+    tell(log, &format!("refused {what}: {NO_NETWORK}"));
+}
+
+/// Writes `line` to a step's `log` (prefixed `kiln:`), if it has one.
+pub fn tell(log: Option<&NetLog>, line: &str) {
     if let Some(log) = log {
         let mut w = log.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(w, "kiln: refused {what}: {NO_NETWORK}");
+        let _ = writeln!(w, "kiln: {line}");
         let _ = w.flush();
     }
 }

@@ -22,7 +22,6 @@
 //! (`kiln: refused connect to ADDR: ... --allow-net ADDR`).
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -175,13 +174,7 @@ impl Inner {
     fn note(&self, line: &str) {
         match &self.policy {
             Some(p) => p.note(line),
-            None => {
-                if let Some(log) = &self.log {
-                    let mut w = log.lock().unwrap_or_else(|e| e.into_inner());
-                    let _ = writeln!(w, "kiln: {line}");
-                    let _ = w.flush();
-                }
-            }
+            None => crate::network::tell(self.log.as_ref(), line),
         }
     }
 }
