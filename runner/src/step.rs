@@ -218,7 +218,21 @@ fn read_program(vfs: &mut Vfs, path: &str, max: u64) -> Result<Vec<u8>, StepErro
     result.map_err(err)
 }
 
+/// A program found, read and compiled, with the preopens it gets: all
+/// that can fail before it runs, done without taking the step's `Vfs`.
+pub(crate) struct Loaded {
+    program: crate::exec::Program,
+    path: String,
+    loaded_from: LoadedFrom,
+    preopens: Vec<Preopen>,
+}
+
 /// Runs a step. Standard streams are the caller's.
+///
+/// `sh -c SCRIPT` (or `/bin/sh`, `sh FILE`) in an image with no `sh` of
+/// its own runs kiln's built-in shell (`crate::shell::step_host`), whose
+/// every command is a program of the image run by [`load`] and
+/// [`execute`].
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &Engine,
@@ -231,11 +245,37 @@ pub fn run(
     terminal: bool,
     cancel: Arc<AtomicBool>,
 ) -> Result<Finished, StepError> {
+    let loaded = match load(engine, store, &mut vfs, &spec, &cancel) {
+        Err(StepError::NotFound { .. }) if crate::shell::step_host::invocation(&spec.argv).is_some() => {
+            let io = crate::shell::step_host::Io {
+                stdin,
+                stdout,
+                stderr,
+            };
+            return crate::shell::step_host::run(engine, store, vfs, spec, io, cancel);
+        }
+        loaded => loaded?,
+    };
+    Ok(execute(
+        engine, loaded, vfs, spec, stdin, stdout, stderr, terminal, cancel,
+    ))
+}
+
+/// Finds, reads and compiles the program `spec.argv[0]` names, and
+/// resolves the preopens; the `Vfs` is only borrowed, so a caller keeps it
+/// whatever fails.
+pub(crate) fn load(
+    engine: &Engine,
+    store: &Store,
+    vfs: &mut Vfs,
+    spec: &StepSpec,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Loaded, StepError> {
     let name = spec.argv.first().cloned().ok_or(StepError::Empty)?;
-    let program_path = find_program(&mut vfs, &name, &spec.env, &spec.cwd)?;
-    let bytes = read_program(&mut vfs, &program_path, spec.limits.max_module)?;
+    let program_path = find_program(vfs, &name, &spec.env, &spec.cwd)?;
+    let bytes = read_program(vfs, &program_path, spec.limits.max_module)?;
     let (program, loaded_from) = engine
-        .load_within(store, Digest::of(&bytes), &bytes, &spec.limits, &cancel)
+        .load_within(store, Digest::of(&bytes), &bytes, &spec.limits, cancel)
         .map_err(|error| match error {
             LoadError::Cancelled => StepError::Cancelled,
             error => StepError::Load {
@@ -244,6 +284,9 @@ pub fn run(
             },
         })?;
     drop(bytes);
+    if program.kind() != ProgramKind::Component && spec.network.is_some() {
+        return Err(StepError::NoNetworkApi { path: program_path });
+    }
     let root = vfs.root();
     let mut preopens = vec![Preopen {
         guest_path: "/".into(),
@@ -263,6 +306,34 @@ pub fn run(
             scope: Scope::Deny,
         });
     }
+    Ok(Loaded {
+        program,
+        path: program_path,
+        loaded_from,
+        preopens,
+    })
+}
+
+/// Runs a loaded program over `vfs`; nothing here fails before the program
+/// runs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn execute(
+    engine: &Engine,
+    loaded: Loaded,
+    vfs: Vfs,
+    spec: StepSpec,
+    stdin: Box<dyn Read + Send>,
+    stdout: Box<dyn Write + Send>,
+    stderr: Box<dyn Write + Send>,
+    terminal: bool,
+    cancel: Arc<AtomicBool>,
+) -> Finished {
+    let Loaded {
+        program,
+        path: program_path,
+        loaded_from,
+        preopens,
+    } = loaded;
     let mut env = spec.env;
     let cwd = spec.cwd.absolute();
     if !spec.cwd.is_root() && !env.iter().any(|(k, _)| k == "PWD") {
@@ -311,18 +382,16 @@ pub fn run(
             policy: spec.network,
             log: spec.net_log,
         });
-    } else if spec.network.is_some() {
-        return Err(StepError::NoNetworkApi { path: program_path });
     }
     let (mut state, outcome) = engine.run(&program, state, &spec.limits);
     // The environment may hold secrets (`env=` secret mounts): zero it.
     for (_, value) in state.env.iter_mut() {
         zeroize::Zeroize::zeroize(value);
     }
-    Ok(Finished {
+    Finished {
         vfs: state.vfs,
         outcome,
         program: program_path,
         loaded_from,
-    })
+    }
 }

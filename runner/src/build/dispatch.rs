@@ -698,8 +698,10 @@ impl Build<'_> {
         Ok(())
     }
 
-    /// The argv of CMD/ENTRYPOINT: exec form as written; plain form split
-    /// into words, or `/bin/sh -c` when the image has a shell.
+    /// The argv of CMD/ENTRYPOINT: exec form as written; plain form
+    /// `/bin/sh -c TEXT` when the image has a shell or the text needs one
+    /// (`kiln run` then uses kiln's built-in shell, whose syntax is checked
+    /// here), else split into words.
     fn command_argv(&self, cl: &CommandLine, state: &State) -> Result<Vec<String>, BuildError> {
         let kf = self.kilnfile;
         match cl {
@@ -708,23 +710,9 @@ impl Build<'_> {
                 if super::run::has_shell(&state.snapshot) {
                     return Ok(vec!["/bin/sh".into(), "-c".into(), w.raw.clone()]);
                 }
-                if let Some((range, what)) = frontend::words::shell_syntax(&w.raw) {
-                    return Err(kf
-                        .word_error(
-                            w,
-                            range.start,
-                            format!("{what} needs a shell, and this image has no /bin/sh; use the JSON form, like [\"prog\", \"arg\"]"),
-                        )
-                        .into());
-                }
-                if let Some(i) = w.raw.find('$') {
-                    return Err(kf
-                        .word_error(
-                            w,
-                            i,
-                            "variables in a plain-form command need a shell; use the JSON form",
-                        )
-                        .into());
+                if frontend::words::shell_syntax(&w.raw).is_some() || w.raw.contains('$') {
+                    super::run::check_script(kf, w)?;
+                    return Ok(vec!["/bin/sh".into(), "-c".into(), w.raw.clone()]);
                 }
                 frontend::words::split_words(&w.raw, '\\')
                     .into_iter()

@@ -2,10 +2,11 @@
 //!
 //! The command line follows Docker's two forms. The exec form is run as
 //! written. The plain form is split into words with quotes respected and
-//! `$VAR` expanded from the step's environment, since there is no shell to
-//! do it; anything that needs a shell (`&&`, `|`, redirects, `$(..)`) runs
-//! through the image's wasm `/bin/sh` when it has one, and is an error
-//! pointing at the operator when it does not.
+//! `$VAR` expanded from the step's environment, as Docker's shell would;
+//! anything that needs a shell (`&&`, `|`, redirects, `$(..)`, a
+//! here-document) becomes `/bin/sh -c SCRIPT`, run by the image's own wasm
+//! `/bin/sh` when it has one and by kiln's built-in shell (`crate::shell`)
+//! when it does not. Either way the cache key is the script's text.
 //!
 //! The step's root is an overlay over the current snapshot, with the
 //! `--mount`s attached (`mounts.rs`); it runs on a worker thread while this
@@ -76,28 +77,15 @@ fn argv(
             Ok(words.iter().map(|w| w.raw.clone()).collect())
         }
         CommandLine::Shell(w) => {
-            let needs_shell = if let Some(doc) = run.heredocs.first() {
-                Some((doc.span.start, "a here-document"))
-            } else {
-                frontend::words::shell_syntax(&w.raw)
-                    .map(|(r, what)| (w.span.start + r.start, what))
-            };
-            if let Some((at, what)) = needs_shell {
-                if has_shell(cx.snapshot) {
-                    let script = match run.heredocs.first() {
-                        Some(doc) => doc.raw.clone(),
-                        None => w.raw.clone(),
-                    };
-                    return Ok(vec!["/bin/sh".into(), "-c".into(), script]);
+            if !run.heredocs.is_empty() || frontend::words::shell_syntax(&w.raw).is_some() {
+                let script = script(kf, run, w);
+                // Without a /bin/sh of the image's own, kiln's built-in
+                // shell runs the script: its syntax is checked here, so an
+                // error points into the Kilnfile before anything runs.
+                if !has_shell(cx.snapshot) {
+                    check_script(kf, &script)?;
                 }
-                return Err(kf
-                    .error(
-                        at..at + 1,
-                        format!(
-                            "{what} needs a shell, and this image has no /bin/sh: run each program in its own RUN, or use the JSON form [\"prog\", \"arg\"]"
-                        ),
-                    )
-                    .into());
+                return Ok(vec!["/bin/sh".into(), "-c".into(), script.raw]);
             }
             let env = &cx.env;
             let lookup = |k: &str| {
@@ -120,6 +108,53 @@ fn argv(
             Ok(out)
         }
     }
+}
+
+/// The script of a shell-form RUN that needs a shell. `RUN <<EOF` with
+/// nothing else on its line runs the here-document as the script, as in
+/// BuildKit; otherwise the command line and its here-documents, as
+/// written, are the script (`RUN <<EOF python3` feeds python3).
+fn script(kf: &frontend::Kilnfile, run: &frontend::Run, w: &Word) -> Word {
+    let Some(last) = run.heredocs.last() else {
+        return w.clone();
+    };
+    let alone = w.raw.split_whitespace().all(|t| t.starts_with("<<"));
+    if alone && run.heredocs.len() == 1 {
+        return last.clone();
+    }
+    let text = kf.source.text();
+    let end = text[last.span.end.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |i| last.span.end + i + 1);
+    let span = w.span.start..end;
+    Word {
+        raw: kf.source.slice(&span).to_string(),
+        span,
+    }
+}
+
+/// Parses a script for the built-in shell; a syntax error points at its
+/// line and column in the Kilnfile.
+pub(super) fn check_script(kf: &frontend::Kilnfile, script: &Word) -> Result<(), BuildError> {
+    crate::shell::parse(&script.raw).map(drop).map_err(|e| {
+        let offset = script
+            .raw
+            .split_inclusive('\n')
+            .take(e.pos.line.saturating_sub(1))
+            .map(str::len)
+            .sum::<usize>();
+        let column: usize = script.raw[offset..]
+            .chars()
+            .take(e.pos.column.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
+        kf.word_error(
+            script,
+            offset + column,
+            format!("shell syntax (kiln's built-in shell): {}", e.message),
+        )
+        .into()
+    })
 }
 
 /// Parses a RUN's flags and expands its command line.

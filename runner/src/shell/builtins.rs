@@ -249,7 +249,7 @@ impl Shell<'_, '_> {
         0
     }
 
-    fn set(&mut self, args: &[String], pos: Pos) -> R {
+    pub(super) fn set(&mut self, args: &[String], pos: Pos) -> R {
         let mut i = 0;
         while i < args.len() {
             let a = &args[i];
@@ -308,7 +308,9 @@ impl Shell<'_, '_> {
     fn read(&mut self, args: &[String]) -> i32 {
         let raw = args.iter().any(|a| a == "-r");
         let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-        let input = self.fds.stdin.clone();
+        // The shell's own standard input (`None`) is the program's to read:
+        // `read` there sees its end.
+        let input = self.fds.stdin.clone().unwrap_or_else(|| super::io::input(Vec::new()));
         let Some(mut line) = super::io::read_line(&input) else {
             for n in &names {
                 self.set_var(n, String::new());

@@ -70,7 +70,9 @@ impl Host for FakeHost {
             .unwrap_or_default()
             .to_string();
         let mut input = Vec::new();
-        let _ = s.stdin.read_to_end(&mut input);
+        if let super::Stdin::Bytes(r) = s.stdin {
+            let _ = r.read_to_end(&mut input);
+        }
         match self.cmds.get_mut(&name) {
             Some(f) => f(cmd.argv, &input, s.stdout, s.stderr),
             None => {
@@ -169,6 +171,7 @@ pub(super) fn run_in(host: &mut FakeHost, script: &str, args: &[&str]) -> (i32, 
         cwd: "/w".into(),
         name: "sh".into(),
         args: args.iter().map(|s| s.to_string()).collect(),
+        set: Vec::new(),
     };
     let status = super::run(script, host, &opts, &mut out, &mut err).unwrap_or_else(|e| {
         err.extend_from_slice(e.to_string().as_bytes());

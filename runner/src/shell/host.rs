@@ -18,10 +18,28 @@ pub struct Exec<'a> {
     pub cwd: &'a str,
 }
 
+/// Bytes in memory a command reads as its standard input, with a read
+/// position shared with the shell (`while read l; do prog; done <f`).
+pub trait Input: Read {
+    /// What is left to read, without reading it: a host that hands the
+    /// bytes to a program elsewhere reads (consumes) afterwards only as
+    /// many as the program did.
+    fn peek(&mut self) -> Vec<u8>;
+}
+
+/// A command's standard input.
+pub enum Stdin<'a> {
+    /// The shell's own standard input, not redirected: the host gives the
+    /// program its own (the terminal for `kiln run`, nothing in a build).
+    Inherited,
+    /// A pipe, a file, a here-document.
+    Bytes(&'a mut dyn Input),
+}
+
 /// The standard streams of an external command.
 pub struct Streams<'a> {
     /// Standard input.
-    pub stdin: &'a mut dyn Read,
+    pub stdin: Stdin<'a>,
     /// Standard output.
     pub stdout: &'a mut dyn Write,
     /// Standard error.
@@ -82,6 +100,13 @@ pub trait Host {
                 "no such file or directory",
             ))
         }
+    }
+
+    /// Whether the script must stop now (cancelled, out of time, a limit of
+    /// the step hit), and the status it ends with. Asked before every
+    /// pipeline.
+    fn stopped(&mut self) -> Option<i32> {
+        None
     }
 
     /// Writes a `set -x` trace line (without its newline). The build masks

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::ast::*;
-use super::host::{Exec, Host, Streams};
+use super::host::{Exec, Host, Stdin, Streams};
 use super::io::{self, Fds, In, InReader, OutWriter, Sink, Tops};
 
 /// Why running stopped before the end of a list.
@@ -81,7 +81,7 @@ impl<'h, 'a> Shell<'h, 'a> {
             tops: RefCell::new(tops),
             st,
             fds: Fds {
-                stdin: io::input(Vec::new()),
+                stdin: None,
                 stdout: io::sink(Sink::Stdout),
                 stderr: io::sink(Sink::Stderr),
             },
@@ -168,6 +168,11 @@ impl<'h, 'a> Shell<'h, 'a> {
     }
 
     fn run_pipeline(&mut self, p: &Pipeline) -> R {
+        // A script the host stopped (Ctrl-C, its time, a limit of the
+        // step) ends here, loops of builtins included.
+        if let Some(status) = self.host.stopped() {
+            return Err(Flow::Exit(status));
+        }
         if p.bang {
             self.st.cond += 1;
         }
@@ -194,7 +199,7 @@ impl<'h, 'a> Shell<'h, 'a> {
         }
         let saved = self.fds.clone();
         let mut statuses = Vec::new();
-        let mut input: In = saved.stdin.clone();
+        let mut input: Option<In> = saved.stdin.clone();
         for (i, c) in commands.iter().enumerate() {
             let last = i + 1 == commands.len();
             let out = if last {
@@ -211,7 +216,7 @@ impl<'h, 'a> Shell<'h, 'a> {
                     Sink::Buf(b) => b,
                     _ => Vec::new(),
                 };
-                input = io::input(bytes);
+                input = Some(io::input(bytes));
             }
         }
         self.fds = saved;
@@ -500,7 +505,7 @@ impl<'h, 'a> Shell<'h, 'a> {
             .collect();
         env.extend(assigns.iter().cloned());
         env.sort();
-        let mut stdin = InReader(self.fds.stdin.clone());
+        let mut reader = self.fds.stdin.clone().map(InReader);
         let mut stdout = OutWriter {
             out: self.fds.stdout.clone(),
             tops: &self.tops,
@@ -517,7 +522,10 @@ impl<'h, 'a> Shell<'h, 'a> {
                 cwd: &cwd,
             },
             Streams {
-                stdin: &mut stdin,
+                stdin: match &mut reader {
+                    Some(r) => Stdin::Bytes(r),
+                    None => Stdin::Inherited,
+                },
                 stdout: &mut stdout,
                 stderr: &mut stderr,
             },

@@ -34,7 +34,9 @@ pub(super) type In = Rc<RefCell<Cursor<Vec<u8>>>>;
 /// Descriptors 0, 1, 2.
 #[derive(Clone)]
 pub(super) struct Fds {
-    pub stdin: In,
+    /// `None`: the shell's own standard input, not redirected, which the
+    /// host hands to a program as it is.
+    pub stdin: Option<In>,
     pub stdout: Out,
     pub stderr: Out,
 }
@@ -81,6 +83,14 @@ pub(super) struct InReader(pub In);
 impl Read for InReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.borrow_mut().read(buf)
+    }
+}
+
+impl super::host::Input for InReader {
+    fn peek(&mut self) -> Vec<u8> {
+        let c = self.0.borrow();
+        let pos = (c.position() as usize).min(c.get_ref().len());
+        c.get_ref()[pos..].to_vec()
     }
 }
 

@@ -71,6 +71,7 @@ pub mod ast;
 mod builtins;
 mod expand;
 pub mod host;
+pub(crate) mod step_host;
 mod interp;
 mod io;
 mod parse;
@@ -88,7 +89,7 @@ mod tests_dash;
 
 use std::collections::HashMap;
 
-pub use host::{Exec, Host, PathTest, Streams};
+pub use host::{Exec, Host, Input, PathTest, Stdin, Streams};
 pub use parse::{SyntaxError, parse};
 
 /// Where and with what a script starts.
@@ -102,6 +103,8 @@ pub struct Options {
     pub name: String,
     /// `$1`...
     pub args: Vec<String>,
+    /// Arguments of a `set` run before the script (`sh -e -o pipefail`).
+    pub set: Vec<String>,
 }
 
 /// Parses and runs `script`; returns its exit status. Output goes to
@@ -148,6 +151,11 @@ pub fn run(
         sub_status: None,
     };
     let mut sh = interp::Shell::new(host, io::Tops { stdout, stderr }, state);
+    if !options.set.is_empty()
+        && let Err(interp::Flow::Exit(status)) = sh.set(&options.set, ast::Pos { line: 1, column: 1 })
+    {
+        return Ok(status);
+    }
     let status = match sh.run_list(&list) {
         Ok(s) | Err(interp::Flow::Exit(s) | interp::Flow::Return(s)) => s,
         Err(interp::Flow::Break(_) | interp::Flow::Continue(_)) => sh.st.status,

@@ -114,7 +114,7 @@ impl Shell<'_, '_> {
                     };
                     if fd == 0 {
                         if text == "-" {
-                            self.fds.stdin = io::input(Vec::new());
+                            self.fds.stdin = Some(io::input(Vec::new()));
                         }
                         continue;
                     }
@@ -128,7 +128,7 @@ impl Shell<'_, '_> {
 
     fn set_fd_in(&mut self, fd: u32, input: In) {
         if fd == 0 {
-            self.fds.stdin = input;
+            self.fds.stdin = Some(input);
         }
     }
 
@@ -156,21 +156,27 @@ impl Shell<'_, '_> {
 
     /// `path` made absolute against the working directory and normalized.
     pub(super) fn abs(&self, path: &str) -> String {
-        let joined = if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("{}/{path}", self.st.cwd)
-        };
-        let mut parts: Vec<&str> = Vec::new();
-        for c in joined.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => {
-                    parts.pop();
-                }
-                c => parts.push(c),
-            }
-        }
-        format!("/{}", parts.join("/"))
+        absolute(&self.st.cwd, path)
     }
+}
+
+/// `path` made absolute against `cwd` and normalized (`..` by name, as a
+/// shell's `cd` does).
+pub(super) fn absolute(cwd: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{cwd}/{path}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }

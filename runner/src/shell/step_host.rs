@@ -1,0 +1,614 @@
+//! kiln's built-in shell as a step: `sh -c SCRIPT` (and `sh FILE`) in an
+//! image that has no `sh` of its own. Shell-form `RUN`, `CMD` and
+//! `ENTRYPOINT` become `/bin/sh -c TEXT` as in Docker, and `kiln run IMAGE
+//! sh -c '...'` is the same call; `step::run` sends each here when the
+//! image has no such program.
+//!
+//! The script runs on the calling thread. Each external command is a
+//! program of the image, loaded by `step::load` and run by `step::execute`
+//! on a thread of its own over the step's one `Vfs`, which goes from
+//! command to command and comes back to the caller with everything the
+//! script wrote. The command's output is streamed into the shell's
+//! descriptors as it comes, so a long `make` in `cd src && make` shows its
+//! lines while it runs.
+//!
+//! One budget for the whole script: its time limit runs from the start of
+//! the script (a loop of builtins included), its writes share the `Vfs`'s
+//! write limits, and each program gets the step's memory limit, one at a
+//! time. A limit hit or a Ctrl-C stops the script and is the step's
+//! outcome, as for a single program.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use super::host::{Exec, Host, PathTest, Stdin, Streams};
+use crate::exec::{Engine, Limit, LoadedFrom, Outcome};
+use crate::snapshot::ImagePath;
+use crate::step::{self, Finished, StepError, StepSpec};
+use crate::store::Store;
+use crate::vfs::{Errno, FileType, LimitHit, OpenFlags, Scope, Vfs};
+
+/// How the built-in shell is named in messages (`... exited with code 1`).
+pub(crate) const PROGRAM: &str = "sh (kiln's built-in shell)";
+
+/// The streams a step's caller gives it.
+pub(crate) struct Io {
+    pub stdin: Box<dyn Read + Send>,
+    pub stdout: Box<dyn Write + Send>,
+    pub stderr: Box<dyn Write + Send>,
+}
+
+/// What the built-in shell is asked to run.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Invocation {
+    /// Options for `set` before the script (`-e`, `-o pipefail`...).
+    pub set: Vec<String>,
+    /// The script: `-c TEXT`, or a file of the image.
+    pub source: Source,
+    /// `$0`.
+    pub name: String,
+    /// `$1`...
+    pub args: Vec<String>,
+}
+
+/// Where the script comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `-c TEXT`.
+    Command(String),
+    /// `sh FILE`.
+    File(String),
+}
+
+/// Whether `argv` calls `sh` (by name or by a path ending in `/sh`), and
+/// with what: `sh [-eux] [-o NAME] -c SCRIPT [NAME [ARG...]]` or `sh FILE
+/// [ARG...]`. An option the built-in shell lacks is an error to report.
+pub(crate) fn invocation(argv: &[String]) -> Option<Result<Invocation, String>> {
+    let program = argv.first()?;
+    if program != "sh" && !program.ends_with("/sh") {
+        return None;
+    }
+    Some(parse_invocation(&argv[1..]))
+}
+
+fn parse_invocation(args: &[String]) -> Result<Invocation, String> {
+    let mut set = Vec::new();
+    let mut command = false;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        let Some(sign) = a.chars().next().filter(|c| (*c == '-' || *c == '+') && a.len() > 1) else {
+            break;
+        };
+        let mut letters = String::new();
+        let mut named = false;
+        for c in a[1..].chars() {
+            match c {
+                'c' if sign == '-' => command = true,
+                'e' | 'u' | 'x' | 'f' => letters.push(c),
+                'o' => {
+                    letters.push(c);
+                    named = true;
+                }
+                _ => {
+                    return Err(format!(
+                        "sh: {sign}{c}: kiln's built-in shell has no such option (it knows -c, -e, -u, -x, -f and -o NAME)"
+                    ));
+                }
+            }
+        }
+        if !letters.is_empty() {
+            set.push(format!("{sign}{letters}"));
+        }
+        i += 1;
+        if named {
+            let name = args.get(i).ok_or("sh: -o needs an option name")?;
+            set.push(name.clone());
+            i += 1;
+        }
+    }
+    let rest = &args[i.min(args.len())..];
+    if command {
+        let script = rest.first().ok_or("sh: -c needs a script")?;
+        return Ok(Invocation {
+            set,
+            source: Source::Command(script.clone()),
+            name: rest.get(1).cloned().unwrap_or_else(|| "sh".into()),
+            args: rest.get(2..).unwrap_or_default().to_vec(),
+        });
+    }
+    let file = rest.first().ok_or(
+        "sh: kiln's built-in shell reads no script from standard input: give -c SCRIPT or a file",
+    )?;
+    Ok(Invocation {
+        set,
+        source: Source::File(file.clone()),
+        name: file.clone(),
+        args: rest[1..].to_vec(),
+    })
+}
+
+/// Runs `spec.argv` (an [`invocation`]) with the built-in shell over `vfs`.
+pub(crate) fn run(
+    engine: &Engine,
+    store: &Store,
+    vfs: Vfs,
+    spec: StepSpec,
+    io: Io,
+    cancel: Arc<AtomicBool>,
+) -> Result<Finished, StepError> {
+    let Io {
+        stdin,
+        mut stdout,
+        mut stderr,
+    } = io;
+    let invocation = invocation(&spec.argv).expect("step::run checked that argv calls sh");
+    let total = spec.limits.timeout;
+    let mut host = StepHost {
+        engine,
+        store,
+        vfs: Some(vfs),
+        stdin: Arc::new(Mutex::new(stdin)),
+        started: Instant::now(),
+        commands: 0,
+        fatal: None,
+        cancel,
+        spec: StepSpec {
+            argv: Vec::new(),
+            ..spec
+        },
+    };
+    let status = match invocation {
+        Err(message) => {
+            let _ = writeln!(stderr, "{message}");
+            2
+        }
+        Ok(inv) => host.script(&inv, &mut stdout, &mut stderr),
+    };
+    let _ = stdout.flush();
+    let _ = stderr.flush();
+    let outcome = match host.fatal.take() {
+        Some(Outcome::Limit(Limit::Time(_))) => Outcome::Limit(Limit::Time(total)),
+        Some(outcome) => outcome,
+        None => Outcome::Exit(status),
+    };
+    Ok(Finished {
+        vfs: host.vfs.take().expect("the Vfs is back after every command"),
+        outcome,
+        program: PROGRAM.into(),
+        loaded_from: LoadedFrom::Memory,
+    })
+}
+
+/// The shell's [`Host`] over a step: programs of the image, its `Vfs`.
+struct StepHost<'e> {
+    engine: &'e Engine,
+    store: &'e Store,
+    /// Home between commands; taken by the command running.
+    vfs: Option<Vfs>,
+    /// The script's own standard input, shared by the commands that read
+    /// it without a redirection.
+    stdin: Arc<Mutex<Box<dyn Read + Send>>>,
+    started: Instant,
+    /// Commands run so far (each one's random bytes are seeded apart).
+    commands: u64,
+    /// What stopped the script: a limit hit, Ctrl-C.
+    fatal: Option<Outcome>,
+    cancel: Arc<AtomicBool>,
+    /// The step's spec, its argv unused: each command's starts from it.
+    spec: StepSpec,
+}
+
+impl StepHost<'_> {
+    /// Runs the invocation's script; its exit status.
+    fn script(&mut self, inv: &Invocation, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+        let cwd = self.spec.cwd.absolute();
+        let text = match &inv.source {
+            Source::Command(text) => text.clone(),
+            Source::File(file) => {
+                let path = super::redirect::absolute(&cwd, file);
+                match self.read_file(&path) {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => {
+                        let _ = writeln!(stderr, "sh: cannot open {file}: {e}");
+                        return 127;
+                    }
+                }
+            }
+        };
+        let mut env = self.spec.env.clone();
+        if !env.iter().any(|(k, _)| k == "PWD") {
+            env.push(("PWD".into(), cwd.clone()));
+        }
+        let options = super::Options {
+            env,
+            cwd,
+            name: inv.name.clone(),
+            args: inv.args.clone(),
+            set: inv.set.clone(),
+        };
+        match super::run(&text, self, &options, stdout, stderr) {
+            Ok(status) => status,
+            Err(e) => {
+                let _ = writeln!(stderr, "sh: {e}");
+                2
+            }
+        }
+    }
+
+    fn vfs(&mut self) -> &mut Vfs {
+        self.vfs.as_mut().expect("the Vfs is home between commands")
+    }
+
+    /// Notes a write limit the shell's own writes hit.
+    fn check_write_limit(&mut self) {
+        let limits = self.spec.limits;
+        if let Some(hit) = self.vfs().limit_hit() {
+            self.fatal.get_or_insert(Outcome::Limit(match hit {
+                LimitHit::Bytes => Limit::WriteBytes(limits.max_write),
+                LimitHit::Files => Limit::Files(limits.max_files),
+            }));
+        }
+    }
+
+    /// The spec of one command: the step's, with the command's argv, env
+    /// and directory, the time left, and random bytes seeded apart.
+    fn command_spec(&mut self, cmd: &Exec<'_>) -> Result<StepSpec, String> {
+        let cwd = ImagePath::parse(cmd.cwd).map_err(|e| format!("{}: {e}", cmd.cwd))?;
+        let mut limits = self.spec.limits;
+        limits.timeout = limits.timeout.saturating_sub(self.started.elapsed());
+        self.commands += 1;
+        let reproducible = self.spec.reproducible.as_ref().map(|r| {
+            let mut seed = r.seed.to_vec();
+            seed.extend_from_slice(&self.commands.to_le_bytes());
+            crate::wasi::Reproducible {
+                epoch: r.epoch,
+                seed: *crate::digest::Digest::of(&seed).as_bytes(),
+            }
+        });
+        Ok(StepSpec {
+            argv: cmd.argv.to_vec(),
+            env: cmd.env.to_vec(),
+            cwd,
+            limits,
+            preopens: self.spec.preopens.clone(),
+            reproducible,
+            network: self.spec.network.clone(),
+            net_log: self.spec.net_log.clone(),
+        })
+    }
+}
+
+impl Host for StepHost<'_> {
+    fn run(&mut self, cmd: &Exec<'_>, streams: Streams<'_>) -> i32 {
+        if let Some(status) = self.stopped() {
+            return status;
+        }
+        let spec = match self.command_spec(cmd) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let _ = writeln!(streams.stderr, "sh: {e}");
+                return 126;
+            }
+        };
+        let mut vfs = self.vfs.take().expect("the Vfs is home between commands");
+        let loaded = match step::load(self.engine, self.store, &mut vfs, &spec, &self.cancel) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.vfs = Some(vfs);
+                let status = match e {
+                    StepError::NotFound { .. } => 127,
+                    StepError::Cancelled => {
+                        self.fatal = Some(Outcome::Cancelled);
+                        130
+                    }
+                    _ => 126,
+                };
+                let _ = writeln!(streams.stderr, "sh: {e}");
+                return status;
+            }
+        };
+        let Streams {
+            stdin,
+            stdout,
+            stderr,
+        } = streams;
+        let consumed = Arc::new(AtomicU64::new(0));
+        let (program_stdin, mut input): (Box<dyn Read + Send>, _) = match stdin {
+            Stdin::Inherited => (Box::new(Shared(Arc::clone(&self.stdin))), None),
+            Stdin::Bytes(input) => (
+                Box::new(Counted {
+                    bytes: io::Cursor::new(input.peek()),
+                    read: Arc::clone(&consumed),
+                }),
+                Some(input),
+            ),
+        };
+        // Bounded: a program writing faster than the shell's descriptors
+        // take its output waits for them.
+        let (tx, rx) = mpsc::sync_channel::<(bool, Vec<u8>)>(16);
+        let (engine, cancel) = (self.engine, Arc::clone(&self.cancel));
+        let finished = std::thread::scope(|scope| {
+            let worker = scope.spawn(move || {
+                step::execute(
+                    engine,
+                    loaded,
+                    vfs,
+                    spec,
+                    program_stdin,
+                    Box::new(Chunks {
+                        tx: tx.clone(),
+                        err: false,
+                    }),
+                    Box::new(Chunks { tx, err: true }),
+                    false,
+                    cancel,
+                )
+            });
+            for (err, bytes) in rx {
+                let _ = if err {
+                    stderr.write_all(&bytes)
+                } else {
+                    stdout.write_all(&bytes)
+                };
+            }
+            worker.join().expect("a command's thread panicked")
+        });
+        // The shell's input moves on by what the program read, no more:
+        // `while read f; do prog; done <list` goes on with the next line
+        // when prog reads nothing.
+        if let Some(input) = input.as_mut() {
+            let n = consumed.load(Ordering::SeqCst);
+            let _ = io::copy(&mut input.take(n), &mut io::sink());
+        }
+        self.vfs = Some(finished.vfs);
+        match finished.outcome {
+            Outcome::Exit(code) => code,
+            Outcome::Trap(trap) => {
+                let _ = writeln!(stderr, "sh: {} trapped: {trap}", finished.program);
+                134
+            }
+            Outcome::Limit(limit) => {
+                self.fatal.get_or_insert(Outcome::Limit(limit));
+                137
+            }
+            Outcome::Cancelled => {
+                self.fatal = Some(Outcome::Cancelled);
+                130
+            }
+        }
+    }
+
+    fn read_file(&mut self, path: &str) -> io::Result<Vec<u8>> {
+        let max = self.spec.limits.memory as u64;
+        let vfs = self.vfs();
+        let root = vfs.root();
+        let node = vfs
+            .open_at(
+                root,
+                Scope::Clamp,
+                relative(path),
+                OpenFlags {
+                    follow: true,
+                    ..Default::default()
+                },
+            )
+            .map_err(error)?;
+        let result = (|| {
+            let stat = vfs.stat(node)?;
+            if stat.kind == FileType::Dir {
+                return Err(Errno::Isdir);
+            }
+            if stat.size > max {
+                return Err(Errno::Fbig);
+            }
+            let mut bytes = vec![0; stat.size as usize];
+            let mut done = 0;
+            while done < bytes.len() {
+                match vfs.read(node, done as u64, &mut bytes[done..])? {
+                    0 => break,
+                    n => done += n,
+                }
+            }
+            bytes.truncate(done);
+            Ok(bytes)
+        })();
+        vfs.close(node);
+        result.map_err(error)
+    }
+
+    fn open_write(&mut self, path: &str, append: bool) -> io::Result<()> {
+        let vfs = self.vfs();
+        let root = vfs.root();
+        let flags = OpenFlags {
+            create: true,
+            truncate: !append,
+            follow: true,
+            write: true,
+            ..Default::default()
+        };
+        let result = vfs.open_at(root, Scope::Clamp, relative(path), flags);
+        if let Ok(node) = result {
+            vfs.close(node);
+        }
+        self.check_write_limit();
+        result.map(drop).map_err(error)
+    }
+
+    fn append(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        let vfs = self.vfs();
+        let root = vfs.root();
+        let flags = OpenFlags {
+            follow: true,
+            write: true,
+            ..Default::default()
+        };
+        let result = vfs.open_at(root, Scope::Clamp, relative(path), flags).and_then(|node| {
+            let written = (|| {
+                let mut at = vfs.stat(node)?.size;
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let n = vfs.write(node, at, rest)?;
+                    at += n as u64;
+                    rest = &rest[n..];
+                }
+                Ok(())
+            })();
+            vfs.close(node);
+            written
+        });
+        self.check_write_limit();
+        result.map_err(error)
+    }
+
+    fn test(&mut self, path: &str, what: PathTest) -> bool {
+        let vfs = self.vfs();
+        let root = vfs.root();
+        let follow = what != PathTest::Symlink;
+        let Ok(stat) = vfs.stat_at(root, Scope::Clamp, relative(path), follow) else {
+            return false;
+        };
+        match what {
+            PathTest::Exists => true,
+            PathTest::File => stat.kind == FileType::File,
+            PathTest::Dir => stat.kind == FileType::Dir,
+            PathTest::Executable => stat.mode & 0o111 != 0,
+            PathTest::NonEmpty => stat.size > 0,
+            PathTest::Symlink => stat.kind == FileType::Symlink,
+        }
+    }
+
+    fn list_dir(&mut self, path: &str) -> io::Result<Vec<String>> {
+        let vfs = self.vfs();
+        let root = vfs.root();
+        let dir = vfs
+            .resolve(root, Scope::Clamp, relative(path), true)
+            .map_err(error)?;
+        let entries = vfs.read_dir(dir).map_err(error)?;
+        Ok(entries
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .filter(|n| n != "." && n != "..")
+            .collect())
+    }
+
+    fn stopped(&mut self) -> Option<i32> {
+        if self.fatal.is_none() {
+            if self.cancel.load(Ordering::SeqCst) {
+                self.fatal = Some(Outcome::Cancelled);
+            } else if self.started.elapsed() >= self.spec.limits.timeout {
+                self.fatal = Some(Outcome::Limit(Limit::Time(self.spec.limits.timeout)));
+            }
+        }
+        self.fatal.as_ref().map(|outcome| match outcome {
+            Outcome::Cancelled => 130,
+            _ => 137,
+        })
+    }
+}
+
+/// A host path (`/a/b`) as the `Vfs` takes it from the root.
+fn relative(path: &str) -> &str {
+    match path.trim_start_matches('/') {
+        "" => ".",
+        rel => rel,
+    }
+}
+
+/// An `Errno` as the message a shell prints.
+fn error(e: Errno) -> io::Error {
+    let (kind, text) = match e {
+        Errno::Noent => (io::ErrorKind::NotFound, "No such file or directory"),
+        Errno::Isdir => (io::ErrorKind::Other, "Is a directory"),
+        Errno::Notdir => (io::ErrorKind::Other, "Not a directory"),
+        Errno::Acces | Errno::Perm => (io::ErrorKind::PermissionDenied, "Permission denied"),
+        Errno::Rofs => (io::ErrorKind::Other, "Read-only file system"),
+        Errno::Nospc => (io::ErrorKind::Other, "No space left (the step's write limit)"),
+        Errno::Fbig => (io::ErrorKind::Other, "File too large to read into memory"),
+        Errno::Loop => (io::ErrorKind::Other, "Too many levels of symbolic links"),
+        Errno::Notcapable => (io::ErrorKind::PermissionDenied, "Outside the directory"),
+        other => return io::Error::other(format!("{other:?}")),
+    };
+    io::Error::new(kind, text)
+}
+
+/// The script's own standard input, read by one command at a time.
+struct Shared(Arc<Mutex<Box<dyn Read + Send>>>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).read(buf)
+    }
+}
+
+/// Bytes given to a program as its standard input, counting what it read.
+struct Counted {
+    bytes: io::Cursor<Vec<u8>>,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.bytes.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// A program's output on its way to the shell's thread.
+struct Chunks {
+    tx: mpsc::SyncSender<(bool, Vec<u8>)>,
+    err: bool,
+}
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // The shell thread reads until every sender is gone; a send fails
+        // only if it stopped, and then the output has nowhere to go.
+        let _ = self.tx.send((self.err, buf.to_vec()));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn recognizes_sh_invocations() {
+        assert_eq!(invocation(&args(&["make", "-c", "x"])), None);
+        let inv = invocation(&args(&["/bin/sh", "-ec", "a && b", "zero", "one"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(inv.set, ["-e"]);
+        assert_eq!(inv.source, Source::Command("a && b".into()));
+        assert_eq!((inv.name.as_str(), inv.args.as_slice()), ("zero", &args(&["one"])[..]));
+        let inv = invocation(&args(&["sh", "-o", "pipefail", "-x", "-c", "s"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(inv.set, ["-o", "pipefail", "-x"]);
+        assert_eq!(inv.name, "sh");
+        let inv = invocation(&args(&["sh", "build.sh", "a"])).unwrap().unwrap();
+        assert_eq!(inv.source, Source::File("build.sh".into()));
+        assert_eq!(inv.args, ["a"]);
+        let bad = invocation(&args(&["sh", "-i", "-c", "x"])).unwrap().unwrap_err();
+        assert!(bad.contains("-i") && bad.contains("-c, -e"), "{bad}");
+        let none = invocation(&args(&["sh"])).unwrap().unwrap_err();
+        assert!(none.contains("standard input"), "{none}");
+        let bare = invocation(&args(&["sh", "-c"])).unwrap().unwrap_err();
+        assert!(bare.contains("-c needs a script"), "{bare}");
+    }
+}
