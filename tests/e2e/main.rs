@@ -40,6 +40,7 @@ mod registry_token;
 mod registry_wasm;
 mod run;
 mod secrets;
+mod shell;
 mod store;
 mod token_server;
 mod util;

@@ -61,11 +61,23 @@ pub(super) struct OutWriter<'t, 'a> {
     pub tops: &'t RefCell<Tops<'a>>,
 }
 
+/// The most a pipe or a command substitution holds. Pipeline stages run
+/// one after another, so a stage's whole output waits in memory for the
+/// next: past this, the writer gets "broken pipe", as a program whose
+/// reader stopped would (`yes | head` ends).
+pub(super) const PIPE_MAX: usize = 256 << 20;
+
 impl Write for OutWriter<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut *self.out.borrow_mut() {
             Sink::Stdout => self.tops.borrow_mut().stdout.write_all(buf)?,
             Sink::Stderr => self.tops.borrow_mut().stderr.write_all(buf)?,
+            Sink::Buf(b) if b.len() + buf.len() > PIPE_MAX => {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "broken pipe: the reader holds at most 256 MiB",
+                ));
+            }
             Sink::Buf(b) | Sink::File(_, b) => b.extend_from_slice(buf),
             Sink::Null => {}
         }

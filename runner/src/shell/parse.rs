@@ -39,19 +39,40 @@ fn options() -> brush_parser::ParserOptions {
 pub fn parse(script: &str) -> Result<List, SyntaxError> {
     let mut parser = brush_parser::Parser::new(std::io::Cursor::new(script), &options());
     let program = parser.parse_program().map_err(|e| {
+        use brush_parser::TokenizerError as T;
         let pos = match &e {
             brush_parser::ParseError::ParsingNear(p) => pos_of(p),
+            // An unterminated quote: where it opens, not where the
+            // script ended.
+            brush_parser::ParseError::Tokenizing {
+                inner:
+                    T::UnterminatedSingleQuote(p)
+                    | T::UnterminatedDoubleQuote(p)
+                    | T::UnterminatedBackquote(p),
+                ..
+            } => pos_of(p),
             brush_parser::ParseError::Tokenizing {
                 position: Some(p), ..
             } => pos_of(p),
             _ => end_pos(script),
         };
         let message = match &e {
-            brush_parser::ParseError::ParsingNear(_) => "syntax error".to_string(),
+            brush_parser::ParseError::ParsingNear(_) => match near(script, pos) {
+                Some(word) => format!("syntax error near unexpected `{word}`"),
+                None => "syntax error".to_string(),
+            },
             brush_parser::ParseError::ParsingAtEndOfInput => {
                 "syntax error: unexpected end of script".to_string()
             }
-            brush_parser::ParseError::Tokenizing { inner, .. } => inner.to_string(),
+            brush_parser::ParseError::Tokenizing { inner, .. } => {
+                // Its text ends with "at LINE,COLUMN", which the caller
+                // says its own way.
+                let text = inner.to_string();
+                match text.rsplit_once(" at ") {
+                    Some((head, tail)) if tail.contains(',') => head.to_string(),
+                    _ => text,
+                }
+            }
         };
         SyntaxError { message, pos }
     })?;
@@ -60,6 +81,18 @@ pub fn parse(script: &str) -> Result<List, SyntaxError> {
         items.extend(list(cc)?.0);
     }
     Ok(List(items))
+}
+
+/// The word of `script` that starts at `pos`, for a message.
+fn near(script: &str, pos: Pos) -> Option<String> {
+    let line = script.lines().nth(pos.line.checked_sub(1)?)?;
+    let word: String = line
+        .chars()
+        .skip(pos.column.checked_sub(1)?)
+        .take_while(|c| !c.is_whitespace())
+        .take(20)
+        .collect();
+    (!word.is_empty()).then_some(word)
 }
 
 fn end_pos(script: &str) -> Pos {

@@ -309,7 +309,21 @@ impl Host for StepHost<'_> {
                     }
                     _ => 126,
                 };
-                let _ = writeln!(streams.stderr, "sh: {e}");
+                let _ = match e {
+                    StepError::NotFound { name, .. } if !name.contains('/') => {
+                        let path = cmd
+                            .env
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| k == "PATH")
+                            .map_or(step::DEFAULT_PATH, |(_, v)| v.as_str());
+                        writeln!(
+                            streams.stderr,
+                            "sh: {name}: not found in PATH {path} (looked for {name} and {name}.wasm in each directory)"
+                        )
+                    }
+                    e => writeln!(streams.stderr, "sh: {e}"),
+                };
                 return status;
             }
         };
@@ -332,7 +346,11 @@ impl Host for StepHost<'_> {
         // Bounded: a program writing faster than the shell's descriptors
         // take its output waits for them.
         let (tx, rx) = mpsc::sync_channel::<(bool, Vec<u8>)>(16);
+        // A descriptor that failed (a full pipe) fails the program's next
+        // writes to it, as a closed pipe would.
+        let broken = [Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))];
         let (engine, cancel) = (self.engine, Arc::clone(&self.cancel));
+        let [out_broken, err_broken] = broken.clone();
         let finished = std::thread::scope(|scope| {
             let worker = scope.spawn(move || {
                 step::execute(
@@ -344,18 +362,26 @@ impl Host for StepHost<'_> {
                     Box::new(Chunks {
                         tx: tx.clone(),
                         err: false,
+                        broken: out_broken,
                     }),
-                    Box::new(Chunks { tx, err: true }),
+                    Box::new(Chunks {
+                        tx,
+                        err: true,
+                        broken: err_broken,
+                    }),
                     false,
                     cancel,
                 )
             });
             for (err, bytes) in rx {
-                let _ = if err {
+                let written = if err {
                     stderr.write_all(&bytes)
                 } else {
                     stdout.write_all(&bytes)
                 };
+                if written.is_err() {
+                    broken[usize::from(err)].store(true, Ordering::SeqCst);
+                }
             }
             worker.join().expect("a command's thread panicked")
         });
@@ -564,10 +590,14 @@ impl Read for Counted {
 struct Chunks {
     tx: mpsc::SyncSender<(bool, Vec<u8>)>,
     err: bool,
+    broken: Arc<AtomicBool>,
 }
 
 impl Write for Chunks {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
         // The shell thread reads until every sender is gone; a send fails
         // only if it stopped, and then the output has nowhere to go.
         let _ = self.tx.send((self.err, buf.to_vec()));
