@@ -246,7 +246,9 @@ pub fn run(
     cancel: Arc<AtomicBool>,
 ) -> Result<Finished, StepError> {
     let loaded = match load(engine, store, &mut vfs, &spec, &cancel) {
-        Err(StepError::NotFound { .. }) if crate::shell::step_host::invocation(&spec.argv).is_some() => {
+        Err(StepError::NotFound { .. })
+            if crate::shell::step_host::invocation(&spec.argv).is_some() =>
+        {
             let io = crate::shell::step_host::Io {
                 stdin,
                 stdout,

@@ -135,7 +135,9 @@ fn shell_errors_point_into_the_kilnfile_and_fail_with_the_status() {
         sb.kiln(&["build", "--progress", "plain", "ctx"])
     };
     // A syntax error: the line and the column inside the RUN.
-    let err = build("FROM toolbox\nRUN echo a && if then fi\n").fails(1).stderr;
+    let err = build("FROM toolbox\nRUN echo a && if then fi\n")
+        .fails(1)
+        .stderr;
     assert!(
         err.contains("ctx/Kilnfile:2:23: shell syntax (kiln's built-in shell): syntax error near unexpected `fi`"),
         "{err}"
@@ -144,11 +146,15 @@ fn shell_errors_point_into_the_kilnfile_and_fail_with_the_status() {
         .fails(1)
         .stderr;
     assert!(
-        err.contains("ctx/Kilnfile:4:6: shell syntax (kiln's built-in shell): unterminated single quote"),
+        err.contains(
+            "ctx/Kilnfile:4:6: shell syntax (kiln's built-in shell): unterminated single quote"
+        ),
         "{err}"
     );
     // A failing command: the script's status, the command's stderr.
-    let err = build("FROM toolbox\nRUN cat /nope && echo NEVER\n").fails(1).stderr;
+    let err = build("FROM toolbox\nRUN cat /nope && echo NEVER\n")
+        .fails(1)
+        .stderr;
     assert!(
         err.contains("sh (kiln's built-in shell) exited with code 1")
             && err.contains("cat: /nope: No such file or directory")
@@ -156,14 +162,18 @@ fn shell_errors_point_into_the_kilnfile_and_fail_with_the_status() {
         "{err}"
     );
     // Not found: 127 and the PATH searched.
-    let err = build("FROM toolbox\nRUN true && make all\n").fails(1).stderr;
+    let err = build("FROM toolbox\nRUN true && make all\n")
+        .fails(1)
+        .stderr;
     assert!(
         err.contains("sh: make: not found in PATH /usr/local/bin:/usr/bin:/bin")
             && err.contains("exited with code 127"),
         "{err}"
     );
     // `set -e` stops at the first failure, `exit` sets the status.
-    let err = build("FROM toolbox\nRUN set -e; false; echo NEVER\n").fails(1).stderr;
+    let err = build("FROM toolbox\nRUN set -e; false; echo NEVER\n")
+        .fails(1)
+        .stderr;
     assert!(
         err.contains("exited with code 1")
             && err.matches("NEVER").count() == err.matches("echo NEVER").count(),
@@ -246,12 +256,22 @@ fn kiln_run_and_shell_form_cmd_use_the_built_in_shell() {
     let out = sb.kiln(&["run", "--rm", "sh-img"]).ok().stdout;
     assert_eq!(out, "cmd in /w\nmade\n");
     let out = sb
-        .kiln(&["run", "--rm", "sh-img", "sh", "-c", "echo \"$0 $1 $#\"; ls | cat", "zero", "one"])
+        .kiln(&[
+            "run",
+            "--rm",
+            "sh-img",
+            "sh",
+            "-c",
+            "echo \"$0 $1 $#\"; ls | cat",
+            "zero",
+            "one",
+        ])
         .ok()
         .stdout;
     assert_eq!(out, "zero one 1\nmade.txt\n");
     // The exit status is the script's; stdin reaches the commands.
-    sb.kiln(&["run", "--rm", "sh-img", "sh", "-c", "exit 7"]).fails(7);
+    sb.kiln(&["run", "--rm", "sh-img", "sh", "-c", "exit 7"])
+        .fails(7);
     let mut child = Command::new(crate::util::kiln_bin())
         .env("KILN_STORE", sb.store())
         .args(["run", "--rm", "sh-img", "sh", "-c", "cat | cat; echo end"])
@@ -260,7 +280,12 @@ fn kiln_run_and_shell_form_cmd_use_the_built_in_shell() {
         .spawn()
         .unwrap();
     use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(b"from stdin\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from stdin\nend\n");
     // Options the built-in shell lacks are refused by name.
@@ -268,5 +293,8 @@ fn kiln_run_and_shell_form_cmd_use_the_built_in_shell() {
         .kiln(&["run", "--rm", "sh-img", "sh", "-i", "-c", "true"])
         .fails(2)
         .stderr;
-    assert!(err.contains("sh: -i: kiln's built-in shell has no such option"), "{err}");
+    assert!(
+        err.contains("sh: -i: kiln's built-in shell has no such option"),
+        "{err}"
+    );
 }

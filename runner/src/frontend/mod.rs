@@ -383,7 +383,7 @@ impl Cx<'_> {
             I::Shell(s) => {
                 return Err(self.err(
                     s.shell.span.clone(),
-                    "SHELL is not supported yet: a shell-form command runs the image's wasm /bin/sh when it has one",
+                    "SHELL is not supported yet: a shell-form command runs the image's wasm /bin/sh when it has one, and kiln's built-in POSIX shell when it does not",
                 ));
             }
             I::Onbuild(o) => {

@@ -310,7 +310,11 @@ impl Shell<'_, '_> {
         let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
         // The shell's own standard input (`None`) is the program's to read:
         // `read` there sees its end.
-        let input = self.fds.stdin.clone().unwrap_or_else(|| super::io::input(Vec::new()));
+        let input = self
+            .fds
+            .stdin
+            .clone()
+            .unwrap_or_else(|| super::io::input(Vec::new()));
         let Some(mut line) = super::io::read_line(&input) else {
             for n in &names {
                 self.set_var(n, String::new());

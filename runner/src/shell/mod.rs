@@ -33,9 +33,10 @@
 //!
 //! # Not yet
 //! - Pipeline stages run one after another, each one's output buffered in
-//!   memory as the next one's input: not concurrently. A later step runs
-//!   them as concurrent instances with backpressure (a `yes | head` never
-//!   ends today).
+//!   memory as the next one's input: not concurrently. A buffer holds at
+//!   most `io::PIPE_MAX`; past it the writer gets a broken pipe, so `yes |
+//!   head` ends. Concurrent stages need the step's `Vfs` shared between
+//!   instances (today one `StepState` owns it).
 //! - Only descriptors 0, 1 and 2; no `&` (background jobs), `trap`, `wait`,
 //!   `.`/`source`, `alias`, `getopts`, `command`, `type`, `umask`, `exec`,
 //!   `readonly`, `ulimit`, `$!`; no bash syntax (`[[ ]]`, arrays, `$'..'`,
@@ -47,37 +48,28 @@
 //! - Positions inside a command substitution are counted from the start of
 //!   the substitution.
 //!
-//! # Wiring it into RUN (next step)
-//! A `StepHost` implementing [`Host`] over the step's `Vfs`:
-//! - `run`: `step::find_program` first (127 and its message naming `PATH`
-//!   when it fails, 126 for `StepError::Load`/`Read`), then `step::run`
-//!   with the `Vfs`, the argv, env, cwd and streams; `step::run` consumes
-//!   the `Vfs` and returns it in `Finished`, but loses it on a `StepError`,
-//!   so the host must either check everything that can fail before handing
-//!   it over, or `step::run` must give the `Vfs` back on error. Limits
-//!   (time, memory) should be one budget for the whole script.
-//! - files, tests and listings through `Vfs::open_at`/`stat_at`/readdir
-//!   with `Scope::Clamp` from the root; `check_dir` through `stat_at`.
-//! - `trace`: through the build's masking writer.
-//! - in `build/run.rs`, a shell-form RUN that needs a shell
-//!   (`frontend::words::shell_syntax`) in an image without a wasm
-//!   `/bin/sh` calls [`run`] with the step's env and WORKDIR instead of
-//!   failing; the cache key stays the RUN text. The status becomes the
-//!   step's outcome (`exited with code N`), a [`SyntaxError`] a Kilnfile
-//!   error at the RUN's span plus the line and column inside it.
+//! # Where it runs
+//! `step_host.rs`: `step::run` hands `sh -c SCRIPT` (and `sh FILE`) to the
+//! built-in shell when the image has no `sh` program: shell-form `RUN`
+//! (`build/run.rs` checks the syntax first, so an error points at the
+//! Kilnfile line and column), shell-form `CMD`/`ENTRYPOINT` under `kiln
+//! run`, and `kiln run IMAGE sh -c`. Each external command is a program of
+//! the image run over the step's one `Vfs`, its output streamed into the
+//! shell's descriptors; one time budget holds for the whole script, and a
+//! limit hit or Ctrl-C stops it ([`Host::stopped`]).
 
 mod arith;
 pub mod ast;
 mod builtins;
 mod expand;
 pub mod host;
-pub(crate) mod step_host;
 mod interp;
 mod io;
 mod parse;
 mod pattern;
 mod printf;
 mod redirect;
+pub(crate) mod step_host;
 mod test_cmd;
 
 #[cfg(test)]
@@ -152,7 +144,8 @@ pub fn run(
     };
     let mut sh = interp::Shell::new(host, io::Tops { stdout, stderr }, state);
     if !options.set.is_empty()
-        && let Err(interp::Flow::Exit(status)) = sh.set(&options.set, ast::Pos { line: 1, column: 1 })
+        && let Err(interp::Flow::Exit(status)) =
+            sh.set(&options.set, ast::Pos { line: 1, column: 1 })
     {
         return Ok(status);
     }

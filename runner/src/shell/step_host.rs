@@ -82,7 +82,11 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, String> {
             i += 1;
             break;
         }
-        let Some(sign) = a.chars().next().filter(|c| (*c == '-' || *c == '+') && a.len() > 1) else {
+        let Some(sign) = a
+            .chars()
+            .next()
+            .filter(|c| (*c == '-' || *c == '+') && a.len() > 1)
+        else {
             break;
         };
         let mut letters = String::new();
@@ -178,7 +182,10 @@ pub(crate) fn run(
         None => Outcome::Exit(status),
     };
     Ok(Finished {
-        vfs: host.vfs.take().expect("the Vfs is back after every command"),
+        vfs: host
+            .vfs
+            .take()
+            .expect("the Vfs is back after every command"),
         outcome,
         program: PROGRAM.into(),
         loaded_from: LoadedFrom::Memory,
@@ -348,7 +355,10 @@ impl Host for StepHost<'_> {
         let (tx, rx) = mpsc::sync_channel::<(bool, Vec<u8>)>(16);
         // A descriptor that failed (a full pipe) fails the program's next
         // writes to it, as a closed pipe would.
-        let broken = [Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))];
+        let broken = [
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        ];
         let (engine, cancel) = (self.engine, Arc::clone(&self.cancel));
         let [out_broken, err_broken] = broken.clone();
         let finished = std::thread::scope(|scope| {
@@ -474,20 +484,22 @@ impl Host for StepHost<'_> {
             write: true,
             ..Default::default()
         };
-        let result = vfs.open_at(root, Scope::Clamp, relative(path), flags).and_then(|node| {
-            let written = (|| {
-                let mut at = vfs.stat(node)?.size;
-                let mut rest = data;
-                while !rest.is_empty() {
-                    let n = vfs.write(node, at, rest)?;
-                    at += n as u64;
-                    rest = &rest[n..];
-                }
-                Ok(())
-            })();
-            vfs.close(node);
-            written
-        });
+        let result = vfs
+            .open_at(root, Scope::Clamp, relative(path), flags)
+            .and_then(|node| {
+                let written = (|| {
+                    let mut at = vfs.stat(node)?.size;
+                    let mut rest = data;
+                    while !rest.is_empty() {
+                        let n = vfs.write(node, at, rest)?;
+                        at += n as u64;
+                        rest = &rest[n..];
+                    }
+                    Ok(())
+                })();
+                vfs.close(node);
+                written
+            });
         self.check_write_limit();
         result.map_err(error)
     }
@@ -554,7 +566,10 @@ fn error(e: Errno) -> io::Error {
         Errno::Notdir => (io::ErrorKind::Other, "Not a directory"),
         Errno::Acces | Errno::Perm => (io::ErrorKind::PermissionDenied, "Permission denied"),
         Errno::Rofs => (io::ErrorKind::Other, "Read-only file system"),
-        Errno::Nospc => (io::ErrorKind::Other, "No space left (the step's write limit)"),
+        Errno::Nospc => (
+            io::ErrorKind::Other,
+            "No space left (the step's write limit)",
+        ),
         Errno::Fbig => (io::ErrorKind::Other, "File too large to read into memory"),
         Errno::Loop => (io::ErrorKind::Other, "Too many levels of symbolic links"),
         Errno::Notcapable => (io::ErrorKind::PermissionDenied, "Outside the directory"),
@@ -625,16 +640,23 @@ mod tests {
             .unwrap();
         assert_eq!(inv.set, ["-e"]);
         assert_eq!(inv.source, Source::Command("a && b".into()));
-        assert_eq!((inv.name.as_str(), inv.args.as_slice()), ("zero", &args(&["one"])[..]));
+        assert_eq!(
+            (inv.name.as_str(), inv.args.as_slice()),
+            ("zero", &args(&["one"])[..])
+        );
         let inv = invocation(&args(&["sh", "-o", "pipefail", "-x", "-c", "s"]))
             .unwrap()
             .unwrap();
         assert_eq!(inv.set, ["-o", "pipefail", "-x"]);
         assert_eq!(inv.name, "sh");
-        let inv = invocation(&args(&["sh", "build.sh", "a"])).unwrap().unwrap();
+        let inv = invocation(&args(&["sh", "build.sh", "a"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(inv.source, Source::File("build.sh".into()));
         assert_eq!(inv.args, ["a"]);
-        let bad = invocation(&args(&["sh", "-i", "-c", "x"])).unwrap().unwrap_err();
+        let bad = invocation(&args(&["sh", "-i", "-c", "x"]))
+            .unwrap()
+            .unwrap_err();
         assert!(bad.contains("-i") && bad.contains("-c, -e"), "{bad}");
         let none = invocation(&args(&["sh"])).unwrap().unwrap_err();
         assert!(none.contains("standard input"), "{none}");
