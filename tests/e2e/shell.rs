@@ -298,3 +298,52 @@ fn kiln_run_and_shell_form_cmd_use_the_built_in_shell() {
         "{err}"
     );
 }
+
+#[test]
+fn a_shell_instruction_chooses_the_shell() {
+    let sb = Sandbox::new();
+    sb.examples();
+    // `-e` from SHELL: the first failure ends the line, with the built-in
+    // shell standing in for the image's missing /bin/sh.
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM toolbox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN false; echo NEVER\n",
+    );
+    let err = sb
+        .kiln(&["build", "--progress", "plain", "ctx"])
+        .fails(1)
+        .stderr;
+    assert!(
+        err.contains("sh (kiln's built-in shell) exited with code 1")
+            && err.matches("NEVER").count() == err.matches("echo NEVER").count(),
+        "{err}"
+    );
+    // Every shell-form line goes through the chosen shell, and the image's
+    // history and CMD say so.
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM toolbox\nSHELL [\"sh\", \"-o\", \"pipefail\", \"-c\"]\nRUN echo one > /one.txt\nCMD echo hi\n",
+    );
+    sb.kiln(&["build", "-q", "-t", "shelled", "ctx"]).ok();
+    let img = sb.inspect("shelled");
+    assert_eq!(
+        img["Config"]["config"]["Cmd"],
+        serde_json::json!(["sh", "-o", "pipefail", "-c", "echo hi"]),
+        "{img}"
+    );
+    let out = sb.kiln(&["run", "--rm", "shelled"]).ok().stdout;
+    assert_eq!(out, "hi\n");
+    // A shell the image lacks: not found, naming it.
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM toolbox\nSHELL [\"/bin/bash\", \"-c\"]\nRUN echo hi\n",
+    );
+    let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+    assert!(err.contains("program \"/bin/bash\" not found"), "{err}");
+    sb.write("ctx/Kilnfile", "FROM toolbox\nSHELL []\n");
+    let err = sb.kiln(&["build", "ctx"]).fails(1).stderr;
+    assert!(
+        err.contains("ctx/Kilnfile:2:1: SHELL instruction requires at least one argument"),
+        "{err}"
+    );
+}

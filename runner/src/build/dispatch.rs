@@ -98,6 +98,8 @@ pub(super) struct State {
     env: Vec<(String, String)>,
     args: Vec<(String, Option<String>)>,
     workdir: ImagePath,
+    /// `SHELL`: the shell of shell-form commands (`None`: `/bin/sh -c`).
+    shell: Option<Vec<String>>,
     cmd_set: bool,
     pub(super) stage: usize,
     /// The step cache key of the filesystem so far (see `cache.rs`).
@@ -314,6 +316,7 @@ impl Build<'_> {
             env,
             args: Vec::new(),
             workdir,
+            shell: None,
             cmd_set: false,
             stage: index,
             key,
@@ -466,10 +469,12 @@ impl Build<'_> {
                 self.steps.run(&name, |id| {
                     let snapshot = std::sync::Arc::clone(&state.snapshot);
                     let workdir = state.workdir.clone();
+                    let shell = state.shell.clone();
                     let cx = super::run::RunContext {
                         snapshot: &snapshot,
                         env: state.step_env(),
                         workdir: &workdir,
+                        shell: shell.as_deref(),
                         owner,
                         step_id: id,
                         step_name: &name,
@@ -568,6 +573,12 @@ impl Build<'_> {
                 let author = expand(w, state)?;
                 state.config.set_author(Some(author.clone()));
                 self.history(state, format!("MAINTAINER {author}"), true);
+            }
+            InstructionKind::Shell(words) => {
+                let shell: Vec<String> = words.iter().map(|w| w.raw.clone()).collect();
+                let json = serde_json::to_string(&shell).expect("strings serialize");
+                state.shell = Some(shell);
+                self.history(state, format!("SHELL {json}"), true);
             }
         }
         Ok(())
@@ -707,6 +718,9 @@ impl Build<'_> {
         match cl {
             CommandLine::Exec(words) => Ok(words.iter().map(|w| w.raw.clone()).collect()),
             CommandLine::Shell(w) => {
+                if let Some(shell) = &state.shell {
+                    return Ok(shell.iter().cloned().chain([w.raw.clone()]).collect());
+                }
                 if super::run::has_shell(&state.snapshot) {
                     return Ok(vec!["/bin/sh".into(), "-c".into(), w.raw.clone()]);
                 }

@@ -33,6 +33,8 @@ pub(super) struct RunContext<'a> {
     pub snapshot: &'a std::sync::Arc<Snapshot>,
     pub env: Vec<(String, String)>,
     pub workdir: &'a ImagePath,
+    /// `SHELL`, when the stage set one.
+    pub shell: Option<&'a [String]>,
     pub owner: (u32, u32),
     pub step_id: usize,
     pub step_name: &'a str,
@@ -77,6 +79,17 @@ fn argv(
             Ok(words.iter().map(|w| w.raw.clone()).collect())
         }
         CommandLine::Shell(w) => {
+            // A SHELL the Kilnfile chose runs every shell-form line, as in
+            // Docker; the built-in shell checks the syntax when it is the
+            // one that will run it.
+            if let Some(shell) = cx.shell {
+                let script = script(kf, run, w);
+                let builtin = crate::shell::step_host::invocation(shell).is_some();
+                if builtin && !has_shell(cx.snapshot) {
+                    check_script(kf, &script)?;
+                }
+                return Ok(shell.iter().cloned().chain([script.raw]).collect());
+            }
             if !run.heredocs.is_empty() || frontend::words::shell_syntax(&w.raw).is_some() {
                 let script = script(kf, run, w);
                 // Without a /bin/sh of the image's own, kiln's built-in

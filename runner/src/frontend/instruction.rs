@@ -96,6 +96,9 @@ pub enum InstructionKind {
     StopSignal(Word),
     /// `MAINTAINER name` (deprecated; sets the image author).
     Maintainer(Word),
+    /// `SHELL ["executable", "param"...]`: the shell of later shell-form
+    /// commands in the stage.
+    Shell(Vec<Word>),
 }
 
 impl InstructionKind {
@@ -115,6 +118,7 @@ impl InstructionKind {
             InstructionKind::Volume(_) => "VOLUME",
             InstructionKind::StopSignal(_) => "STOPSIGNAL",
             InstructionKind::Maintainer(_) => "MAINTAINER",
+            InstructionKind::Shell(_) => "SHELL",
         }
     }
 }

@@ -27,7 +27,7 @@ pub use mount::{Mount, MountType, Sharing};
 use parse_dockerfile as pd;
 
 /// The instructions kiln supports, for error messages.
-pub const SUPPORTED: &str = "FROM, ARG, ENV, WORKDIR, LABEL, USER, COPY, RUN, CMD, ENTRYPOINT, EXPOSE, VOLUME, STOPSIGNAL, MAINTAINER";
+pub const SUPPORTED: &str = "FROM, ARG, ENV, WORKDIR, LABEL, USER, COPY, RUN, CMD, ENTRYPOINT, SHELL, EXPOSE, VOLUME, STOPSIGNAL, MAINTAINER";
 
 /// Largest Kilnfile kiln reads. A build definition is text written by people;
 /// anything this big is a mistake (a binary passed with `-f`), not a build.
@@ -128,7 +128,7 @@ fn syntax_error(source: &Source, e: &pd::Error) -> Diagnostic {
         .and_then(|m| m.strip_suffix('\''))
     {
         let hint = match word.to_ascii_uppercase().as_str() {
-            "ADD" | "HEALTHCHECK" | "SHELL" | "ONBUILD" => String::new(),
+            "ADD" | "HEALTHCHECK" | "ONBUILD" => String::new(),
             _ => format!("; expected one of {SUPPORTED}"),
         };
         let mut d = source.error_at(
@@ -381,10 +381,14 @@ impl Cx<'_> {
                 ));
             }
             I::Shell(s) => {
-                return Err(self.err(
-                    s.shell.span.clone(),
-                    "SHELL is not supported yet: a shell-form command runs the image's wasm /bin/sh when it has one, and kiln's built-in POSIX shell when it does not",
-                ));
+                let words: Vec<Word> = s.arguments.iter().map(word).collect();
+                let Some(end) = words.last().map(|w| w.span.end) else {
+                    return Err(self.err(
+                        s.shell.span.clone(),
+                        "SHELL needs the shell and its options as a JSON array, like [\"/bin/sh\", \"-c\"]",
+                    ));
+                };
+                (s.shell.span.start, InstructionKind::Shell(words), end)
             }
             I::Onbuild(o) => {
                 return Err(self.err(

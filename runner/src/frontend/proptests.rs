@@ -45,7 +45,9 @@ fn words(kind: &InstructionKind) -> Vec<&Word> {
         | InstructionKind::User(w)
         | InstructionKind::StopSignal(w)
         | InstructionKind::Maintainer(w) => vec![w],
-        InstructionKind::Expose(ws) | InstructionKind::Volume(ws) => ws.iter().collect(),
+        InstructionKind::Expose(ws) | InstructionKind::Volume(ws) | InstructionKind::Shell(ws) => {
+            ws.iter().collect()
+        }
         InstructionKind::Copy(c) => {
             let mut out: Vec<&Word> = c
                 .sources
