@@ -29,6 +29,7 @@ mod handles;
 pub mod host;
 mod overlay;
 mod secretfs;
+mod shared;
 pub mod spill;
 mod tmpfs;
 
@@ -41,6 +42,7 @@ pub use handles::MAX_CONTENT_HANDLES;
 pub use host::HostFs;
 pub use overlay::OverlayFs;
 pub use secretfs::{SecretFile, SecretFs};
+pub use shared::Vfs;
 pub use tmpfs::{DEFAULT_TMPFS_SIZE, tmpfs};
 
 use crate::snapshot::{ImagePath, MAX_PATH_BYTES, MAX_SYMLINK_HOPS};
@@ -92,8 +94,9 @@ pub struct OpenFlags {
     pub write: bool,
 }
 
-/// The namespace. See the module docs.
-pub struct Vfs {
+/// The namespace. See the module docs. Reached through [`Vfs`], the handle
+/// the instances of one step share (`shared.rs`).
+pub(crate) struct Namespace {
     overlay: OverlayFs,
     mounted: Vec<Box<dyn FileSystem>>,
     /// Mountpoint node (in its parent backend) -> backend index.
@@ -152,13 +155,13 @@ fn redirect(path: &str, target: &str, scope: Scope) -> VfsResult<String> {
     })
 }
 
-impl Vfs {
+impl Namespace {
     /// A namespace whose root is `overlay`, with no write limits until
     /// [`Vfs::set_write_limits`].
-    pub fn new(mut overlay: OverlayFs) -> Vfs {
+    pub(super) fn new(mut overlay: OverlayFs) -> Namespace {
         let budget = Arc::new(WriteBudget::new(WriteLimits::default()));
         overlay.share_budget(Arc::clone(&budget));
-        Vfs {
+        Namespace {
             overlay,
             mounted: Vec::new(),
             mounts: HashMap::new(),
@@ -166,29 +169,23 @@ impl Vfs {
         }
     }
 
-    /// Sets the step's write limits: what every backend of the namespace
-    /// writes together (the root, tmpfs, cache, read-write binds).
-    pub fn set_write_limits(&mut self, limits: WriteLimits) {
-        self.budget.set_limits(limits);
-    }
-
-    /// The step's write limit that a write ran into, if any.
-    pub fn limit_hit(&self) -> Option<LimitHit> {
-        self.budget.hit()
-    }
-
-    /// The step's budget (what it has written so far).
-    pub fn budget(&self) -> &WriteBudget {
+    /// The step's budget, shared with every backend.
+    pub(super) fn budget_arc(&self) -> &Arc<WriteBudget> {
         &self.budget
     }
 
     /// The root overlay (its changes become the layer).
-    pub fn overlay(&mut self) -> &mut OverlayFs {
+    pub(super) fn overlay(&mut self) -> &mut OverlayFs {
         &mut self.overlay
     }
 
+    /// The root overlay, to read.
+    pub(super) fn overlay_ref(&self) -> &OverlayFs {
+        &self.overlay
+    }
+
     /// The backend `index`.
-    pub fn fs(&mut self, index: usize) -> &mut dyn FileSystem {
+    pub(super) fn fs(&mut self, index: usize) -> &mut dyn FileSystem {
         if index == 0 {
             &mut self.overlay
         } else {
@@ -207,7 +204,7 @@ impl Vfs {
     }
 
     /// The root directory of the namespace.
-    pub fn root(&mut self) -> NodeRef {
+    pub(super) fn root(&mut self) -> NodeRef {
         let r = NodeRef {
             fs: 0,
             id: self.overlay.root(),
@@ -219,7 +216,7 @@ impl Vfs {
     /// (and its parents) in the overlay as directories that are never part
     /// of the layer by themselves. `is_dir` says whether the backend's root
     /// is a directory.
-    pub fn mount(
+    pub(super) fn mount(
         &mut self,
         path: &ImagePath,
         backend: Box<dyn FileSystem>,
@@ -329,7 +326,7 @@ impl Vfs {
     }
 
     /// Resolves `path` relative to `base`.
-    pub fn resolve(
+    pub(super) fn resolve(
         &mut self,
         base: NodeRef,
         scope: Scope,
@@ -348,7 +345,7 @@ impl Vfs {
     /// Resolves everything but the last component of `path`: the directory
     /// and the final name (`.`/`..` included as written). The boolean is
     /// whether the path had a trailing slash.
-    pub fn resolve_parent(
+    pub(super) fn resolve_parent(
         &mut self,
         base: NodeRef,
         scope: Scope,
@@ -372,12 +369,12 @@ impl Vfs {
     }
 
     /// Metadata of a node.
-    pub fn stat(&mut self, node: NodeRef) -> VfsResult<Stat> {
+    pub(super) fn stat(&mut self, node: NodeRef) -> VfsResult<Stat> {
         self.fs(node.fs).stat(node.id)
     }
 
     /// Metadata at a path.
-    pub fn stat_at(
+    pub(super) fn stat_at(
         &mut self,
         base: NodeRef,
         scope: Scope,
@@ -390,7 +387,7 @@ impl Vfs {
 
     /// Opens (and with `create`, creates) the node at `path`. The caller
     /// owns one open reference and must [`Vfs::close`] it.
-    pub fn open_at(
+    pub(super) fn open_at(
         &mut self,
         base: NodeRef,
         scope: Scope,
@@ -484,37 +481,37 @@ impl Vfs {
     }
 
     /// Takes another open reference to `node` (a duplicated handle).
-    pub fn retain(&mut self, node: NodeRef) -> VfsResult<()> {
+    pub(super) fn retain(&mut self, node: NodeRef) -> VfsResult<()> {
         self.fs(node.fs).open(node.id)
     }
 
     /// Releases an open reference.
-    pub fn close(&mut self, node: NodeRef) {
+    pub(super) fn close(&mut self, node: NodeRef) {
         self.fs(node.fs).close(node.id);
     }
 
     /// Reads at `offset`.
-    pub fn read(&mut self, node: NodeRef, offset: u64, buf: &mut [u8]) -> VfsResult<usize> {
+    pub(super) fn read(&mut self, node: NodeRef, offset: u64, buf: &mut [u8]) -> VfsResult<usize> {
         self.fs(node.fs).read(node.id, offset, buf)
     }
 
     /// Writes at `offset`.
-    pub fn write(&mut self, node: NodeRef, offset: u64, data: &[u8]) -> VfsResult<usize> {
+    pub(super) fn write(&mut self, node: NodeRef, offset: u64, data: &[u8]) -> VfsResult<usize> {
         self.fs(node.fs).write(node.id, offset, data)
     }
 
     /// Truncates or extends.
-    pub fn set_size(&mut self, node: NodeRef, size: u64) -> VfsResult<()> {
+    pub(super) fn set_size(&mut self, node: NodeRef, size: u64) -> VfsResult<()> {
         self.fs(node.fs).set_size(node.id, size)
     }
 
     /// Changes times.
-    pub fn set_times(&mut self, node: NodeRef, atime: SetTime, mtime: SetTime) -> VfsResult<()> {
+    pub(super) fn set_times(&mut self, node: NodeRef, atime: SetTime, mtime: SetTime) -> VfsResult<()> {
         self.fs(node.fs).set_times(node.id, atime, mtime)
     }
 
     /// Changes times at a path.
-    pub fn set_times_at(
+    pub(super) fn set_times_at(
         &mut self,
         base: NodeRef,
         scope: Scope,
@@ -528,12 +525,12 @@ impl Vfs {
     }
 
     /// Syncs a node's data.
-    pub fn sync(&mut self, node: NodeRef) -> VfsResult<()> {
+    pub(super) fn sync(&mut self, node: NodeRef) -> VfsResult<()> {
         self.fs(node.fs).sync(node.id)
     }
 
     /// The entries of a directory, sorted by name, mounts entered.
-    pub fn read_dir(&mut self, dir: NodeRef) -> VfsResult<Vec<(String, NodeRef, FileType)>> {
+    pub(super) fn read_dir(&mut self, dir: NodeRef) -> VfsResult<Vec<(String, NodeRef, FileType)>> {
         let entries = self.fs(dir.fs).read_dir(dir.id)?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -552,7 +549,7 @@ impl Vfs {
     }
 
     /// The target of the symlink at `path`.
-    pub fn read_link_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<String> {
+    pub(super) fn read_link_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<String> {
         let n = self.resolve(base, scope, path, false)?;
         if self.stat(n)?.kind != FileType::Symlink {
             return Err(Errno::Inval);
@@ -561,7 +558,7 @@ impl Vfs {
     }
 
     /// Creates a directory at `path`.
-    pub fn mkdir_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
+    pub(super) fn mkdir_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
         let (dir, name, _) = self.resolve_parent(base, scope, path)?;
         if name == "." || name == ".." {
             return Err(Errno::Exist);
@@ -573,7 +570,7 @@ impl Vfs {
     }
 
     /// Removes the empty directory at `path`.
-    pub fn rmdir_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
+    pub(super) fn rmdir_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
         let (dir, name, _) = self.resolve_parent(base, scope, path)?;
         match name.as_str() {
             "." => return Err(Errno::Inval),
@@ -588,7 +585,7 @@ impl Vfs {
     }
 
     /// Removes the non-directory at `path`.
-    pub fn unlink_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
+    pub(super) fn unlink_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<()> {
         let (dir, name, trailing) = self.resolve_parent(base, scope, path)?;
         if name == "." || name == ".." {
             return Err(Errno::Isdir);
@@ -611,7 +608,7 @@ impl Vfs {
     /// Creates a symlink at `path` pointing to `target`. Through a
     /// [`Scope::Deny`] handle, absolute targets are refused (they would
     /// leave the capability).
-    pub fn symlink_at(
+    pub(super) fn symlink_at(
         &mut self,
         target: &str,
         base: NodeRef,
@@ -639,7 +636,7 @@ impl Vfs {
         clippy::too_many_arguments,
         reason = "linkat(2): two (directory, scope, path) triples and the follow flag"
     )]
-    pub fn link_at(
+    pub(super) fn link_at(
         &mut self,
         from_base: NodeRef,
         from_scope: Scope,
@@ -667,7 +664,7 @@ impl Vfs {
     }
 
     /// Renames `from` to `to` with POSIX semantics.
-    pub fn rename_at(
+    pub(super) fn rename_at(
         &mut self,
         from_base: NodeRef,
         from_scope: Scope,

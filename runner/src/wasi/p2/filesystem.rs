@@ -226,7 +226,7 @@ impl preopens::Host for FsView<'_> {
             self.vfs
                 .retain(p.node)
                 .map_err(|e| wasmtime::format_err!("preopen {}: {e}", p.guest_path))?;
-            let mutate = !self.vfs.fs(p.node.fs).readonly();
+            let mutate = !self.vfs.readonly(p.node.fs);
             let mut flags = DescriptorFlags::READ;
             if mutate {
                 flags |= DescriptorFlags::MUTATE_DIRECTORY;
@@ -494,7 +494,7 @@ impl types::HostDescriptor for FsView<'_> {
             // Neither asked for: readable, as wasmtime-wasi does.
             flags |= DescriptorFlags::READ;
         }
-        let mutate = base.mutate && !self.vfs.fs(node.fs).readonly();
+        let mutate = base.mutate && !self.vfs.readonly(node.fs);
         if kind != FileType::Dir || !mutate {
             // "This may only be set on directories": wasi-libc asks for it
             // with every write open, so it is dropped, not refused. On a
