@@ -220,7 +220,7 @@ fn read_program(vfs: &mut Vfs, path: &str, max: u64) -> Result<Vec<u8>, StepErro
 
 /// A program found, read and compiled, with the preopens it gets: all
 /// that can fail before it runs, done without taking the step's `Vfs`.
-pub(crate) struct Loaded {
+pub struct Loaded {
     program: crate::exec::Program,
     path: String,
     loaded_from: LoadedFrom,

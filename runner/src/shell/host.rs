@@ -33,7 +33,7 @@ pub enum Stdin<'a> {
     /// program its own (the terminal for `kiln run`, nothing in a build).
     Inherited,
     /// A pipe, a file, a here-document.
-    Bytes(&'a mut dyn Input),
+    Bytes(&'a mut (dyn Input + 'static)),
 }
 
 /// The standard streams of an external command.
@@ -44,6 +44,23 @@ pub struct Streams<'a> {
     pub stdout: &'a mut dyn Write,
     /// Standard error.
     pub stderr: &'a mut dyn Write,
+}
+
+/// The streams of a pipeline of programs.
+pub struct PipelineStreams<'a> {
+    /// The first program's standard input.
+    pub stdin: Stdin<'a>,
+    /// The last program's standard output.
+    pub stdout: &'a mut dyn Write,
+    /// Each program's standard error, in order.
+    pub stderr: Vec<&'a mut dyn Write>,
+}
+
+impl Input for io::Cursor<Vec<u8>> {
+    fn peek(&mut self) -> Vec<u8> {
+        let pos = (self.position() as usize).min(self.get_ref().len());
+        self.get_ref()[pos..].to_vec()
+    }
 }
 
 /// What [`Host::test`] asks of a path.
@@ -70,6 +87,49 @@ pub trait Host {
     /// message on `streams.stderr` (for not found, naming the `PATH`
     /// searched).
     fn run(&mut self, cmd: &Exec<'_>, streams: Streams<'_>) -> i32;
+
+    /// Runs a pipeline whose every stage is a program (`a | b | c`), each
+    /// one's standard output the next one's standard input; returns each
+    /// one's status. A host that can runs them at the same time, joined by
+    /// pipes with backpressure; this default runs them one after another,
+    /// each one's output held in memory for the next.
+    fn run_pipeline(&mut self, cmds: &[Exec<'_>], streams: PipelineStreams<'_>) -> Vec<i32> {
+        let PipelineStreams {
+            stdin,
+            stdout,
+            stderr,
+        } = streams;
+        let mut first = Some(stdin);
+        let mut last = Some(stdout);
+        let mut statuses = Vec::new();
+        let mut piped: Option<io::Cursor<Vec<u8>>> = None;
+        for (i, (cmd, err)) in cmds.iter().zip(stderr).enumerate() {
+            let mut buffer = Vec::new();
+            let mut input = piped.take();
+            let status = {
+                let out: &mut dyn Write = if i + 1 == cmds.len() {
+                    last.take().expect("the last stage comes once")
+                } else {
+                    &mut buffer
+                };
+                let stdin = match input.as_mut() {
+                    Some(bytes) => Stdin::Bytes(bytes),
+                    None => first.take().unwrap_or(Stdin::Inherited),
+                };
+                self.run(
+                    cmd,
+                    Streams {
+                        stdin,
+                        stdout: out,
+                        stderr: err,
+                    },
+                )
+            };
+            statuses.push(status);
+            piped = Some(io::Cursor::new(buffer));
+        }
+        statuses
+    }
 
     /// The contents of a file (`<`, `.`).
     fn read_file(&mut self, path: &str) -> io::Result<Vec<u8>>;

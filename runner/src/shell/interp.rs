@@ -190,12 +190,15 @@ impl<'h, 'a> Shell<'h, 'a> {
         Ok(status)
     }
 
-    /// The stages of a pipeline, one after another, each one's output
-    /// buffered as the next one's input. Not yet concurrent: see the
-    /// module docs.
+    /// The stages of a pipeline. When every stage is a program, the host
+    /// runs them together (`pipeline.rs`); otherwise one after another,
+    /// each one's output buffered as the next one's input.
     fn run_stages(&mut self, commands: &[Command]) -> R {
         if commands.len() == 1 {
             return self.run_command(&commands[0]);
+        }
+        if let Some(r) = self.program_stages(commands) {
+            return r;
         }
         let saved = self.fds.clone();
         let mut statuses = Vec::new();
@@ -220,16 +223,16 @@ impl<'h, 'a> Shell<'h, 'a> {
             }
         }
         self.fds = saved;
-        let last = *statuses.last().unwrap_or(&0);
+        Ok(self.pipeline_status(&statuses))
+    }
+
+    /// A pipeline's status: its last stage's, or with `pipefail` the last
+    /// non-zero one.
+    pub(super) fn pipeline_status(&self, statuses: &[i32]) -> i32 {
         if self.st.opts.pipefail {
-            return Ok(statuses
-                .iter()
-                .rev()
-                .copied()
-                .find(|s| *s != 0)
-                .unwrap_or(0));
+            return statuses.iter().rev().copied().find(|s| *s != 0).unwrap_or(0);
         }
-        Ok(last)
+        *statuses.last().unwrap_or(&0)
     }
 
     /// Runs `f` with a copy of the shell's state, restored afterwards; an
@@ -384,24 +387,7 @@ impl<'h, 'a> Shell<'h, 'a> {
         }
         // The status of the last command substitution, if any ran.
         let sub_status = self.st.sub_status.unwrap_or(0);
-        if self.st.opts.xtrace {
-            let mut line = String::from("+");
-            for (n, v) in &assigns {
-                line.push(' ');
-                line.push_str(&format!("{n}={}", super::builtins::quote(v)));
-            }
-            for f in &fields {
-                line.push(' ');
-                line.push_str(&super::builtins::quote(f));
-            }
-            if line.len() > 1 {
-                let mut w = OutWriter {
-                    out: self.fds.stderr.clone(),
-                    tops: &self.tops,
-                };
-                self.host.trace(&line, &mut w);
-            }
-        }
+        self.trace_command(&assigns, &fields);
         let saved = match self.redirect(&s.redirs) {
             Ok(saved) => saved,
             Err(msg) => {
@@ -423,6 +409,29 @@ impl<'h, 'a> Shell<'h, 'a> {
         let status = r?;
         self.st.status = status;
         Ok(status)
+    }
+
+    /// `set -x`: the command as it will run, through [`Host::trace`].
+    pub(super) fn trace_command(&mut self, assigns: &[(String, String)], fields: &[String]) {
+        if !self.st.opts.xtrace {
+            return;
+        }
+        let mut line = String::from("+");
+        for (n, v) in assigns {
+            line.push(' ');
+            line.push_str(&format!("{n}={}", super::builtins::quote(v)));
+        }
+        for f in fields {
+            line.push(' ');
+            line.push_str(&super::builtins::quote(f));
+        }
+        if line.len() > 1 {
+            let mut w = OutWriter {
+                out: self.fds.stderr.clone(),
+                tops: &self.tops,
+            };
+            self.host.trace(&line, &mut w);
+        }
     }
 
     fn dispatch(
@@ -496,15 +505,7 @@ impl<'h, 'a> Shell<'h, 'a> {
     fn external(&mut self, name: &str, args: Vec<String>, assigns: &[(String, String)]) -> i32 {
         let mut argv = vec![name.to_string()];
         argv.extend(args);
-        let mut env: Vec<(String, String)> = self
-            .st
-            .vars
-            .iter()
-            .filter(|(k, v)| v.exported && !assigns.iter().any(|(n, _)| n == *k))
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect();
-        env.extend(assigns.iter().cloned());
-        env.sort();
+        let env = self.command_env(assigns);
         let mut reader = self.fds.stdin.clone().map(InReader);
         let mut stdout = OutWriter {
             out: self.fds.stdout.clone(),
@@ -530,6 +531,21 @@ impl<'h, 'a> Shell<'h, 'a> {
                 stderr: &mut stderr,
             },
         )
+    }
+
+    /// The environment of an external command: the exported variables and
+    /// the command's own assignments.
+    pub(super) fn command_env(&self, assigns: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .st
+            .vars
+            .iter()
+            .filter(|(k, v)| v.exported && !assigns.iter().any(|(n, _)| n == *k))
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        env.extend(assigns.iter().cloned());
+        env.sort();
+        env
     }
 
     /// Sets a variable (keeping whether it is exported).

@@ -67,6 +67,8 @@ mod interp;
 mod io;
 mod parse;
 mod pattern;
+mod pipe;
+mod pipeline;
 mod printf;
 mod redirect;
 pub(crate) mod step_host;
@@ -81,7 +83,7 @@ mod tests_dash;
 
 use std::collections::HashMap;
 
-pub use host::{Exec, Host, Input, PathTest, Stdin, Streams};
+pub use host::{Exec, Host, Input, PathTest, PipelineStreams, Stdin, Streams};
 pub use parse::{SyntaxError, parse};
 
 /// Where and with what a script starts.

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use super::host::{Exec, Host, PathTest, Stdin, Streams};
+use super::host::{Exec, Host, PathTest, PipelineStreams, Stdin, Streams};
 use crate::exec::{Engine, Limit, LoadedFrom, Outcome};
 use crate::snapshot::ImagePath;
 use crate::step::{self, Finished, StepError, StepSpec};
@@ -263,6 +263,69 @@ impl StepHost<'_> {
         }
     }
 
+    /// Finds and loads a command's program; a failure is its status, after
+    /// a message on `stderr`.
+    fn load(
+        &mut self,
+        cmd: &Exec<'_>,
+        vfs: &mut Vfs,
+        stderr: &mut dyn Write,
+    ) -> Result<(step::Loaded, StepSpec), i32> {
+        let spec = self.command_spec(cmd).map_err(|e| {
+            let _ = writeln!(stderr, "sh: {e}");
+            126
+        })?;
+        match step::load(self.engine, self.store, vfs, &spec, &self.cancel) {
+            Ok(loaded) => Ok((loaded, spec)),
+            Err(e) => {
+                let status = match e {
+                    StepError::NotFound { .. } => 127,
+                    StepError::Cancelled => {
+                        self.fatal = Some(Outcome::Cancelled);
+                        130
+                    }
+                    _ => 126,
+                };
+                let _ = match e {
+                    StepError::NotFound { name, .. } if !name.contains('/') => {
+                        let path = cmd
+                            .env
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| k == "PATH")
+                            .map_or(step::DEFAULT_PATH, |(_, v)| v.as_str());
+                        writeln!(
+                            stderr,
+                            "sh: {name}: not found in PATH {path} (looked for {name} and {name}.wasm in each directory)"
+                        )
+                    }
+                    e => writeln!(stderr, "sh: {e}"),
+                };
+                Err(status)
+            }
+        }
+    }
+
+    /// A program's outcome as a shell status; a limit or Ctrl-C also stops
+    /// the script.
+    fn status_of(&mut self, outcome: Outcome, program: &str, stderr: &mut dyn Write) -> i32 {
+        match outcome {
+            Outcome::Exit(code) => code,
+            Outcome::Trap(trap) => {
+                let _ = writeln!(stderr, "sh: {program} trapped: {trap}");
+                134
+            }
+            Outcome::Limit(limit) => {
+                self.fatal.get_or_insert(Outcome::Limit(limit));
+                137
+            }
+            Outcome::Cancelled => {
+                self.fatal = Some(Outcome::Cancelled);
+                130
+            }
+        }
+    }
+
     /// The spec of one command: the step's, with the command's argv, env
     /// and directory, the time left, and random bytes seeded apart.
     fn command_spec(&mut self, cmd: &Exec<'_>) -> Result<StepSpec, String> {
@@ -293,54 +356,38 @@ impl StepHost<'_> {
 
 impl Host for StepHost<'_> {
     fn run(&mut self, cmd: &Exec<'_>, streams: Streams<'_>) -> i32 {
+        let statuses = self.run_pipeline(
+            std::slice::from_ref(cmd),
+            PipelineStreams {
+                stdin: streams.stdin,
+                stdout: streams.stdout,
+                stderr: vec![streams.stderr],
+            },
+        );
+        statuses[0]
+    }
+
+    fn run_pipeline(&mut self, cmds: &[Exec<'_>], streams: PipelineStreams<'_>) -> Vec<i32> {
         if let Some(status) = self.stopped() {
-            return status;
+            return vec![status; cmds.len()];
         }
-        let spec = match self.command_spec(cmd) {
-            Ok(spec) => spec,
-            Err(e) => {
-                let _ = writeln!(streams.stderr, "sh: {e}");
-                return 126;
-            }
-        };
-        let mut vfs = self.vfs.take().expect("the Vfs is home between commands");
-        let loaded = match step::load(self.engine, self.store, &mut vfs, &spec, &self.cancel) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                self.vfs = Some(vfs);
-                let status = match e {
-                    StepError::NotFound { .. } => 127,
-                    StepError::Cancelled => {
-                        self.fatal = Some(Outcome::Cancelled);
-                        130
-                    }
-                    _ => 126,
-                };
-                let _ = match e {
-                    StepError::NotFound { name, .. } if !name.contains('/') => {
-                        let path = cmd
-                            .env
-                            .iter()
-                            .rev()
-                            .find(|(k, _)| k == "PATH")
-                            .map_or(step::DEFAULT_PATH, |(_, v)| v.as_str());
-                        writeln!(
-                            streams.stderr,
-                            "sh: {name}: not found in PATH {path} (looked for {name} and {name}.wasm in each directory)"
-                        )
-                    }
-                    e => writeln!(streams.stderr, "sh: {e}"),
-                };
-                return status;
-            }
-        };
-        let Streams {
+        let PipelineStreams {
             stdin,
             stdout,
-            stderr,
+            mut stderr,
         } = streams;
+        // Load every program first: one that cannot be found or loaded
+        // has its status now, and its neighbours see a closed pipe.
+        let mut vfs = self.vfs.take().expect("the Vfs is home between commands");
+        let mut stages = Vec::with_capacity(cmds.len());
+        for (cmd, err) in cmds.iter().zip(stderr.iter_mut()) {
+            stages.push(self.load(cmd, &mut vfs, &mut **err));
+        }
+        let load_failed: Vec<Option<i32>> = stages.iter().map(|s| s.as_ref().err().copied()).collect();
+        // The first program reads the shell's input; each next one the
+        // pipe from the one before; the last writes to the shell.
         let consumed = Arc::new(AtomicU64::new(0));
-        let (program_stdin, mut input): (Box<dyn Read + Send>, _) = match stdin {
+        let (first_stdin, mut input): (Box<dyn Read + Send>, _) = match stdin {
             Stdin::Inherited => (Box::new(Shared(Arc::clone(&self.stdin))), None),
             Stdin::Bytes(input) => (
                 Box::new(Counted {
@@ -350,50 +397,71 @@ impl Host for StepHost<'_> {
                 Some(input),
             ),
         };
-        // Bounded: a program writing faster than the shell's descriptors
-        // take its output waits for them.
-        let (tx, rx) = mpsc::sync_channel::<(bool, Vec<u8>)>(16);
-        // A descriptor that failed (a full pipe) fails the program's next
-        // writes to it, as a closed pipe would.
-        let broken = [
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        ];
-        let (engine, cancel) = (self.engine, Arc::clone(&self.cancel));
-        let [out_broken, err_broken] = broken.clone();
-        let finished = std::thread::scope(|scope| {
-            let worker = scope.spawn(move || {
-                step::execute(
-                    engine,
-                    loaded,
-                    vfs,
-                    spec,
-                    program_stdin,
-                    Box::new(Chunks {
-                        tx: tx.clone(),
-                        err: false,
-                        broken: out_broken,
-                    }),
-                    Box::new(Chunks {
-                        tx,
-                        err: true,
-                        broken: err_broken,
-                    }),
-                    false,
-                    cancel,
-                )
-            });
-            for (err, bytes) in rx {
-                let written = if err {
-                    stderr.write_all(&bytes)
-                } else {
-                    stdout.write_all(&bytes)
+        let n = cmds.len();
+        let mut stdins: Vec<Option<Box<dyn Read + Send>>> = vec![Some(first_stdin)];
+        let mut stdouts: Vec<Option<Box<dyn Write + Send>>> = Vec::new();
+        for _ in 1..n {
+            let (w, r) = super::pipe::pipe();
+            stdouts.push(Some(Box::new(w)));
+            stdins.push(Some(Box::new(r)));
+        }
+        // What reaches the shell: target 0 is the last program's output,
+        // target 1 + i program i's errors. Bounded: a program writing
+        // faster than the shell's descriptors take it waits for them.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(16);
+        let broken: Vec<Arc<AtomicBool>> = (0..=n).map(|_| Arc::default()).collect();
+        let flags = broken.clone();
+        // Owns the sender: once it and every program's streams are gone,
+        // the shell's loop below ends.
+        let chunks = move |target: usize| -> Box<dyn Write + Send> {
+            Box::new(Chunks {
+                tx: tx.clone(),
+                target,
+                broken: Arc::clone(&flags[target]),
+            })
+        };
+        stdouts.push(Some(chunks(0)));
+        let mut targets: Vec<&mut dyn Write> = vec![stdout];
+        targets.extend(stderr);
+        let (engine, cancel) = (self.engine, &self.cancel);
+        let outcomes: Vec<Option<(Outcome, String)>> = std::thread::scope(|scope| {
+            let mut workers = Vec::with_capacity(n);
+            for (i, stage) in stages.into_iter().enumerate() {
+                let program_stdin = stdins[i].take().expect("one input a program");
+                let program_stdout = stdouts[i].take().expect("one output a program");
+                let Ok((loaded, spec)) = stage else {
+                    // Dropped now: the neighbours see the end of input and
+                    // a broken pipe.
+                    drop((program_stdin, program_stdout));
+                    workers.push(None);
+                    continue;
                 };
-                if written.is_err() {
-                    broken[usize::from(err)].store(true, Ordering::SeqCst);
+                let (vfs, stderr, cancel) = (vfs.share(), chunks(1 + i), Arc::clone(cancel));
+                workers.push(Some(scope.spawn(move || {
+                    let finished = step::execute(
+                        engine,
+                        loaded,
+                        vfs,
+                        spec,
+                        program_stdin,
+                        program_stdout,
+                        stderr,
+                        false,
+                        cancel,
+                    );
+                    (finished.outcome, finished.program)
+                })));
+            }
+            drop(chunks);
+            for (target, bytes) in rx {
+                if targets[target].write_all(&bytes).is_err() {
+                    broken[target].store(true, Ordering::SeqCst);
                 }
             }
-            worker.join().expect("a command's thread panicked")
+            workers
+                .into_iter()
+                .map(|w| w.map(|w| w.join().expect("a program's thread panicked")))
+                .collect()
         });
         // The shell's input moves on by what the program read, no more:
         // `while read f; do prog; done <list` goes on with the next line
@@ -402,22 +470,17 @@ impl Host for StepHost<'_> {
             let n = consumed.load(Ordering::SeqCst);
             let _ = io::copy(&mut input.take(n), &mut io::sink());
         }
-        self.vfs = Some(finished.vfs);
-        match finished.outcome {
-            Outcome::Exit(code) => code,
-            Outcome::Trap(trap) => {
-                let _ = writeln!(stderr, "sh: {} trapped: {trap}", finished.program);
-                134
-            }
-            Outcome::Limit(limit) => {
-                self.fatal.get_or_insert(Outcome::Limit(limit));
-                137
-            }
-            Outcome::Cancelled => {
-                self.fatal = Some(Outcome::Cancelled);
-                130
-            }
-        }
+        self.vfs = Some(vfs);
+        outcomes
+            .into_iter()
+            .zip(load_failed)
+            .zip(targets.into_iter().skip(1))
+            .map(|((outcome, failed), err)| match (failed, outcome) {
+                (Some(status), _) => status,
+                (None, Some((outcome, program))) => self.status_of(outcome, &program, err),
+                (None, None) => unreachable!("a loaded program has an outcome"),
+            })
+            .collect()
     }
 
     fn read_file(&mut self, path: &str) -> io::Result<Vec<u8>> {
@@ -603,8 +666,9 @@ impl Read for Counted {
 
 /// A program's output on its way to the shell's thread.
 struct Chunks {
-    tx: mpsc::SyncSender<(bool, Vec<u8>)>,
-    err: bool,
+    tx: mpsc::SyncSender<(usize, Vec<u8>)>,
+    /// Which of the shell's descriptors it goes to.
+    target: usize,
     broken: Arc<AtomicBool>,
 }
 
@@ -615,7 +679,7 @@ impl Write for Chunks {
         }
         // The shell thread reads until every sender is gone; a send fails
         // only if it stopped, and then the output has nowhere to go.
-        let _ = self.tx.send((self.err, buf.to_vec()));
+        let _ = self.tx.send((self.target, buf.to_vec()));
         Ok(buf.len())
     }
 
