@@ -32,6 +32,11 @@ pub(crate) enum Error {
     /// and nothing more can be reported there, so the tool stops.
     #[error("write error: {0}")]
     Output(String),
+    /// Stop with this exit code; everything there was to say has been said
+    /// (grep's 2 after reporting unreadable files), or nothing needs saying
+    /// (stdout's reader went away: a broken pipe).
+    #[error("exit status {0}")]
+    Exit(i32),
 }
 
 impl Error {
@@ -40,6 +45,7 @@ impl Error {
         match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::Failed(_) | Error::Output(_) => EXIT_FAILED,
+            Error::Exit(code) => *code,
         }
     }
 }
@@ -72,9 +78,15 @@ pub(crate) fn quote(path: impl AsRef<Path>) -> String {
     format!("'{}'", path.as_ref().display())
 }
 
-/// A failed write to stdout (a closed pipe, a full disk).
+/// A failed write to stdout (a closed pipe, a full disk). A broken pipe
+/// ends the tool quietly with exit code 1, as SIGPIPE ends a Unix tool
+/// (`yes | head -n 1`); any other write error is reported.
 pub(crate) fn write_error(e: io::Error) -> Error {
-    Error::Output(describe(&e))
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Error::Exit(EXIT_FAILED)
+    } else {
+        Error::Output(describe(&e))
+    }
 }
 
 /// Turns an `io::Result` into a tool [`Result`] whose message says what was
@@ -177,7 +189,7 @@ impl<'a> Io<'a> {
     pub(crate) fn carry_on(&mut self, result: Result) -> Result<bool> {
         match result {
             Ok(()) => Ok(true),
-            Err(e @ Error::Output(_)) => Err(e),
+            Err(e @ (Error::Output(_) | Error::Exit(_))) => Err(e),
             Err(e) => {
                 self.error(e);
                 Ok(false)

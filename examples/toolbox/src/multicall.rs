@@ -90,9 +90,13 @@ pub(crate) fn run_tool(
 }
 
 fn finish(result: Result, io: &mut Io<'_>, synopsis: &str) -> i32 {
+    // After a failed write, stdout is not flushed again: that would only
+    // fail again and say so twice.
+    let wrote_badly = matches!(result, Err(Error::Output(_)));
     let code = match result {
         Ok(()) if io.has_failed() => EXIT_FAILED,
         Ok(()) => EXIT_OK,
+        Err(Error::Exit(code)) => code,
         Err(e) => {
             io.note(&e);
             if let Error::Usage(_) = e {
@@ -101,8 +105,11 @@ fn finish(result: Result, io: &mut Io<'_>, synopsis: &str) -> i32 {
             e.exit_code()
         }
     };
-    if let Err(e) = io.stdout.flush() {
-        io.note(crate::cli::write_error(e));
+    if !wrote_badly && let Err(e) = io.stdout.flush() {
+        let e = crate::cli::write_error(e);
+        if !matches!(e, Error::Exit(_)) {
+            io.note(e);
+        }
         return code.max(EXIT_FAILED);
     }
     code
@@ -310,6 +317,36 @@ mod tests {
             err,
             "cat: unknown option -x; supported: -u\nusage: cat [OPTION]... [FILE]...\n"
         );
+    }
+
+    /// A stdout whose every write fails with `kind`.
+    struct Failing(std::io::ErrorKind);
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(self.0.into())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_quietly_and_other_write_errors_are_said_once() {
+        let tool = tools::find("echo").unwrap();
+        let args = ["hi".to_string()];
+        for (kind, said) in [
+            (std::io::ErrorKind::BrokenPipe, ""),
+            (std::io::ErrorKind::StorageFull, "echo: write error: "),
+        ] {
+            let (mut input, mut err) = (&b""[..], Vec::new());
+            let code = run_tool(tool, &args, &mut input, &mut Failing(kind), &mut err);
+            let err = String::from_utf8(err).unwrap();
+            assert_eq!(code, 1, "{kind:?}");
+            assert!(err.starts_with(said) && err.lines().count() <= 1, "{err}");
+            assert_eq!(err.is_empty(), said.is_empty(), "{err}");
+        }
     }
 
     #[cfg(unix)]
