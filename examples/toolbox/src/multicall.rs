@@ -45,8 +45,8 @@ pub(crate) fn main(
         "--list" => list(&rest[1..], &mut io),
         "--install" => install(argv0, &rest[1..], &mut io),
         "sh" | "bash" => Err(Error::Usage(
-            "there is deliberately no shell in this toolbox: kiln runs each RUN as one \
-             program, so write `a && b` as two RUN steps"
+            "the toolbox has no sh program: kiln's built-in shell runs shell-form RUN \
+             lines (`RUN a && b`) and `kiln run IMAGE sh -c '...'` in images without /bin/sh"
                 .into(),
         )),
         other if other.starts_with('-') => Err(Error::Usage(format!(
@@ -135,7 +135,10 @@ fn overview() -> String {
     for t in TOOLS {
         text.push_str(&format!("  {:<10} {}\n", t.name, t.about));
     }
-    text.push_str("\nThere is deliberately no shell: each kiln RUN step is one program.\n");
+    text.push_str(
+        "\nNo sh here: kiln's built-in shell runs shell-form RUN lines (`RUN a | b && c`)\n\
+         and `kiln run IMAGE sh -c '...'`, calling these tools from PATH.\n",
+    );
     text
 }
 
@@ -288,15 +291,18 @@ mod tests {
 
     #[test]
     fn unknown_tools_options_and_the_shell_are_usage_errors() {
-        let (code, _, err) = call(&["toolbox", "grep"]);
+        let (code, _, err) = call(&["toolbox", "awk"]);
         assert_eq!(code, 2);
         assert!(
-            err.starts_with("toolbox: unknown tool 'grep'; tools: cat, cp,"),
+            err.starts_with("toolbox: unknown tool 'awk'; tools: ") && err.contains(" cat, cp,"),
             "{err}"
         );
         let (code, _, err) = call(&["toolbox", "sh", "-c", "true"]);
         assert_eq!(code, 2);
-        assert!(err.contains("deliberately no shell"), "{err}");
+        assert!(
+            err.contains("kiln's built-in shell runs shell-form RUN"),
+            "{err}"
+        );
         let (code, _, err) = call(&["toolbox", "--frobnicate"]);
         assert_eq!(code, 2);
         assert!(err.contains("unknown option --frobnicate"), "{err}");
