@@ -239,6 +239,11 @@ impl<'a> Io<'a> {
     pub(crate) fn line(&mut self, text: impl fmt::Display) -> Result {
         writeln!(self.stdout, "{text}").map_err(write_error)
     }
+
+    /// Writes bytes to stdout as they are.
+    pub(crate) fn out(&mut self, bytes: &[u8]) -> Result {
+        self.stdout.write_all(bytes).map_err(write_error)
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod multicall;
 mod opts;
 mod show;
 mod sys;
+mod text;
 mod tools;
 
 use std::io::{BufWriter, Write};

@@ -11,14 +11,17 @@ mod cp;
 mod echo;
 mod env;
 mod exit_status;
+mod head;
 mod ln;
 mod ls;
 mod mkdir;
 mod mv;
 mod rm;
 mod sha256sum;
+mod tail;
 mod tar;
 mod touch;
+mod wc;
 
 /// One tool of the toolbox.
 pub(crate) struct Tool {
@@ -41,15 +44,18 @@ pub(crate) const TOOLS: &[Tool] = &[
     echo::TOOL,
     env::TOOL,
     exit_status::FALSE,
+    head::TOOL,
     ln::TOOL,
     ls::TOOL,
     mkdir::TOOL,
     mv::TOOL,
     rm::TOOL,
     sha256sum::TOOL,
+    tail::TOOL,
     tar::TOOL,
     touch::TOOL,
     exit_status::TRUE,
+    wc::TOOL,
 ];
 
 /// The tool called `name`.
