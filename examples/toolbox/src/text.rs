@@ -89,6 +89,16 @@ pub(crate) fn read_all(input: &mut dyn BufRead, name: &str) -> Result<Vec<u8>> {
     Ok(all)
 }
 
+/// `line` without its `\n`.
+pub(crate) fn chomp(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// The lines of `all`, each with its `\n` if it has one.
+pub(crate) fn lines(all: &[u8]) -> impl Iterator<Item = &[u8]> {
+    all.split_inclusive(|&b| b == b'\n')
+}
+
 /// A count of `what` (`lines`, `bytes`) given on the command line: a
 /// decimal number.
 pub(crate) fn count(value: &str, what: &str) -> Result<u64> {
@@ -143,5 +153,13 @@ mod tests {
         assert_eq!(legacy_count(&args(&["f", "-3"])), ["f", "-3"]);
         assert_eq!(legacy_count(&args(&["-n", "-3"])), ["-n", "-3"]);
         assert_eq!(legacy_count(&args(&["-"])), ["-"]);
+    }
+
+    #[test]
+    fn lines_keep_their_newlines_and_the_last_may_lack_one() {
+        let all: Vec<&[u8]> = lines(b"a\n\nb").collect();
+        assert_eq!(all, [&b"a\n"[..], b"\n", b"b"]);
+        assert_eq!(chomp(b"a\n"), b"a");
+        assert_eq!(chomp(b"a"), b"a");
     }
 }

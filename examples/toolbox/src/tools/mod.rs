@@ -8,6 +8,7 @@ use crate::opts::Flag;
 
 mod cat;
 mod cp;
+mod cut;
 mod echo;
 mod env;
 mod exit_status;
@@ -18,9 +19,12 @@ mod mkdir;
 mod mv;
 mod rm;
 mod sha256sum;
+mod sort;
 mod tail;
 mod tar;
 mod touch;
+mod tr;
+mod uniq;
 mod wc;
 
 /// One tool of the toolbox.
@@ -41,6 +45,7 @@ pub(crate) struct Tool {
 pub(crate) const TOOLS: &[Tool] = &[
     cat::TOOL,
     cp::TOOL,
+    cut::TOOL,
     echo::TOOL,
     env::TOOL,
     exit_status::FALSE,
@@ -51,10 +56,13 @@ pub(crate) const TOOLS: &[Tool] = &[
     mv::TOOL,
     rm::TOOL,
     sha256sum::TOOL,
+    sort::TOOL,
     tail::TOOL,
     tar::TOOL,
     touch::TOOL,
+    tr::TOOL,
     exit_status::TRUE,
+    uniq::TOOL,
     wc::TOOL,
 ];
 
