@@ -235,6 +235,18 @@ impl<'a> Io<'a> {
         self.stdout = stdout;
     }
 
+    /// Takes stderr for a tool told to keep quiet about its inputs
+    /// (`grep -s`), leaving a sink in its place; give it back with
+    /// [`Io::put_stderr`].
+    pub(crate) fn take_stderr(&mut self) -> &'a mut dyn Write {
+        std::mem::replace(&mut self.stderr, Box::leak(Box::new(io::sink())))
+    }
+
+    /// Gives back what [`Io::take_stderr`] took.
+    pub(crate) fn put_stderr(&mut self, stderr: &'a mut dyn Write) {
+        self.stderr = stderr;
+    }
+
     /// Writes one line to stdout.
     pub(crate) fn line(&mut self, text: impl fmt::Display) -> Result {
         writeln!(self.stdout, "{text}").map_err(write_error)

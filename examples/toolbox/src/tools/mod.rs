@@ -12,6 +12,7 @@ mod cut;
 mod echo;
 mod env;
 mod exit_status;
+mod grep;
 mod head;
 mod ln;
 mod ls;
@@ -49,6 +50,7 @@ pub(crate) const TOOLS: &[Tool] = &[
     echo::TOOL,
     env::TOOL,
     exit_status::FALSE,
+    grep::TOOL,
     head::TOOL,
     ln::TOOL,
     ls::TOOL,
