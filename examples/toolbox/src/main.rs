@@ -1,8 +1,8 @@
 //! `toolbox`: one WASI program with the everyday file tools a kiln image
 //! needs in its RUN steps (`cat`, `ls`, `cp`, `mv`, `rm`, `tar`,
-//! `sha256sum`, ...), chosen by the name it is called by, like busybox. It
-//! has no shell of its own: kiln's built-in shell runs shell-form RUN lines
-//! and calls these tools from PATH.
+//! `sha256sum`, `grep`, `sort`, ...), chosen by the name it is called by,
+//! like busybox. It has no shell of its own: kiln's built-in shell runs
+//! shell-form RUN lines and calls these tools from PATH.
 //!
 //! This file owns the process edge only: the working directory, the
 //! arguments, the real standard streams and the exit code. Read next:

@@ -6,9 +6,11 @@
 use crate::cli::{Io, Result};
 use crate::opts::Flag;
 
+mod basename;
 mod cat;
 mod cp;
 mod cut;
+mod dirname;
 mod echo;
 mod env;
 mod exit_status;
@@ -19,7 +21,9 @@ mod ls;
 mod mkdir;
 mod mv;
 mod rm;
+mod seq;
 mod sha256sum;
+mod sleep;
 mod sort;
 mod tail;
 mod tar;
@@ -27,6 +31,7 @@ mod touch;
 mod tr;
 mod uniq;
 mod wc;
+mod yes;
 
 /// One tool of the toolbox.
 pub(crate) struct Tool {
@@ -44,9 +49,11 @@ pub(crate) struct Tool {
 
 /// Every tool, in the order `toolbox --list` prints them.
 pub(crate) const TOOLS: &[Tool] = &[
+    basename::TOOL,
     cat::TOOL,
     cp::TOOL,
     cut::TOOL,
+    dirname::TOOL,
     echo::TOOL,
     env::TOOL,
     exit_status::FALSE,
@@ -57,7 +64,9 @@ pub(crate) const TOOLS: &[Tool] = &[
     mkdir::TOOL,
     mv::TOOL,
     rm::TOOL,
+    seq::TOOL,
     sha256sum::TOOL,
+    sleep::TOOL,
     sort::TOOL,
     tail::TOOL,
     tar::TOOL,
@@ -66,6 +75,7 @@ pub(crate) const TOOLS: &[Tool] = &[
     exit_status::TRUE,
     uniq::TOOL,
     wc::TOOL,
+    yes::TOOL,
 ];
 
 /// The tool called `name`.
