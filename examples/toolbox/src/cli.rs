@@ -32,6 +32,11 @@ pub(crate) enum Error {
     /// and nothing more can be reported there, so the tool stops.
     #[error("write error: {0}")]
     Output(String),
+    /// Stop with this exit code; everything there was to say has been said
+    /// (grep's 2 after reporting unreadable files), or nothing needs saying
+    /// (stdout's reader went away: a broken pipe).
+    #[error("exit status {0}")]
+    Exit(i32),
 }
 
 impl Error {
@@ -40,6 +45,7 @@ impl Error {
         match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::Failed(_) | Error::Output(_) => EXIT_FAILED,
+            Error::Exit(code) => *code,
         }
     }
 }
@@ -72,9 +78,15 @@ pub(crate) fn quote(path: impl AsRef<Path>) -> String {
     format!("'{}'", path.as_ref().display())
 }
 
-/// A failed write to stdout (a closed pipe, a full disk).
+/// A failed write to stdout (a closed pipe, a full disk). A broken pipe
+/// ends the tool quietly with exit code 1, as SIGPIPE ends a Unix tool
+/// (`yes | head -n 1`); any other write error is reported.
 pub(crate) fn write_error(e: io::Error) -> Error {
-    Error::Output(describe(&e))
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Error::Exit(EXIT_FAILED)
+    } else {
+        Error::Output(describe(&e))
+    }
 }
 
 /// Turns an `io::Result` into a tool [`Result`] whose message says what was
@@ -177,7 +189,7 @@ impl<'a> Io<'a> {
     pub(crate) fn carry_on(&mut self, result: Result) -> Result<bool> {
         match result {
             Ok(()) => Ok(true),
-            Err(e @ Error::Output(_)) => Err(e),
+            Err(e @ (Error::Output(_) | Error::Exit(_))) => Err(e),
             Err(e) => {
                 self.error(e);
                 Ok(false)
@@ -223,9 +235,26 @@ impl<'a> Io<'a> {
         self.stdout = stdout;
     }
 
+    /// Takes stderr for a tool told to keep quiet about its inputs
+    /// (`grep -s`), leaving a sink in its place; give it back with
+    /// [`Io::put_stderr`].
+    pub(crate) fn take_stderr(&mut self) -> &'a mut dyn Write {
+        std::mem::replace(&mut self.stderr, Box::leak(Box::new(io::sink())))
+    }
+
+    /// Gives back what [`Io::take_stderr`] took.
+    pub(crate) fn put_stderr(&mut self, stderr: &'a mut dyn Write) {
+        self.stderr = stderr;
+    }
+
     /// Writes one line to stdout.
     pub(crate) fn line(&mut self, text: impl fmt::Display) -> Result {
         writeln!(self.stdout, "{text}").map_err(write_error)
+    }
+
+    /// Writes bytes to stdout as they are.
+    pub(crate) fn out(&mut self, bytes: &[u8]) -> Result {
+        self.stdout.write_all(bytes).map_err(write_error)
     }
 }
 

@@ -1,7 +1,8 @@
 //! `toolbox`: one WASI program with the everyday file tools a kiln image
 //! needs in its RUN steps (`cat`, `ls`, `cp`, `mv`, `rm`, `tar`,
-//! `sha256sum`, ...), chosen by the name it is called by, like busybox. It
-//! deliberately has no shell: kiln runs each RUN as one program.
+//! `sha256sum`, `grep`, `sort`, ...), chosen by the name it is called by,
+//! like busybox. It has no shell of its own: kiln's built-in shell runs
+//! shell-form RUN lines and calls these tools from PATH.
 //!
 //! This file owns the process edge only: the working directory, the
 //! arguments, the real standard streams and the exit code. Read next:
@@ -15,6 +16,7 @@ mod multicall;
 mod opts;
 mod show;
 mod sys;
+mod text;
 mod tools;
 
 use std::io::{BufWriter, Write};

@@ -45,8 +45,8 @@ pub(crate) fn main(
         "--list" => list(&rest[1..], &mut io),
         "--install" => install(argv0, &rest[1..], &mut io),
         "sh" | "bash" => Err(Error::Usage(
-            "there is deliberately no shell in this toolbox: kiln runs each RUN as one \
-             program, so write `a && b` as two RUN steps"
+            "the toolbox has no sh program: kiln's built-in shell runs shell-form RUN \
+             lines (`RUN a && b`) and `kiln run IMAGE sh -c '...'` in images without /bin/sh"
                 .into(),
         )),
         other if other.starts_with('-') => Err(Error::Usage(format!(
@@ -90,9 +90,13 @@ pub(crate) fn run_tool(
 }
 
 fn finish(result: Result, io: &mut Io<'_>, synopsis: &str) -> i32 {
+    // After a failed write, stdout is not flushed again: that would only
+    // fail again and say so twice.
+    let wrote_badly = matches!(result, Err(Error::Output(_)));
     let code = match result {
         Ok(()) if io.has_failed() => EXIT_FAILED,
         Ok(()) => EXIT_OK,
+        Err(Error::Exit(code)) => code,
         Err(e) => {
             io.note(&e);
             if let Error::Usage(_) = e {
@@ -101,8 +105,11 @@ fn finish(result: Result, io: &mut Io<'_>, synopsis: &str) -> i32 {
             e.exit_code()
         }
     };
-    if let Err(e) = io.stdout.flush() {
-        io.note(crate::cli::write_error(e));
+    if !wrote_badly && let Err(e) = io.stdout.flush() {
+        let e = crate::cli::write_error(e);
+        if !matches!(e, Error::Exit(_)) {
+            io.note(e);
+        }
         return code.max(EXIT_FAILED);
     }
     code
@@ -128,7 +135,10 @@ fn overview() -> String {
     for t in TOOLS {
         text.push_str(&format!("  {:<10} {}\n", t.name, t.about));
     }
-    text.push_str("\nThere is deliberately no shell: each kiln RUN step is one program.\n");
+    text.push_str(
+        "\nNo sh here: kiln's built-in shell runs shell-form RUN lines (`RUN a | b && c`)\n\
+         and `kiln run IMAGE sh -c '...'`, calling these tools from PATH.\n",
+    );
     text
 }
 
@@ -281,15 +291,18 @@ mod tests {
 
     #[test]
     fn unknown_tools_options_and_the_shell_are_usage_errors() {
-        let (code, _, err) = call(&["toolbox", "grep"]);
+        let (code, _, err) = call(&["toolbox", "awk"]);
         assert_eq!(code, 2);
         assert!(
-            err.starts_with("toolbox: unknown tool 'grep'; tools: cat, cp,"),
+            err.starts_with("toolbox: unknown tool 'awk'; tools: ") && err.contains(" cat, cp,"),
             "{err}"
         );
         let (code, _, err) = call(&["toolbox", "sh", "-c", "true"]);
         assert_eq!(code, 2);
-        assert!(err.contains("deliberately no shell"), "{err}");
+        assert!(
+            err.contains("kiln's built-in shell runs shell-form RUN"),
+            "{err}"
+        );
         let (code, _, err) = call(&["toolbox", "--frobnicate"]);
         assert_eq!(code, 2);
         assert!(err.contains("unknown option --frobnicate"), "{err}");
@@ -310,6 +323,36 @@ mod tests {
             err,
             "cat: unknown option -x; supported: -u\nusage: cat [OPTION]... [FILE]...\n"
         );
+    }
+
+    /// A stdout whose every write fails with `kind`.
+    struct Failing(std::io::ErrorKind);
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(self.0.into())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_quietly_and_other_write_errors_are_said_once() {
+        let tool = tools::find("echo").unwrap();
+        let args = ["hi".to_string()];
+        for (kind, said) in [
+            (std::io::ErrorKind::BrokenPipe, ""),
+            (std::io::ErrorKind::StorageFull, "echo: write error: "),
+        ] {
+            let (mut input, mut err) = (&b""[..], Vec::new());
+            let code = run_tool(tool, &args, &mut input, &mut Failing(kind), &mut err);
+            let err = String::from_utf8(err).unwrap();
+            assert_eq!(code, 1, "{kind:?}");
+            assert!(err.starts_with(said) && err.lines().count() <= 1, "{err}");
+            assert_eq!(err.is_empty(), said.is_empty(), "{err}");
+        }
     }
 
     #[cfg(unix)]

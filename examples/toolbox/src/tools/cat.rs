@@ -2,10 +2,9 @@
 //! each through a fixed buffer. A file that cannot be read is reported and
 //! skipped (exit 1 at the end); a failed write to stdout stops it.
 
-use std::fs::File;
-
-use crate::cli::{Io, Result, StreamError, describe, stream, write_error};
+use crate::cli::{Io, Result};
 use crate::opts::{self, Flag};
+use crate::text;
 use crate::tools::Tool;
 
 pub(crate) const TOOL: Tool = Tool {
@@ -25,34 +24,9 @@ const FLAGS: &[Flag] = &[Flag::new(
 
 fn run(args: &[String], io: &mut Io<'_>) -> Result {
     let parsed = opts::parse(FLAGS, args)?;
-    let mut files = parsed.operands;
-    if files.is_empty() {
-        files.push("-".into());
-    }
-    for name in &files {
-        let result = if name == "-" {
-            stream(io.stdin, io.stdout)
-        } else {
-            let mut file = match File::open(name) {
-                Ok(f) => f,
-                Err(e) => {
-                    io.error(format!("{name}: {}", describe(&e)));
-                    continue;
-                }
-            };
-            if file.metadata().is_ok_and(|m| m.is_dir()) {
-                io.error(format!("{name}: Is a directory"));
-                continue;
-            }
-            stream(&mut file, io.stdout)
-        };
-        match result {
-            Ok(_) => {}
-            Err(StreamError::Read(e)) => io.error(format!("{name}: {}", describe(&e))),
-            Err(StreamError::Write(e)) => return Err(write_error(e)),
-        }
-    }
-    Ok(())
+    text::each_input(io, &parsed.operands, |name, input, io| {
+        text::copy(input, io, name)
+    })
 }
 
 #[cfg(test)]

@@ -6,19 +6,32 @@
 use crate::cli::{Io, Result};
 use crate::opts::Flag;
 
+mod basename;
 mod cat;
 mod cp;
+mod cut;
+mod dirname;
 mod echo;
 mod env;
 mod exit_status;
+mod grep;
+mod head;
 mod ln;
 mod ls;
 mod mkdir;
 mod mv;
 mod rm;
+mod seq;
 mod sha256sum;
+mod sleep;
+mod sort;
+mod tail;
 mod tar;
 mod touch;
+mod tr;
+mod uniq;
+mod wc;
+mod yes;
 
 /// One tool of the toolbox.
 pub(crate) struct Tool {
@@ -36,20 +49,33 @@ pub(crate) struct Tool {
 
 /// Every tool, in the order `toolbox --list` prints them.
 pub(crate) const TOOLS: &[Tool] = &[
+    basename::TOOL,
     cat::TOOL,
     cp::TOOL,
+    cut::TOOL,
+    dirname::TOOL,
     echo::TOOL,
     env::TOOL,
     exit_status::FALSE,
+    grep::TOOL,
+    head::TOOL,
     ln::TOOL,
     ls::TOOL,
     mkdir::TOOL,
     mv::TOOL,
     rm::TOOL,
+    seq::TOOL,
     sha256sum::TOOL,
+    sleep::TOOL,
+    sort::TOOL,
+    tail::TOOL,
     tar::TOOL,
     touch::TOOL,
+    tr::TOOL,
     exit_status::TRUE,
+    uniq::TOOL,
+    wc::TOOL,
+    yes::TOOL,
 ];
 
 /// The tool called `name`.

@@ -113,11 +113,7 @@ fn digest_of(name: &str, io: &mut Io<'_>) -> io::Result<String> {
     if name == "-" {
         return digest(io.stdin);
     }
-    let mut file = File::open(name)?;
-    if file.metadata()?.is_dir() {
-        return Err(io::Error::other("Is a directory"));
-    }
-    digest(&mut file)
+    digest(&mut crate::text::open(name)?)
 }
 
 fn digest(input: &mut dyn Read) -> io::Result<String> {
