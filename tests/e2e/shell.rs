@@ -35,6 +35,10 @@ const SCRIPTS: &[&str] = &[
     "cp sub/a.txt out/copy.txt && mv out/copy.txt out/moved.txt && rm -f out/redirect.txt.bak && [ -f out/moved.txt ] && echo moved >> out/moved.txt",
     "while read line; do echo \"read: $line\"; done < sub/b.txt > out/readloop.txt",
     "echo \"$(echo nested $(echo deep))\" > out/subst.txt; echo `echo backticks` >> out/subst.txt",
+    // Pipelines of programs (run at once by kiln) and the text tools.
+    "seq 1 1000 | grep 7 | wc -l > out/pipes.txt; printf 'b\\na\\nb\\n' | sort | uniq -c >> out/pipes.txt; \
+     echo 'a,b,c' | cut -d, -f2 | tr a-z A-Z >> out/pipes.txt; yes | head -n 2 >> out/pipes.txt; \
+     seq 1 5 | sort -rn | head -n 2 | tail -n 1 >> out/pipes.txt; cat sub/b.txt | grep -v beta | wc -c >> out/pipes.txt",
 ];
 
 /// A `RUN <<EOF` here-document: the body is the script.
@@ -113,7 +117,7 @@ fn shell_form_runs_make_the_files_a_posix_shell_makes() {
     };
     let ours = fix(ours, "/w");
     let theirs = fix(theirs, host.to_str().unwrap());
-    assert_eq!(ours.len(), 21, "{ours:#?}");
+    assert_eq!(ours.len(), 22, "{ours:#?}");
     for ((name, a), (tname, b)) in ours.iter().zip(&theirs) {
         assert_eq!((name, a), (tname, b), "kiln's shell vs the host's sh");
     }
@@ -124,6 +128,10 @@ fn shell_form_runs_make_the_files_a_posix_shell_makes() {
     assert_eq!(get("expand.txt"), "alpha|6|default|unset\n");
     assert_eq!(get("heredoc.txt"), "files: 2\nexpanded 2\n");
     assert_eq!(get("readloop.txt"), "read: beta\nread: gamma\n");
+    assert_eq!(
+        get("pipes.txt"),
+        "271\n      1 a\n      2 b\nB\ny\ny\n4\n6\n"
+    );
 }
 
 #[test]
@@ -345,5 +353,47 @@ fn a_shell_instruction_chooses_the_shell() {
     assert!(
         err.contains("ctx/Kilnfile:2:1: SHELL instruction requires at least one argument"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_pipeline_of_programs_streams_with_backpressure() {
+    let sb = Sandbox::new();
+    sb.examples();
+    let sh = |script: &str| sb.kiln(&["run", "--rm", "toolbox", "sh", "-c", script]);
+    // 300 MB through two pipes: more than a buffered stage may hold (256
+    // MiB), so only programs running at once, each pipe bounded, get
+    // every byte through.
+    let out = sh("yes | head -c 300000000 | wc -c").ok();
+    assert_eq!(out.stdout, "300000000\n", "{}", out.stderr);
+    // The reader ends first: the writer gets a broken pipe and stops
+    // quietly; the pipeline's status is the last program's.
+    let out = sh("yes | head -n 3; echo \"status $?\"").ok();
+    assert_eq!(out.stdout, "y\ny\ny\nstatus 0\n");
+    assert_eq!(out.stderr, "");
+    // Each program's stderr reaches the shell's; pipefail and not found.
+    let out = sh("cat /nope | wc -l; set -o pipefail; nope | cat; echo \"status $?\"").ok();
+    assert_eq!(out.stdout, "0\nstatus 127\n");
+    assert!(
+        out.stderr.contains("cat: /nope: No such file or directory")
+            && out.stderr.contains("sh: nope: not found in PATH"),
+        "{}",
+        out.stderr
+    );
+    // The last program's output redirected; the programs share the
+    // step's files (written by one, read by the next command).
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM toolbox\nWORKDIR /w\nRUN seq 1 20000 | sort -rn | head -n 3 > top.txt && cat top.txt | wc -l > n.txt\n",
+    );
+    sb.kiln(&["build", "-o", "type=local,dest=export", "ctx"])
+        .ok();
+    assert_eq!(
+        fs::read_to_string(sb.path("export/w/top.txt")).unwrap(),
+        "20000\n19999\n19998\n"
+    );
+    assert_eq!(
+        fs::read_to_string(sb.path("export/w/n.txt")).unwrap(),
+        "3\n"
     );
 }

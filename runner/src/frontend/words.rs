@@ -5,9 +5,9 @@
 //!   to process (ENV, LABEL, ARG and shell-form commands use this).
 //! - [`key_values`]: `k=v k2="v 2"` pairs, or the legacy `KEY value...` form.
 //! - [`shell_syntax`]: whether a shell-form command needs a real shell
-//!   (`&&`, `|`, `;`, redirects, `$(..)`...). kiln has no shell unless the
-//!   image ships one as wasm, so such commands are refused with a clear error
-//!   instead of being passed to a program as literal words.
+//!   (`&&`, `|`, `;`, redirects, `$(..)`...): such a line runs as `/bin/sh
+//!   -c`, in the image's wasm shell or kiln's built-in one, instead of being
+//!   split into words here.
 
 use std::ops::Range;
 

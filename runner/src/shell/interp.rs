@@ -230,7 +230,12 @@ impl<'h, 'a> Shell<'h, 'a> {
     /// non-zero one.
     pub(super) fn pipeline_status(&self, statuses: &[i32]) -> i32 {
         if self.st.opts.pipefail {
-            return statuses.iter().rev().copied().find(|s| *s != 0).unwrap_or(0);
+            return statuses
+                .iter()
+                .rev()
+                .copied()
+                .find(|s| *s != 0)
+                .unwrap_or(0);
         }
         *statuses.last().unwrap_or(&0)
     }

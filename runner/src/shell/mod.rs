@@ -32,11 +32,10 @@
 //! traces go through [`Host::trace`], where the build can mask secrets.
 //!
 //! # Not yet
-//! - Pipeline stages run one after another, each one's output buffered in
-//!   memory as the next one's input: not concurrently. A buffer holds at
-//!   most `io::PIPE_MAX`; past it the writer gets a broken pipe, so `yes |
-//!   head` ends. Concurrent stages need the step's `Vfs` shared between
-//!   instances (today one `StepState` owns it).
+//! - A pipeline whose every stage is a program runs them at once through
+//!   [`Host::run_pipeline`] (`pipeline.rs`, joined by `pipe.rs`); any other
+//!   runs stage by stage, each one's output buffered in memory as the next
+//!   one's input (at most `io::PIPE_MAX`, then a broken pipe).
 //! - Only descriptors 0, 1 and 2; no `&` (background jobs), `trap`, `wait`,
 //!   `.`/`source`, `alias`, `getopts`, `command`, `type`, `umask`, `exec`,
 //!   `readonly`, `ulimit`, `$!`; no bash syntax (`[[ ]]`, arrays, `$'..'`,

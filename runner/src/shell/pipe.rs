@@ -94,9 +94,11 @@ impl Read for PipeReader {
         loop {
             if !state.bytes.is_empty() {
                 let n = buf.len().min(state.bytes.len());
-                for (slot, byte) in buf.iter_mut().zip(state.bytes.drain(..n)) {
-                    *slot = byte;
-                }
+                let (front, back) = state.bytes.as_slices();
+                let from_front = n.min(front.len());
+                buf[..from_front].copy_from_slice(&front[..from_front]);
+                buf[from_front..n].copy_from_slice(&back[..n - from_front]);
+                state.bytes.drain(..n);
                 self.0.changed.notify_all();
                 return Ok(n);
             }

@@ -108,13 +108,15 @@ impl Shell<'_, '_> {
         s.redirs.is_empty()
             || last
                 && s.redirs.iter().all(|r| {
-                    matches!(r.kind, RedirKind::Write(_) | RedirKind::Append(_) | RedirKind::DupOut(_))
-                        && r.fd != Some(0)
+                    matches!(
+                        r.kind,
+                        RedirKind::Write(_) | RedirKind::Append(_) | RedirKind::DupOut(_)
+                    ) && r.fd != Some(0)
                 })
     }
 
     /// The argv and environment of a stage, traced under `set -x`.
-    fn expand_stage(&mut self, s: &Simple) -> Result<(Vec<String>, Vec<(String, String)>), super::interp::Flow> {
+    fn expand_stage(&mut self, s: &Simple) -> Result<Stage, super::interp::Flow> {
         let fields = self.expand_words(&s.words)?;
         let mut assigns = Vec::new();
         for (name, w) in &s.assigns {
@@ -125,6 +127,9 @@ impl Shell<'_, '_> {
         Ok((fields, env))
     }
 }
+
+/// A stage ready to run: its argv and environment.
+type Stage = (Vec<String>, Vec<(String, String)>);
 
 /// The text of a word with nothing to expand (no `$`, no glob, no `~`).
 fn literal(w: &Word) -> Option<String> {

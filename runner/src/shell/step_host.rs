@@ -383,7 +383,8 @@ impl Host for StepHost<'_> {
         for (cmd, err) in cmds.iter().zip(stderr.iter_mut()) {
             stages.push(self.load(cmd, &mut vfs, &mut **err));
         }
-        let load_failed: Vec<Option<i32>> = stages.iter().map(|s| s.as_ref().err().copied()).collect();
+        let load_failed: Vec<Option<i32>> =
+            stages.iter().map(|s| s.as_ref().err().copied()).collect();
         // The first program reads the shell's input; each next one the
         // pipe from the one before; the last writes to the shell.
         let consumed = Arc::new(AtomicU64::new(0));

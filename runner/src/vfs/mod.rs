@@ -506,7 +506,12 @@ impl Namespace {
     }
 
     /// Changes times.
-    pub(super) fn set_times(&mut self, node: NodeRef, atime: SetTime, mtime: SetTime) -> VfsResult<()> {
+    pub(super) fn set_times(
+        &mut self,
+        node: NodeRef,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> VfsResult<()> {
         self.fs(node.fs).set_times(node.id, atime, mtime)
     }
 
@@ -549,7 +554,12 @@ impl Namespace {
     }
 
     /// The target of the symlink at `path`.
-    pub(super) fn read_link_at(&mut self, base: NodeRef, scope: Scope, path: &str) -> VfsResult<String> {
+    pub(super) fn read_link_at(
+        &mut self,
+        base: NodeRef,
+        scope: Scope,
+        path: &str,
+    ) -> VfsResult<String> {
         let n = self.resolve(base, scope, path, false)?;
         if self.stat(n)?.kind != FileType::Symlink {
             return Err(Errno::Inval);

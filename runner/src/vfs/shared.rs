@@ -12,8 +12,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    FileType, LimitHit, Namespace, NodeRef, OpenFlags, OverlayFs, Scope, SetTime, Stat,
-    VfsResult, WriteBudget, WriteLimits,
+    FileType, LimitHit, Namespace, NodeRef, OpenFlags, OverlayFs, Scope, SetTime, Stat, VfsResult,
+    WriteBudget, WriteLimits,
 };
 use crate::snapshot::ImagePath;
 
@@ -29,6 +29,7 @@ macro_rules! forward {
     ($( $(#[$doc:meta])* fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?; )*) => {
         $(
             $(#[$doc])*
+            #[allow(clippy::too_many_arguments)]
             pub fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
                 self.lock().$name($($arg),*)
             }

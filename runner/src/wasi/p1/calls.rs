@@ -140,13 +140,19 @@ fn write_stream(
     mem: &GuestMemory<'_>,
     bufs: &[GuestPtr<[u8]>],
 ) -> Result<usize> {
+    // A reader that went away (the next program of a pipeline ended) is
+    // EPIPE, as for a closed pipe; anything else an I/O error.
+    let error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Errno::Pipe,
+        _ => Errno::Io,
+    };
     let mut total = 0;
     for &buf in bufs {
         let data = mem.as_cow(buf)?;
-        out.write_all(&data).map_err(|_| Errno::Io)?;
+        out.write_all(&data).map_err(error)?;
         total += data.len();
     }
-    out.flush().map_err(|_| Errno::Io)?;
+    out.flush().map_err(error)?;
     Ok(total)
 }
 
