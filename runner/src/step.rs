@@ -201,19 +201,7 @@ fn read_program(vfs: &mut Vfs, path: &str, max: u64) -> Result<Vec<u8>, StepErro
             error: LoadError::TooLarge { size, limit: max },
         });
     }
-    let result = (|| {
-        let mut bytes = vec![0u8; size as usize];
-        let mut done = 0;
-        while done < bytes.len() {
-            let n = vfs.read(node, done as u64, &mut bytes[done..])?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        bytes.truncate(done);
-        Ok(bytes)
-    })();
+    let result = read_node(vfs, node, size);
     vfs.close(node);
     result.map_err(err)
 }
@@ -225,6 +213,24 @@ pub struct Loaded {
     path: String,
     loaded_from: LoadedFrom,
     preopens: Vec<Preopen>,
+}
+
+/// The first `size` bytes of an open file (fewer if it is shorter).
+pub(crate) fn read_node(
+    vfs: &mut Vfs,
+    node: crate::vfs::NodeRef,
+    size: u64,
+) -> Result<Vec<u8>, Errno> {
+    let mut bytes = vec![0u8; size as usize];
+    let mut done = 0;
+    while done < bytes.len() {
+        match vfs.read(node, done as u64, &mut bytes[done..])? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    bytes.truncate(done);
+    Ok(bytes)
 }
 
 /// Runs a step. Standard streams are the caller's.
@@ -247,7 +253,7 @@ pub fn run(
 ) -> Result<Finished, StepError> {
     let loaded = match load(engine, store, &mut vfs, &spec, &cancel) {
         Err(StepError::NotFound { .. })
-            if crate::shell::step_host::invocation(&spec.argv).is_some() =>
+            if crate::shell::invocation::invocation(&spec.argv).is_some() =>
         {
             let io = crate::shell::step_host::Io {
                 stdin,

@@ -84,7 +84,7 @@ fn argv(
             // one that will run it.
             if let Some(shell) = cx.shell {
                 let script = script(kf, run, w);
-                let builtin = crate::shell::step_host::invocation(shell).is_some();
+                let builtin = crate::shell::invocation::invocation(shell).is_some();
                 if builtin && !has_shell(cx.snapshot) {
                     check_script(kf, &script)?;
                 }

@@ -63,6 +63,7 @@ mod builtins;
 mod expand;
 pub mod host;
 mod interp;
+pub(crate) mod invocation;
 mod io;
 mod parse;
 mod pattern;
@@ -70,6 +71,7 @@ mod pipe;
 mod pipeline;
 mod printf;
 mod redirect;
+mod step_files;
 pub(crate) mod step_host;
 mod test_cmd;
 

@@ -24,11 +24,13 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use super::host::{Exec, Host, PathTest, PipelineStreams, Stdin, Streams};
+use super::invocation::{Invocation, Source, invocation};
+use super::step_files;
 use crate::exec::{Engine, Limit, LoadedFrom, Outcome};
 use crate::snapshot::ImagePath;
 use crate::step::{self, Finished, StepError, StepSpec};
 use crate::store::Store;
-use crate::vfs::{Errno, FileType, LimitHit, OpenFlags, Scope, Vfs};
+use crate::vfs::{LimitHit, Vfs};
 
 /// How the built-in shell is named in messages (`... exited with code 1`).
 pub(crate) const PROGRAM: &str = "sh (kiln's built-in shell)";
@@ -38,103 +40,6 @@ pub(crate) struct Io {
     pub stdin: Box<dyn Read + Send>,
     pub stdout: Box<dyn Write + Send>,
     pub stderr: Box<dyn Write + Send>,
-}
-
-/// What the built-in shell is asked to run.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Invocation {
-    /// Options for `set` before the script (`-e`, `-o pipefail`...).
-    pub set: Vec<String>,
-    /// The script: `-c TEXT`, or a file of the image.
-    pub source: Source,
-    /// `$0`.
-    pub name: String,
-    /// `$1`...
-    pub args: Vec<String>,
-}
-
-/// Where the script comes from.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Source {
-    /// `-c TEXT`.
-    Command(String),
-    /// `sh FILE`.
-    File(String),
-}
-
-/// Whether `argv` calls `sh` (by name or by a path ending in `/sh`), and
-/// with what: `sh [-eux] [-o NAME] -c SCRIPT [NAME [ARG...]]` or `sh FILE
-/// [ARG...]`. An option the built-in shell lacks is an error to report.
-pub(crate) fn invocation(argv: &[String]) -> Option<Result<Invocation, String>> {
-    let program = argv.first()?;
-    if program != "sh" && !program.ends_with("/sh") {
-        return None;
-    }
-    Some(parse_invocation(&argv[1..]))
-}
-
-fn parse_invocation(args: &[String]) -> Result<Invocation, String> {
-    let mut set = Vec::new();
-    let mut command = false;
-    let mut i = 0;
-    while let Some(a) = args.get(i) {
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        let Some(sign) = a
-            .chars()
-            .next()
-            .filter(|c| (*c == '-' || *c == '+') && a.len() > 1)
-        else {
-            break;
-        };
-        let mut letters = String::new();
-        let mut named = false;
-        for c in a[1..].chars() {
-            match c {
-                'c' if sign == '-' => command = true,
-                'e' | 'u' | 'x' | 'f' => letters.push(c),
-                'o' => {
-                    letters.push(c);
-                    named = true;
-                }
-                _ => {
-                    return Err(format!(
-                        "sh: {sign}{c}: kiln's built-in shell has no such option (it knows -c, -e, -u, -x, -f and -o NAME)"
-                    ));
-                }
-            }
-        }
-        if !letters.is_empty() {
-            set.push(format!("{sign}{letters}"));
-        }
-        i += 1;
-        if named {
-            let name = args.get(i).ok_or("sh: -o needs an option name")?;
-            set.push(name.clone());
-            i += 1;
-        }
-    }
-    let rest = &args[i.min(args.len())..];
-    if command {
-        let script = rest.first().ok_or("sh: -c needs a script")?;
-        return Ok(Invocation {
-            set,
-            source: Source::Command(script.clone()),
-            name: rest.get(1).cloned().unwrap_or_else(|| "sh".into()),
-            args: rest.get(2..).unwrap_or_default().to_vec(),
-        });
-    }
-    let file = rest.first().ok_or(
-        "sh: kiln's built-in shell reads no script from standard input: give -c SCRIPT or a file",
-    )?;
-    Ok(Invocation {
-        set,
-        source: Source::File(file.clone()),
-        name: file.clone(),
-        args: rest[1..].to_vec(),
-    })
 }
 
 /// Runs `spec.argv` (an [`invocation`]) with the built-in shell over `vfs`.
@@ -486,117 +391,27 @@ impl Host for StepHost<'_> {
 
     fn read_file(&mut self, path: &str) -> io::Result<Vec<u8>> {
         let max = self.spec.limits.memory as u64;
-        let vfs = self.vfs();
-        let root = vfs.root();
-        let node = vfs
-            .open_at(
-                root,
-                Scope::Clamp,
-                relative(path),
-                OpenFlags {
-                    follow: true,
-                    ..Default::default()
-                },
-            )
-            .map_err(error)?;
-        let result = (|| {
-            let stat = vfs.stat(node)?;
-            if stat.kind == FileType::Dir {
-                return Err(Errno::Isdir);
-            }
-            if stat.size > max {
-                return Err(Errno::Fbig);
-            }
-            let mut bytes = vec![0; stat.size as usize];
-            let mut done = 0;
-            while done < bytes.len() {
-                match vfs.read(node, done as u64, &mut bytes[done..])? {
-                    0 => break,
-                    n => done += n,
-                }
-            }
-            bytes.truncate(done);
-            Ok(bytes)
-        })();
-        vfs.close(node);
-        result.map_err(error)
+        step_files::read(self.vfs(), path, max)
     }
 
     fn open_write(&mut self, path: &str, append: bool) -> io::Result<()> {
-        let vfs = self.vfs();
-        let root = vfs.root();
-        let flags = OpenFlags {
-            create: true,
-            truncate: !append,
-            follow: true,
-            write: true,
-            ..Default::default()
-        };
-        let result = vfs.open_at(root, Scope::Clamp, relative(path), flags);
-        if let Ok(node) = result {
-            vfs.close(node);
-        }
+        let result = step_files::open_write(self.vfs(), path, append);
         self.check_write_limit();
-        result.map(drop).map_err(error)
+        result
     }
 
     fn append(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        let vfs = self.vfs();
-        let root = vfs.root();
-        let flags = OpenFlags {
-            follow: true,
-            write: true,
-            ..Default::default()
-        };
-        let result = vfs
-            .open_at(root, Scope::Clamp, relative(path), flags)
-            .and_then(|node| {
-                let written = (|| {
-                    let mut at = vfs.stat(node)?.size;
-                    let mut rest = data;
-                    while !rest.is_empty() {
-                        let n = vfs.write(node, at, rest)?;
-                        at += n as u64;
-                        rest = &rest[n..];
-                    }
-                    Ok(())
-                })();
-                vfs.close(node);
-                written
-            });
+        let result = step_files::append(self.vfs(), path, data);
         self.check_write_limit();
-        result.map_err(error)
+        result
     }
 
     fn test(&mut self, path: &str, what: PathTest) -> bool {
-        let vfs = self.vfs();
-        let root = vfs.root();
-        let follow = what != PathTest::Symlink;
-        let Ok(stat) = vfs.stat_at(root, Scope::Clamp, relative(path), follow) else {
-            return false;
-        };
-        match what {
-            PathTest::Exists => true,
-            PathTest::File => stat.kind == FileType::File,
-            PathTest::Dir => stat.kind == FileType::Dir,
-            PathTest::Executable => stat.mode & 0o111 != 0,
-            PathTest::NonEmpty => stat.size > 0,
-            PathTest::Symlink => stat.kind == FileType::Symlink,
-        }
+        step_files::test(self.vfs(), path, what)
     }
 
     fn list_dir(&mut self, path: &str) -> io::Result<Vec<String>> {
-        let vfs = self.vfs();
-        let root = vfs.root();
-        let dir = vfs
-            .resolve(root, Scope::Clamp, relative(path), true)
-            .map_err(error)?;
-        let entries = vfs.read_dir(dir).map_err(error)?;
-        Ok(entries
-            .into_iter()
-            .map(|(name, _, _)| name)
-            .filter(|n| n != "." && n != "..")
-            .collect())
+        step_files::list(self.vfs(), path)
     }
 
     fn stopped(&mut self) -> Option<i32> {
@@ -612,34 +427,6 @@ impl Host for StepHost<'_> {
             _ => 137,
         })
     }
-}
-
-/// A host path (`/a/b`) as the `Vfs` takes it from the root.
-fn relative(path: &str) -> &str {
-    match path.trim_start_matches('/') {
-        "" => ".",
-        rel => rel,
-    }
-}
-
-/// An `Errno` as the message a shell prints.
-fn error(e: Errno) -> io::Error {
-    let (kind, text) = match e {
-        Errno::Noent => (io::ErrorKind::NotFound, "No such file or directory"),
-        Errno::Isdir => (io::ErrorKind::Other, "Is a directory"),
-        Errno::Notdir => (io::ErrorKind::Other, "Not a directory"),
-        Errno::Acces | Errno::Perm => (io::ErrorKind::PermissionDenied, "Permission denied"),
-        Errno::Rofs => (io::ErrorKind::Other, "Read-only file system"),
-        Errno::Nospc => (
-            io::ErrorKind::Other,
-            "No space left (the step's write limit)",
-        ),
-        Errno::Fbig => (io::ErrorKind::Other, "File too large to read into memory"),
-        Errno::Loop => (io::ErrorKind::Other, "Too many levels of symbolic links"),
-        Errno::Notcapable => (io::ErrorKind::PermissionDenied, "Outside the directory"),
-        other => return io::Error::other(format!("{other:?}")),
-    };
-    io::Error::new(kind, text)
 }
 
 /// The script's own standard input, read by one command at a time.
@@ -686,46 +473,5 @@ impl Write for Chunks {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn recognizes_sh_invocations() {
-        assert_eq!(invocation(&args(&["make", "-c", "x"])), None);
-        let inv = invocation(&args(&["/bin/sh", "-ec", "a && b", "zero", "one"]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(inv.set, ["-e"]);
-        assert_eq!(inv.source, Source::Command("a && b".into()));
-        assert_eq!(
-            (inv.name.as_str(), inv.args.as_slice()),
-            ("zero", &args(&["one"])[..])
-        );
-        let inv = invocation(&args(&["sh", "-o", "pipefail", "-x", "-c", "s"]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(inv.set, ["-o", "pipefail", "-x"]);
-        assert_eq!(inv.name, "sh");
-        let inv = invocation(&args(&["sh", "build.sh", "a"]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(inv.source, Source::File("build.sh".into()));
-        assert_eq!(inv.args, ["a"]);
-        let bad = invocation(&args(&["sh", "-i", "-c", "x"]))
-            .unwrap()
-            .unwrap_err();
-        assert!(bad.contains("-i") && bad.contains("-c, -e"), "{bad}");
-        let none = invocation(&args(&["sh"])).unwrap().unwrap_err();
-        assert!(none.contains("standard input"), "{none}");
-        let bare = invocation(&args(&["sh", "-c"])).unwrap().unwrap_err();
-        assert!(bare.contains("-c needs a script"), "{bare}");
     }
 }
