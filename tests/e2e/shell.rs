@@ -38,7 +38,8 @@ const SCRIPTS: &[&str] = &[
     // Pipelines of programs (run at once by kiln) and the text tools.
     "seq 1 1000 | grep 7 | wc -l > out/pipes.txt; printf 'b\\na\\nb\\n' | sort | uniq -c >> out/pipes.txt; \
      echo 'a,b,c' | cut -d, -f2 | tr a-z A-Z >> out/pipes.txt; yes | head -n 2 >> out/pipes.txt; \
-     seq 1 5 | sort -rn | head -n 2 | tail -n 1 >> out/pipes.txt; cat sub/b.txt | grep -v beta | wc -c >> out/pipes.txt",
+     seq 1 5 | sort -rn | head -n 2 | tail -n 1 >> out/pipes.txt; cat sub/b.txt | grep -v beta | wc -c >> out/pipes.txt; \
+     cat sub/missing.txt 2>&1 | wc -l >> out/pipes.txt; cat sub/missing.txt 2>/dev/null | wc -c >> out/pipes.txt",
 ];
 
 /// A `RUN <<EOF` here-document: the body is the script.
@@ -130,7 +131,7 @@ fn shell_form_runs_make_the_files_a_posix_shell_makes() {
     assert_eq!(get("readloop.txt"), "read: beta\nread: gamma\n");
     assert_eq!(
         get("pipes.txt"),
-        "271\n      1 a\n      2 b\nB\ny\ny\n4\n6\n"
+        "271\n      1 a\n      2 b\nB\ny\ny\n4\n6\n1\n0\n"
     );
 }
 
@@ -380,6 +381,13 @@ fn a_pipeline_of_programs_streams_with_backpressure() {
         "{}",
         out.stderr
     );
+    // A stage's errors into the pipe or away; the last one's anywhere.
+    let out = sh(
+        "cat /nope 2>&1 | grep -c 'No such'; cat /nope 2>/dev/null | wc -c; cat /nope | cat 2>&1",
+    )
+    .ok();
+    assert_eq!(out.stdout, "1\n0\n");
+    assert_eq!(out.stderr, "cat: /nope: No such file or directory\n");
     // The last program's output redirected; the programs share the
     // step's files (written by one, read by the next command).
     sb.write(

@@ -53,13 +53,35 @@ pub struct PipelineStreams<'a> {
     /// The last program's standard output.
     pub stdout: &'a mut dyn Write,
     /// Each program's standard error, in order.
-    pub stderr: Vec<&'a mut dyn Write>,
+    pub stderr: Vec<ErrTo<'a>>,
+}
+
+/// Where a program of a pipeline writes its errors.
+pub enum ErrTo<'a> {
+    /// A descriptor of the shell.
+    Writer(&'a mut dyn Write),
+    /// Into its standard output, the pipe to the next program (`2>&1`).
+    Stdout,
 }
 
 impl Input for io::Cursor<Vec<u8>> {
     fn peek(&mut self) -> Vec<u8> {
         let pos = (self.position() as usize).min(self.get_ref().len());
         self.get_ref()[pos..].to_vec()
+    }
+}
+
+/// Appends to a buffer shared by a program's output and errors.
+struct BufferWriter<'b>(&'b std::cell::RefCell<Vec<u8>>);
+
+impl Write for BufferWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -104,29 +126,36 @@ pub trait Host {
         let mut statuses = Vec::new();
         let mut piped: Option<io::Cursor<Vec<u8>>> = None;
         for (i, (cmd, err)) in cmds.iter().zip(stderr).enumerate() {
-            let mut buffer = Vec::new();
+            let buffer = std::cell::RefCell::new(Vec::new());
             let mut input = piped.take();
             let status = {
+                let mut to_buffer = (BufferWriter(&buffer), BufferWriter(&buffer));
                 let out: &mut dyn Write = if i + 1 == cmds.len() {
                     last.take().expect("the last stage comes once")
                 } else {
-                    &mut buffer
+                    &mut to_buffer.0
                 };
                 let stdin = match input.as_mut() {
                     Some(bytes) => Stdin::Bytes(bytes),
                     None => first.take().unwrap_or(Stdin::Inherited),
+                };
+                let stderr: &mut dyn Write = match err {
+                    ErrTo::Writer(w) => w,
+                    // Only a stage before the last writes errors into the
+                    // pipe (the last one's `2>&1` is a writer).
+                    ErrTo::Stdout => &mut to_buffer.1,
                 };
                 self.run(
                     cmd,
                     Streams {
                         stdin,
                         stdout: out,
-                        stderr: err,
+                        stderr,
                     },
                 )
             };
             statuses.push(status);
-            piped = Some(io::Cursor::new(buffer));
+            piped = Some(io::Cursor::new(buffer.into_inner()));
         }
         statuses
     }

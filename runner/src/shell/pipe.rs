@@ -13,7 +13,9 @@ pub(crate) const PIPE_CAPACITY: usize = 64 << 10;
 
 struct State {
     bytes: VecDeque<u8>,
-    writer: bool,
+    /// Writing ends still open (a program's output and, with `2>&1`, its
+    /// errors).
+    writers: usize,
     reader: bool,
 }
 
@@ -28,8 +30,16 @@ impl Shared {
     }
 }
 
-/// The writing end.
+/// A writing end; each clone is another, and the reader sees the end once
+/// every one is gone.
 pub(crate) struct PipeWriter(Arc<Shared>);
+
+impl Clone for PipeWriter {
+    fn clone(&self) -> Self {
+        self.0.lock().writers += 1;
+        PipeWriter(Arc::clone(&self.0))
+    }
+}
 
 /// The reading end.
 pub(crate) struct PipeReader(Arc<Shared>);
@@ -39,7 +49,7 @@ pub(crate) fn pipe() -> (PipeWriter, PipeReader) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             bytes: VecDeque::new(),
-            writer: true,
+            writers: 1,
             reader: true,
         }),
         changed: Condvar::new(),
@@ -80,7 +90,7 @@ impl Write for PipeWriter {
 
 impl Drop for PipeWriter {
     fn drop(&mut self) {
-        self.0.lock().writer = false;
+        self.0.lock().writers -= 1;
         self.0.changed.notify_all();
     }
 }
@@ -102,7 +112,7 @@ impl Read for PipeReader {
                 self.0.changed.notify_all();
                 return Ok(n);
             }
-            if !state.writer {
+            if state.writers == 0 {
                 return Ok(0);
             }
             state = self

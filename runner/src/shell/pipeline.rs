@@ -4,16 +4,19 @@
 //! ([`Host::run_pipeline`]).
 //!
 //! A stage qualifies when it is a simple command whose name is written
-//! literally and is neither a builtin nor a function, and, but for the
-//! last stage's output redirections, has no redirections. Anything else
-//! (`cmd | while read l; do ...; done`, `a 2>&1 | b`) runs stage by stage
-//! in `interp.rs`. The test is on the text, before any expansion, so no
+//! literally and is neither a builtin nor a function, and redirects only
+//! output: the last stage any (`> out`, `2>&1`), the others only their
+//! errors (`make 2>&1 | tail`, `a 2>/dev/null | b`). Anything else (`cmd
+//! | while read l; do ...; done`, `a > f | b`) runs stage by stage in
+//! `interp.rs`. The test is on the text, before any expansion, so no
 //! command substitution runs twice.
 
 use super::ast::{Command, Part, RedirKind, Simple, Word};
-use super::host::{Exec, PipelineStreams, Stdin};
+use std::rc::Rc;
+
+use super::host::{ErrTo, Exec, PipelineStreams, Stdin};
 use super::interp::{R, Shell};
-use super::io::{InReader, OutWriter};
+use super::io::{self, InReader, Out, OutWriter, Sink};
 
 impl Shell<'_, '_> {
     /// Runs `commands` through [`Host::run_pipeline`](super::Host::run_pipeline)
@@ -41,15 +44,36 @@ impl Shell<'_, '_> {
                 Err(flow) => return Some(Err(flow)),
             }
         }
+        // Each stage's redirections, applied in turn from the pipeline's
+        // descriptors: before the last stage only its errors may go
+        // elsewhere (`2>&1` into the pipe, `2>/dev/null`, `2>file`).
         let base = self.fds.clone();
-        let saved = match self.redirect(&stages[last].redirs) {
-            Ok(saved) => saved,
-            Err(msg) => {
-                self.err(&format!("{}: {msg}", stages[last].pos));
-                self.st.status = 1;
-                return Some(Ok(1));
+        let pipe = io::sink(Sink::Null);
+        let mut applied = Vec::with_capacity(stages.len());
+        let mut errs: Vec<Option<Out>> = Vec::with_capacity(stages.len());
+        for (i, s) in stages.iter().enumerate() {
+            if i != last {
+                self.fds.stdout = pipe.clone();
             }
-        };
+            match self.redirect(&s.redirs) {
+                Ok(saved) => applied.push(saved),
+                Err(msg) => {
+                    self.fds = base.clone();
+                    for saved in applied.into_iter().rev() {
+                        self.restore(saved);
+                    }
+                    self.fds = base;
+                    self.err(&format!("{}: {msg}", s.pos));
+                    self.st.status = 1;
+                    return Some(Ok(1));
+                }
+            }
+            let into_pipe = i != last && Rc::ptr_eq(&self.fds.stderr, &pipe);
+            errs.push((!into_pipe).then(|| self.fds.stderr.clone()));
+            if i != last {
+                self.fds = base.clone();
+            }
+        }
         let cwd = self.st.cwd.clone();
         let execs: Vec<Exec<'_>> = prepared
             .iter()
@@ -64,14 +88,13 @@ impl Shell<'_, '_> {
             out: self.fds.stdout.clone(),
             tops: &self.tops,
         };
-        let mut stderrs: Vec<OutWriter<'_, '_>> = (0..stages.len())
-            .map(|i| OutWriter {
-                out: if i == last {
-                    self.fds.stderr.clone()
-                } else {
-                    base.stderr.clone()
-                },
-                tops: &self.tops,
+        let mut stderrs: Vec<Option<OutWriter<'_, '_>>> = errs
+            .into_iter()
+            .map(|out| {
+                out.map(|out| OutWriter {
+                    out,
+                    tops: &self.tops,
+                })
             })
             .collect();
         let statuses = self.host.run_pipeline(
@@ -84,12 +107,18 @@ impl Shell<'_, '_> {
                 stdout: &mut stdout,
                 stderr: stderrs
                     .iter_mut()
-                    .map(|w| w as &mut dyn std::io::Write)
+                    .map(|w| match w {
+                        Some(w) => ErrTo::Writer(w),
+                        None => ErrTo::Stdout,
+                    })
                     .collect(),
             },
         );
         drop((stdout, stderrs, stdin, execs));
-        self.restore(saved);
+        for saved in applied.into_iter().rev() {
+            self.restore(saved);
+        }
+        self.fds = base;
         Some(Ok(self.pipeline_status(&statuses)))
     }
 

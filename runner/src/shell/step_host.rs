@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use super::host::{Exec, Host, PathTest, PipelineStreams, Stdin, Streams};
+use super::host::{ErrTo, Exec, Host, PathTest, PipelineStreams, Stdin, Streams};
 use super::invocation::{Invocation, Source, invocation};
 use super::step_files;
 use crate::exec::{Engine, Limit, LoadedFrom, Outcome};
@@ -266,27 +266,49 @@ impl Host for StepHost<'_> {
             PipelineStreams {
                 stdin: streams.stdin,
                 stdout: streams.stdout,
-                stderr: vec![streams.stderr],
+                stderr: vec![ErrTo::Writer(streams.stderr)],
             },
         );
         statuses[0]
     }
 
     fn run_pipeline(&mut self, cmds: &[Exec<'_>], streams: PipelineStreams<'_>) -> Vec<i32> {
+        let n = cmds.len();
         if let Some(status) = self.stopped() {
-            return vec![status; cmds.len()];
+            return vec![status; n];
         }
         let PipelineStreams {
             stdin,
             stdout,
-            mut stderr,
+            stderr,
         } = streams;
+        // What reaches the shell: target 0 is the last program's output,
+        // the others the programs' errors; `None`: into the program's own
+        // output, the pipe to the next (`2>&1`).
+        let mut targets: Vec<&mut dyn Write> = vec![stdout];
+        let mut err_to: Vec<Option<usize>> = Vec::with_capacity(n);
+        for (i, e) in stderr.into_iter().enumerate() {
+            match e {
+                ErrTo::Writer(w) => {
+                    err_to.push(Some(targets.len()));
+                    targets.push(w);
+                }
+                ErrTo::Stdout if i + 1 == n => err_to.push(Some(0)),
+                ErrTo::Stdout => err_to.push(None),
+            }
+        }
         // Load every program first: one that cannot be found or loaded
-        // has its status now, and its neighbours see a closed pipe.
+        // has its status now (its message where its errors go), and its
+        // neighbours see a closed pipe.
         let mut vfs = self.vfs.take().expect("the Vfs is home between commands");
-        let mut stages = Vec::with_capacity(cmds.len());
-        for (cmd, err) in cmds.iter().zip(stderr.iter_mut()) {
-            stages.push(self.load(cmd, &mut vfs, &mut **err));
+        let mut stages = Vec::with_capacity(n);
+        let mut early: Vec<Vec<u8>> = vec![Vec::new(); n];
+        for (i, cmd) in cmds.iter().enumerate() {
+            let err: &mut dyn Write = match err_to[i] {
+                Some(t) => &mut *targets[t],
+                None => &mut early[i],
+            };
+            stages.push(self.load(cmd, &mut vfs, err));
         }
         let load_failed: Vec<Option<i32>> =
             stages.iter().map(|s| s.as_ref().err().copied()).collect();
@@ -303,19 +325,17 @@ impl Host for StepHost<'_> {
                 Some(input),
             ),
         };
-        let n = cmds.len();
         let mut stdins: Vec<Option<Box<dyn Read + Send>>> = vec![Some(first_stdin)];
-        let mut stdouts: Vec<Option<Box<dyn Write + Send>>> = Vec::new();
+        let mut pipes: Vec<Option<super::pipe::PipeWriter>> = Vec::new();
         for _ in 1..n {
             let (w, r) = super::pipe::pipe();
-            stdouts.push(Some(Box::new(w)));
+            pipes.push(Some(w));
             stdins.push(Some(Box::new(r)));
         }
-        // What reaches the shell: target 0 is the last program's output,
-        // target 1 + i program i's errors. Bounded: a program writing
-        // faster than the shell's descriptors take it waits for them.
+        // Bounded: a program writing faster than the shell's descriptors
+        // take its output waits for them.
         let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(16);
-        let broken: Vec<Arc<AtomicBool>> = (0..=n).map(|_| Arc::default()).collect();
+        let broken: Vec<Arc<AtomicBool>> = (0..targets.len()).map(|_| Arc::default()).collect();
         let flags = broken.clone();
         // Owns the sender: once it and every program's streams are gone,
         // the shell's loop below ends.
@@ -326,23 +346,30 @@ impl Host for StepHost<'_> {
                 broken: Arc::clone(&flags[target]),
             })
         };
-        stdouts.push(Some(chunks(0)));
-        let mut targets: Vec<&mut dyn Write> = vec![stdout];
-        targets.extend(stderr);
         let (engine, cancel) = (self.engine, &self.cancel);
         let outcomes: Vec<Option<(Outcome, String)>> = std::thread::scope(|scope| {
             let mut workers = Vec::with_capacity(n);
             for (i, stage) in stages.into_iter().enumerate() {
                 let program_stdin = stdins[i].take().expect("one input a program");
-                let program_stdout = stdouts[i].take().expect("one output a program");
+                let pipe = pipes.get_mut(i).and_then(Option::take);
+                let program_stderr: Box<dyn Write + Send> = match (err_to[i], &pipe) {
+                    (Some(t), _) => chunks(t),
+                    (None, Some(pipe)) => Box::new(pipe.clone()),
+                    (None, None) => unreachable!("only a stage before the last has a pipe"),
+                };
+                let mut program_stdout: Box<dyn Write + Send> = match pipe {
+                    Some(pipe) => Box::new(pipe),
+                    None => chunks(0),
+                };
                 let Ok((loaded, spec)) = stage else {
-                    // Dropped now: the neighbours see the end of input and
+                    // Closed now: the neighbours see the end of input and
                     // a broken pipe.
-                    drop((program_stdin, program_stdout));
+                    let _ = program_stdout.write_all(&early[i]);
+                    drop((program_stdin, program_stdout, program_stderr));
                     workers.push(None);
                     continue;
                 };
-                let (vfs, stderr, cancel) = (vfs.share(), chunks(1 + i), Arc::clone(cancel));
+                let (vfs, cancel) = (vfs.share(), Arc::clone(cancel));
                 workers.push(Some(scope.spawn(move || {
                     let finished = step::execute(
                         engine,
@@ -351,7 +378,7 @@ impl Host for StepHost<'_> {
                         spec,
                         program_stdin,
                         program_stdout,
-                        stderr,
+                        program_stderr,
                         false,
                         cancel,
                     );
@@ -377,16 +404,22 @@ impl Host for StepHost<'_> {
             let _ = io::copy(&mut input.take(n), &mut io::sink());
         }
         self.vfs = Some(vfs);
-        outcomes
-            .into_iter()
-            .zip(load_failed)
-            .zip(targets.into_iter().skip(1))
-            .map(|((outcome, failed), err)| match (failed, outcome) {
+        let mut statuses = Vec::with_capacity(n);
+        for (i, (outcome, failed)) in outcomes.into_iter().zip(load_failed).enumerate() {
+            // A message about a program whose errors went into the pipe
+            // has nowhere left to go.
+            let mut lost = io::sink();
+            let err: &mut dyn Write = match err_to[i] {
+                Some(t) => &mut *targets[t],
+                None => &mut lost,
+            };
+            statuses.push(match (failed, outcome) {
                 (Some(status), _) => status,
                 (None, Some((outcome, program))) => self.status_of(outcome, &program, err),
                 (None, None) => unreachable!("a loaded program has an outcome"),
-            })
-            .collect()
+            });
+        }
+        statuses
     }
 
     fn read_file(&mut self, path: &str) -> io::Result<Vec<u8>> {
