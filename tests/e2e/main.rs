@@ -18,6 +18,7 @@ mod errors;
 mod examples;
 mod getting_started;
 mod heal;
+mod host_neutral;
 mod hostile_input;
 #[cfg(target_os = "linux")]
 mod interrupt;
@@ -44,4 +45,8 @@ mod store;
 mod token_server;
 mod util;
 mod verdaccio;
+#[cfg(unix)]
+mod wine;
+#[cfg(unix)]
+mod wine_host;
 mod workdir;
