@@ -72,10 +72,8 @@ pub(crate) fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
             let ft = e.file_type().unwrap();
             if ft.is_dir() {
                 stack.push(e.path());
-            } else if ft.is_file() {
-                if holds(&fs::read(e.path()).unwrap()) {
-                    hits.push(e.path().display().to_string());
-                }
+            } else if ft.is_file() && holds(&fs::read(e.path()).unwrap()) {
+                hits.push(e.path().display().to_string());
             }
         }
     }

@@ -32,6 +32,7 @@ static WINE: OnceLock<Result<Wine, String>> = OnceLock::new();
 
 /// The Wine set-up, made once per test run; `None` (with the reason
 /// printed) when it cannot be made outside CI.
+#[allow(clippy::print_stderr)] // a skipped test says why, in the test's output
 pub fn wine() -> Option<&'static Wine> {
     match WINE.get_or_init(setup) {
         Ok(w) => Some(w),
@@ -45,6 +46,7 @@ pub fn wine() -> Option<&'static Wine> {
     }
 }
 
+#[allow(clippy::print_stderr)] // how long wineboot took, in the test's output
 fn setup() -> Result<Wine, String> {
     let exe = std::env::var_os("KILN_WINDOWS_EXE")
         .map(PathBuf::from)
