@@ -4,12 +4,16 @@
 //! multi-stage build with the cache, OCI exports, Ctrl-C; and every image
 //! is the one the Linux binary builds from the same context, to the byte.
 //!
-//! What Wine cannot stand in for, and so is not proven here: the console's
-//! close button (Wine's console sends no CTRL_CLOSE_EVENT to a program
-//! started from a Unix shell); VirtualLock's working-set quota (Wine
-//! accepts the call without a quota to exceed); NTFS itself (Wine's files
-//! are the Linux filesystem's, so its case-insensitivity, share modes on
-//! rename and 260-character paths are Wine's emulation of them).
+//! What Wine cannot stand in for, and so is not proven here: closing a
+//! console window (kiln.exe runs headless here, with no window to close:
+//! only Ctrl-C, which Wine delivers for SIGINT, is sent); VirtualLock's
+//! working-set quota (Wine locks with Linux's mlock, or not at all, with no
+//! such quota); NTFS itself (Wine's files are the Linux filesystem's, so
+//! case-insensitivity and share modes on a rename over an open file are
+//! Wine's imitation of them); paths past 260 characters (Wine's
+//! GetFinalPathNameByHandleW has a MAX_PATH buffer, Windows' does not). wasmtime's
+//! trap handling (a vectored exception handler on Windows) is Wine's real
+//! exception dispatch, and it works: `Config::signals_based_traps` stays on.
 
 use std::fs;
 
@@ -116,6 +120,8 @@ fn secret_context(sb: &Sandbox, guest: &str) {
     fs::create_dir_all(sb.path("ctx/bin")).unwrap();
     fs::copy(guest, sb.path("ctx/bin/probe")).unwrap();
     sb.write("ctx/scripts/run.sh", "#!/bin/sh\necho run\n");
+    // No path past MAX_PATH: Wine's GetFinalPathNameByHandleW, which cap-std
+    // lists directories through, fails there (error 234); Windows' does not.
     sb.write("ctx/Kilnfile", KILNFILE);
     sb.write("secret/tok.txt", TOKEN);
     fs::create_dir_all(sb.path("tmp")).unwrap();
