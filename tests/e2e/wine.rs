@@ -206,29 +206,66 @@ fn windows_secrets_multi_stage_cache_and_export_match_linux() {
 }
 
 /// Ctrl-C (Wine turns SIGINT into CTRL_C_EVENT for a console program)
-/// stops a running step; kiln.exe exits 130 and its store stays sound.
+/// stops a running step that holds a secret in a file it wrote, big enough
+/// to be spilled to a temp file: kiln.exe exits 130, its store stays
+/// sound, and the secret is on no disk.
 #[test]
 fn ctrl_c_stops_a_windows_build_cleanly() {
     let Some(w) = wine() else { return };
     let sb = w.sandbox();
     fs::create_dir_all(sb.path("ctx/bin")).unwrap();
+    fs::create_dir_all(sb.path("tmp")).unwrap();
     fs::copy(GUESTS[0].1, sb.path("ctx/bin/probe")).unwrap();
+    sb.write("secret/tok.txt", TOKEN);
     sb.write(
         "ctx/Kilnfile",
-        "FROM scratch\nCOPY bin/probe /bin/probe\nRUN [\"probe\", \"write\", \"/started\", \"1\", \"--\", \"sleep\", \"60000\"]\n",
+        "FROM scratch\nCOPY bin/probe /bin/probe\n\
+         RUN --mount=type=secret,id=tok [\"probe\", \"copy\", \"/run/secrets/tok\", \"/big\", \"--\", \"pad\", \"/big\", \"2\", \"--\", \"sleep\", \"60000\"]\n",
     );
-    let run = interrupt(w, &sb);
+    let secret = format!("id=tok,src={}", w.windows_path(&sb.path("secret/tok.txt")));
+    let tmp = w.windows_path(&sb.path("tmp"));
+    let needles = forms(TOKEN.as_bytes());
+    let on_disk = || {
+        [sb.store(), sb.path("tmp"), w.drive_c().join("users")]
+            .iter()
+            .flat_map(|dir| files_containing(dir, &needles))
+            .collect::<Vec<_>>()
+    };
+    let mut while_running = Vec::new();
+    let run = interrupt(
+        w,
+        &sb,
+        &["build", "--progress", "plain", "--secret", &secret, "ctx"],
+        &[("TMP", &tmp), ("TEMP", &tmp)],
+        || while_running = on_disk(),
+    );
     assert_eq!(run.code, 130, "{}", run.stderr);
+    // The search sees the spilled file while the step runs (a file with no
+    // name on Linux; on Windows a delete-on-close one, which Wine keeps
+    // under a name until it is closed)...
+    assert!(
+        !while_running.is_empty(),
+        "the step never spilled its output"
+    );
+    // ...and after Ctrl-C it is gone, and the store is sound.
+    assert_eq!(on_disk(), Vec::<String>::new());
     w.kiln(&sb, &["check"], &[]).ok();
 }
 
-/// Starts `kiln.exe build ctx`, sends SIGINT once its RUN step started,
-/// and waits for it (a minute at most).
-fn interrupt(w: &Wine, sb: &Sandbox) -> crate::util::Run {
+/// Starts kiln.exe with `args` and `env`, calls `running` once its RUN
+/// step has had time to start, sends SIGINT, and waits for it (a minute at
+/// most).
+fn interrupt(
+    w: &Wine,
+    sb: &Sandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+    running: impl FnOnce(),
+) -> crate::util::Run {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
 
-    let mut child = w.spawn_kiln(sb, &["build", "--progress", "plain", "ctx"]);
+    let mut child = w.spawn_kiln(sb, args, env);
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -241,7 +278,7 @@ fn interrupt(w: &Wine, sb: &Sandbox) -> crate::util::Run {
     });
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !seen.iter().any(|l: &String| l.contains("RUN [\"probe\"")) {
+    while !seen.iter().any(|l: &String| l.contains("] RUN ")) {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => seen.push(line),
             Err(_) => {
@@ -252,6 +289,7 @@ fn interrupt(w: &Wine, sb: &Sandbox) -> crate::util::Run {
     }
     // The step is compiled and instantiated after its line is printed.
     std::thread::sleep(Duration::from_secs(3));
+    running();
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -163,14 +163,15 @@ impl Wine {
         sb.run_kiln(cmd, args, &all)
     }
 
-    /// Starts kiln.exe in `sb` with its stderr piped, for a test that
-    /// interrupts it.
-    pub fn spawn_kiln(&self, sb: &Sandbox, args: &[&str]) -> Child {
+    /// Starts kiln.exe in `sb` with `env` and its stderr piped, for a test
+    /// that interrupts it.
+    pub fn spawn_kiln(&self, sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Child {
         self.command()
             .arg(&self.exe)
             .args(args)
             .current_dir(sb.path(""))
             .env("KILN_STORE", self.windows_path(&sb.store()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
