@@ -350,3 +350,44 @@ fn windows_traps_and_limits_are_the_linux_ones() {
         }
     }
 }
+
+/// kiln's filesystem is case-sensitive on every host, so an image can hold
+/// `/x/A` and `/x/a`. Exported as files into a case-insensitive directory
+/// (Windows, and Wine's imitation of it) they would be one file: kiln.exe
+/// refuses, naming both, while Linux writes both.
+#[test]
+fn a_local_export_to_a_case_insensitive_directory_never_merges_names() {
+    let Some(w) = wine() else { return };
+    let sb = w.sandbox();
+    fs::create_dir_all(sb.path("ctx/bin")).unwrap();
+    fs::copy(GUESTS[0].1, sb.path("ctx/bin/probe")).unwrap();
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch\nCOPY bin/probe /bin/probe\n\
+         RUN [\"probe\", \"mkdir\", \"/x\", \"--\", \"write\", \"/x/A\", \"upper\", \"--\", \"write\", \"/x/a\", \"lower\"]\n",
+    );
+    linux(
+        &sb,
+        &["build", "-q", "-o", "type=local,dest=out-linux", "ctx"],
+        &[],
+    )
+    .ok();
+    assert_eq!(
+        fs::read_to_string(sb.path("out-linux/x/A")).unwrap(),
+        "upper"
+    );
+    assert_eq!(
+        fs::read_to_string(sb.path("out-linux/x/a")).unwrap(),
+        "lower"
+    );
+    let dest = format!("type=local,dest={}", w.windows_path(&sb.path("out-win")));
+    let err = w
+        .kiln(&sb, &["build", "-q", "-o", &dest, "ctx"], &[])
+        .fails(1)
+        .stderr;
+    assert!(
+        err.contains("is on a case-insensitive filesystem, and the image has both /x/A and /x/a, which it would write as one file"),
+        "{err}"
+    );
+    assert!(!sb.path("out-win/x").exists(), "nothing was written");
+}

@@ -24,7 +24,7 @@ use cap_std::fs::Dir;
 use globset::GlobBuilder;
 
 pub use ignore::{IgnoreError, IgnoreRules};
-pub use portable::source_path;
+pub use portable::{case_fold, source_path};
 
 /// The names of the ignore files, in order of preference.
 pub const IGNORE_FILES: [&str; 2] = [".kilnignore", ".dockerignore"];

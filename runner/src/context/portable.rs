@@ -52,7 +52,7 @@ pub(super) fn file_is_executable(mut file: impl Read) -> io::Result<bool> {
 
 /// The name a case-insensitive, normalization-insensitive filesystem
 /// (NTFS, APFS) sees: canonical decomposition, then lower case.
-fn folded(name: &str) -> String {
+pub fn case_fold(name: &str) -> String {
     name.nfd().flat_map(char::to_lowercase).collect()
 }
 
@@ -61,7 +61,7 @@ fn folded(name: &str) -> String {
 pub(super) fn check_collisions(dir: &str, names: &[String]) -> Result<(), ContextError> {
     let mut seen: HashMap<String, &str> = HashMap::with_capacity(names.len());
     for name in names {
-        if let Some(first) = seen.insert(folded(name), name) {
+        if let Some(first) = seen.insert(case_fold(name), name) {
             return Err(ContextError::Collision {
                 dir: display(dir),
                 first: first.to_string(),
@@ -85,6 +85,9 @@ pub(super) fn misspelled<'a>(wanted: &str, names: &'a [String]) -> Option<&'a st
     if names.iter().any(|n| n == wanted) {
         return None;
     }
-    let key = folded(wanted);
-    names.iter().find(|n| folded(n) == key).map(String::as_str)
+    let key = case_fold(wanted);
+    names
+        .iter()
+        .find(|n| case_fold(n) == key)
+        .map(String::as_str)
 }
