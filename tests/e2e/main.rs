@@ -1,6 +1,8 @@
 //! End-to-end tests of the kiln binary: builds, images, errors, determinism,
 //! and what outside tools (skopeo, umoci, oci-image-tool) make of kiln's output,
-//! against real registries (`registry_server`) where images travel.
+//! against real registries (`registry_server`) where images travel; and the
+//! Windows build, kiln.exe, under Wine (`wine`), which must build the same
+//! images.
 //!
 //! Each test gets its own temp directory and store. Outside tools are
 //! required, not optional: `.ci/run` installs them.

@@ -1,6 +1,6 @@
 /*
  * A stand-in for Windows' bcryptprimitives.dll, for running kiln.exe under
- * Wine in the tests only (tests/e2e/wine.rs builds it with
+ * Wine in the tests only (tests/e2e/wine_host.rs builds it with
  * x86_64-w64-mingw32-gcc and puts it beside kiln.exe; it is never shipped).
  *
  * Why: Rust's standard library on Windows takes its random bytes (HashMap
