@@ -2,8 +2,9 @@
 //!
 //! - Sources are paths in the build context (cleaned; `..` stops at the
 //!   context root; `\` separates components like `/`, on every host; spelled
-//!   as the context spells them, even on a case-insensitive host), globs (`*`, `?`, `[...]`), here-documents, or paths in
-//!   another stage or image with `--from`.
+//!   as the context spells them, even on a case-insensitive host), globs
+//!   (`*`, `?`, `[...]`), here-documents, or paths in another stage or image
+//!   with `--from`.
 //! - A directory source copies its contents, not the directory itself.
 //! - The destination is a directory when it ends in `/`, when it already is
 //!   one in the image, or when there are several sources (then the `/` is
