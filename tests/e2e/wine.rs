@@ -231,43 +231,38 @@ fn ctrl_c_stops_a_windows_build_cleanly() {
             .flat_map(|dir| files_containing(dir, &needles))
             .collect::<Vec<_>>()
     };
-    let mut while_running = Vec::new();
+    // Ctrl-C once the search sees the spilled file (on Windows a
+    // delete-on-close file, which Wine keeps under a name until closed):
+    // the step is running, and the search would find the secret...
     let run = interrupt(
         w,
         &sb,
         &["build", "--progress", "plain", "--secret", &secret, "ctx"],
         &[("TMP", &tmp), ("TEMP", &tmp)],
-        || while_running = on_disk(),
+        || !on_disk().is_empty(),
     );
     assert_eq!(run.code, 130, "{}", run.stderr);
-    // The search sees the spilled file while the step runs (a file with no
-    // name on Linux; on Windows a delete-on-close one, which Wine keeps
-    // under a name until it is closed)...
-    assert!(
-        !while_running.is_empty(),
-        "the step never spilled its output"
-    );
-    // ...and after Ctrl-C it is gone, and the store is sound.
+    // ...and after it, it is gone, and the store is sound.
     assert_eq!(on_disk(), Vec::<String>::new());
     w.kiln(&sb, &["check"], &[]).ok();
 }
 
-/// Starts kiln.exe with `args` and `env`, calls `running` once its RUN
-/// step has had time to start, sends SIGINT, and waits for it (a minute at
-/// most).
+/// Starts kiln.exe with `args` and `env`, sends it SIGINT as soon as
+/// `ready()` says its step is where the test wants it (within two
+/// minutes), and waits for it to exit (within one).
 fn interrupt(
     w: &Wine,
     sb: &Sandbox,
     args: &[&str],
     env: &[(&str, &str)],
-    running: impl FnOnce(),
+    mut ready: impl FnMut() -> bool,
 ) -> crate::util::Run {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
 
     let mut child = w.spawn_kiln(sb, args, env);
     let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -276,20 +271,19 @@ fn interrupt(
             }
         }
     });
-    let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !seen.iter().any(|l: &String| l.contains("] RUN ")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the step never started:\n{}", seen.join("\n"));
-            }
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let said: Vec<String> = rx.try_iter().collect();
+            panic!("kiln.exe exited ({status}) first:\n{}", said.join("\n"));
         }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let said: Vec<String> = rx.try_iter().collect();
+            panic!("the step never got ready:\n{}", said.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    // The step is compiled and instantiated after its line is printed.
-    std::thread::sleep(Duration::from_secs(3));
-    running();
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -299,15 +293,19 @@ fn interrupt(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("kiln.exe did not stop on Ctrl-C:\n{}", seen.join("\n"));
+            let said: Vec<String> = rx.try_iter().collect();
+            panic!("kiln.exe did not stop on Ctrl-C:\n{}", said.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    seen.extend(rx.try_iter());
+    // What is left of its stderr (wineserver may hold the pipe open after
+    // kiln.exe is gone, so no waiting for its end).
+    let said: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(2)).ok()).collect();
     crate::util::Run {
         code: status.code().unwrap_or(-1),
         stdout: String::new(),
-        stderr: seen.join("\n"),
+        stderr: said.join("\n"),
     }
 }
 
