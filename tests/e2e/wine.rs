@@ -11,7 +11,9 @@
 //! such quota); NTFS itself (Wine's files are the Linux filesystem's, so
 //! case-insensitivity and share modes on a rename over an open file are
 //! Wine's imitation of them); paths past 260 characters (Wine's
-//! GetFinalPathNameByHandleW has a MAX_PATH buffer, Windows' does not). wasmtime's
+//! GetFinalPathNameByHandleW has a MAX_PATH buffer, Windows' does not);
+//! symlinks (Wine 8 shows a Unix symlink as the file it points to, not as a
+//! Windows link, so contexts here hold none). wasmtime's
 //! trap handling (a vectored exception handler on Windows) is Wine's real
 //! exception dispatch, and it works: `Config::signals_based_traps` stays on.
 
