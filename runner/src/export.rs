@@ -27,6 +27,7 @@ use crate::snapshot::{ImagePath, Node, Snapshot};
 use crate::store::{Descriptor, INDEX_MEDIA_TYPE, REF_NAME, Store, StoreError};
 
 mod archive;
+mod local_case;
 mod spec;
 pub use archive::{ArchiveFormat, SavedImage, write_archive};
 pub use spec::{Dest, NO_DAEMON, OutputKind, OutputSpec};
@@ -48,6 +49,18 @@ pub enum ExportError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// Two names of the image a case-insensitive destination cannot hold.
+    #[error(
+        "{dest} is on a case-insensitive filesystem, and the image has both {first} and {second}, which it would write as one file; export to a case-sensitive directory, or as a tar (type=tar, type=oci)"
+    )]
+    CaseCollision {
+        /// The destination directory.
+        dest: String,
+        /// The first path, absolute.
+        first: String,
+        /// The one that differs from it only in case.
+        second: String,
     },
 }
 
@@ -309,11 +322,21 @@ pub fn write_fs_tar(store: &Store, snapshot: &Snapshot, dest: &Dest) -> Result<(
 
 /// Writes the filesystem into directory `dest` (created if missing).
 /// Ownership is not applied (that needs root); modes are, where the host
-/// has them.
+/// has them. An image with names that differ only in case is refused when
+/// `dest` is case-insensitive (`export/local_case.rs`).
 pub fn write_local(store: &Store, snapshot: &Snapshot, dest: &Path) -> Result<(), ExportError> {
     let name = dest.display().to_string();
     fs::create_dir_all(dest).map_err(werr(&name))?;
     let dir = cap_std::fs::Dir::open_ambient_dir(dest, ambient_authority()).map_err(werr(&name))?;
+    if local_case::is_case_insensitive(&dir).map_err(werr(&name))?
+        && let Some((first, second)) = local_case::first_collision(snapshot)
+    {
+        return Err(ExportError::CaseCollision {
+            dest: name,
+            first,
+            second,
+        });
+    }
     for (path, node) in snapshot.iter() {
         if path.is_root() {
             continue;

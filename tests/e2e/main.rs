@@ -1,6 +1,8 @@
 //! End-to-end tests of the kiln binary: builds, images, errors, determinism,
 //! and what outside tools (skopeo, umoci, oci-image-tool) make of kiln's output,
-//! against real registries (`registry_server`) where images travel.
+//! against real registries (`registry_server`) where images travel; and the
+//! Windows build, kiln.exe, under Wine (`wine`), which must build the same
+//! images.
 //!
 //! Each test gets its own temp directory and store. Outside tools are
 //! required, not optional: `.ci/run` installs them.
@@ -18,6 +20,7 @@ mod errors;
 mod examples;
 mod getting_started;
 mod heal;
+mod host_neutral;
 mod hostile_input;
 #[cfg(target_os = "linux")]
 mod interrupt;
@@ -45,4 +48,8 @@ mod store;
 mod token_server;
 mod util;
 mod verdaccio;
+#[cfg(unix)]
+mod wine;
+#[cfg(unix)]
+mod wine_host;
 mod workdir;

@@ -47,9 +47,21 @@ fn hex_lower(b: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// Every file under `dir` that contains any of `needles`.
+/// Every file under `dir` (or `dir` itself, a file) that contains any of
+/// `needles`.
 pub(crate) fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
     let mut hits = Vec::new();
+    let holds = |data: &[u8]| {
+        needles
+            .iter()
+            .any(|n| data.windows(n.len()).any(|w| w == n.as_slice()))
+    };
+    if dir.is_file() {
+        if holds(&fs::read(dir).unwrap()) {
+            hits.push(dir.display().to_string());
+        }
+        return hits;
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = fs::read_dir(&d) else {
@@ -60,14 +72,8 @@ pub(crate) fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
             let ft = e.file_type().unwrap();
             if ft.is_dir() {
                 stack.push(e.path());
-            } else if ft.is_file() {
-                let data = fs::read(e.path()).unwrap();
-                if needles
-                    .iter()
-                    .any(|n| data.windows(n.len()).any(|w| w == n.as_slice()))
-                {
-                    hits.push(e.path().display().to_string());
-                }
+            } else if ft.is_file() && holds(&fs::read(e.path()).unwrap()) {
+                hits.push(e.path().display().to_string());
             }
         }
     }

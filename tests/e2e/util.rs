@@ -63,6 +63,14 @@ impl Sandbox {
         }
     }
 
+    /// A sandbox in a new temp dir under `parent` (a Wine drive, say).
+    pub fn new_in(parent: &Path) -> Sandbox {
+        fs::create_dir_all(parent).unwrap();
+        Sandbox {
+            dir: tempfile::tempdir_in(parent).unwrap(),
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -87,10 +95,17 @@ impl Sandbox {
     /// Runs kiln with extra environment variables.
     pub fn kiln_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(kiln_bin());
+        cmd.current_dir(self.dir.path());
+        self.run_kiln(cmd, args, env)
+    }
+
+    /// Runs `cmd` (a kiln, however started, in the directory it names) with
+    /// `args` the way [`Sandbox::kiln_env`] does: this sandbox's store, a
+    /// clean environment, and `env` last, so it can override both.
+    pub fn run_kiln(&self, mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.args(args)
             .env_remove("SOURCE_DATE_EPOCH")
-            .env("KILN_STORE", self.store())
-            .current_dir(self.dir.path());
+            .env("KILN_STORE", self.store());
         // Tests talk to registries on this machine only: anything else
         // (`FROM alpine` reaching for docker.io) goes to a closed port.
         for var in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
@@ -142,6 +157,14 @@ impl Sandbox {
     /// programs that `build.rs` built into their `bin/` directories, and
     /// builds the `toolbox` image into this sandbox's store.
     pub fn examples(&self) -> PathBuf {
+        let to = self.example_files();
+        self.kiln(&["build", "-q", "-t", "toolbox", "examples/toolbox"])
+            .ok();
+        to
+    }
+
+    /// The first half of [`Sandbox::examples`]: the files, no image.
+    pub fn example_files(&self) -> PathBuf {
         let to = self.path("examples");
         copy_tree(&workspace().join("examples"), &to);
         for (program, dest) in [
@@ -160,8 +183,6 @@ impl Sandbox {
             fs::create_dir_all(dest.parent().unwrap()).unwrap();
             fs::copy(program, dest).unwrap();
         }
-        self.kiln(&["build", "-q", "-t", "toolbox", "examples/toolbox"])
-            .ok();
         to
     }
 

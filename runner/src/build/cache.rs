@@ -267,7 +267,7 @@ impl Build<'_> {
                         }
                     },
                     None => {
-                        let source = context::clean(m.source.as_deref().unwrap_or("."));
+                        let source = context::source_path(m.source.as_deref().unwrap_or("."));
                         let d = self
                             .context_tree_digest(&source)
                             .map_err(|e| err(format!("bind source {source:?}: {e}")))?;

@@ -1,8 +1,10 @@
 //! COPY: Docker's rules for sources and destinations, turned into changes.
 //!
 //! - Sources are paths in the build context (cleaned; `..` stops at the
-//!   context root), globs (`*`, `?`, `[...]`), here-documents, or paths in
-//!   another stage or image with `--from`.
+//!   context root; `\` separates components like `/`, on every host; spelled
+//!   as the context spells them, even on a case-insensitive host), globs
+//!   (`*`, `?`, `[...]`), here-documents, or paths in another stage or image
+//!   with `--from`.
 //! - A directory source copies its contents, not the directory itself.
 //! - The destination is a directory when it ends in `/`, when it already is
 //!   one in the image, or when there are several sources (then the `/` is
@@ -10,8 +12,9 @@
 //!   symlinks in the destination are followed inside the image.
 //! - Missing parent directories are created (0755).
 //!
-//! Metadata never comes from the host: files are 0644, or 0755 when the host
-//! marks them executable; directories 0755; owner root unless `--chown`;
+//! Metadata never comes from the host: files are 0644, or 0755 when their
+//! contents make them executable (`#!`, wasm, ELF: `context/portable.rs`,
+//! the same on every host); directories 0755; owner root unless `--chown`;
 //! mode from `--chmod` when given; every mtime is the build's epoch. Copies
 //! from another stage or image keep their modes.
 
@@ -58,6 +61,14 @@ trait Source {
     /// Whether `path` is hidden by an ignore file.
     fn excluded(&self, _path: &str) -> bool {
         false
+    }
+    /// A source as written, as a path in this source.
+    fn path(&self, raw: &str) -> String {
+        context::clean(raw)
+    }
+    /// Refuses a source named by a spelling the source does not use.
+    fn check_spelling(&self, _path: &str) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -133,6 +144,14 @@ impl Source for ContextSource<'_> {
 
     fn excluded(&self, path: &str) -> bool {
         self.ctx.is_excluded(path)
+    }
+
+    fn path(&self, raw: &str) -> String {
+        context::source_path(raw)
+    }
+
+    fn check_spelling(&self, path: &str) -> Result<(), String> {
+        self.ctx.check_spelling(path).map_err(|e| e.to_string())
     }
 }
 
@@ -307,7 +326,7 @@ pub(super) fn plan(
             CopySource::Path(w) => {
                 let raw = expand(w)?;
                 shown.push(raw.clone());
-                let cleaned = context::clean(&raw);
+                let cleaned = source.path(&raw);
                 if has_glob(&cleaned) {
                     let matches = source
                         .glob(&cleaned)
@@ -322,6 +341,9 @@ pub(super) fn plan(
                     }
                     sources.extend(matches.into_iter().map(|m| Src::Path(m, w.clone())));
                 } else {
+                    source
+                        .check_spelling(&cleaned)
+                        .map_err(|e| kf.error(w.span.clone(), e))?;
                     sources.push(Src::Path(cleaned, w.clone()));
                 }
             }

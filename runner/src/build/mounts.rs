@@ -101,7 +101,7 @@ pub(super) fn attach_all(
                     .map_err(|e| err(format!("cannot mount at {target}: {e}")))?;
             }
             MountType::Bind => {
-                let source = context::clean(m.source.as_deref().unwrap_or("."));
+                let source = context::source_path(m.source.as_deref().unwrap_or("."));
                 match b.context.entry_followed(&source) {
                     Ok(EntryKind::Dir) => {}
                     Ok(_) => {

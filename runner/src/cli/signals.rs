@@ -8,9 +8,13 @@
 //! leaves in the store's temp area is swept by the next kiln to open it.
 //!
 //! On Unix the signals are read on a thread (`signal-hook`'s iterator), so
-//! no code of ours runs in a signal handler. On Windows, Ctrl-C, Ctrl-Break
-//! and closing the console arrive through the console control handler
-//! (`ctrlc`); they all count as Ctrl-C (exit 130).
+//! no code of ours runs in a signal handler. On Windows, Ctrl-C, Ctrl-Break,
+//! closing the console, logoff and shutdown arrive through the console
+//! control handler (`SetConsoleCtrlHandler`, on a thread Windows starts);
+//! they all count as Ctrl-C (exit 130). For a closing console Windows ends
+//! the process as soon as the handler returns, so that handler waits for
+//! the build to stop cleanly (kiln's exit ends the wait) within the 5
+//! seconds Windows grants.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -37,9 +41,67 @@ pub(super) fn install(cancel: Arc<AtomicBool>) {
                 }
             });
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrlc::set_handler(move || interrupted(&cancel, SIGINT));
+    #[cfg(windows)]
+    console::install(cancel);
+    #[cfg(not(any(unix, windows)))]
+    let _ = cancel;
+}
+
+/// Windows' console control handler (see the module docs).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod console {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    use windows_sys::Win32::System::Console::{
+        CTRL_BREAK_EVENT, CTRL_C_EVENT, CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
+        PHANDLER_ROUTINE, SetConsoleCtrlHandler,
+    };
+    use windows_sys::core::BOOL;
+
+    /// The flag the handler sets, once installed.
+    static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+    /// How long a closing console (or logoff, shutdown) is held open while
+    /// the build stops: under the 5 seconds after which Windows ends the
+    /// process anyway.
+    const CLOSE_GRACE: Duration = Duration::from_millis(4500);
+
+    pub(super) fn install(cancel: Arc<AtomicBool>) {
+        if CANCEL.set(cancel).is_err() {
+            return;
+        }
+        let routine: PHANDLER_ROUTINE = Some(handler);
+        // SAFETY: `handler` has the signature the API asks for and lives as
+        // long as the process; it touches only a static set before this
+        // call. A failure (no console) leaves the default handling.
+        unsafe {
+            SetConsoleCtrlHandler(routine, 1);
+        }
+    }
+
+    /// Runs on a thread Windows starts for the event, not in a signal
+    /// context: ordinary code is fine here.
+    unsafe extern "system" fn handler(event: u32) -> BOOL {
+        let Some(cancel) = CANCEL.get() else {
+            return 0;
+        };
+        match event {
+            CTRL_C_EVENT | CTRL_BREAK_EVENT => {
+                super::interrupted(cancel, super::SIGINT);
+                1
+            }
+            CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT => {
+                super::interrupted(cancel, super::SIGINT);
+                // Returning would end the process now, mid-cleanup; kiln's
+                // own exit ends this wait (and the process) earlier.
+                std::thread::sleep(CLOSE_GRACE);
+                1
+            }
+            _ => 0,
+        }
     }
 }
 

@@ -7,11 +7,14 @@
 //! ([`ContextPath`]); `.kilnignore` (or `.dockerignore` when there is no
 //! `.kilnignore`) excludes paths the way Docker does (see `ignore.rs`).
 //!
-//! Host metadata is reduced to what is portable before it can reach an
-//! image: a file is executable or not (never its full mode, which depends
-//! on the umask), and timestamps and owners are never read.
+//! Host metadata never reaches an image: a file is executable or not, by
+//! its contents (never the host's mode bits, which Windows does not have),
+//! and timestamps and owners are never read. `portable.rs` holds the rules
+//! that make a context read the same on every host (executable files, names
+//! that differ only in case, `\` in source paths).
 
 mod ignore;
+mod portable;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use cap_std::fs::Dir;
 use globset::GlobBuilder;
 
 pub use ignore::{IgnoreError, IgnoreRules};
+pub use portable::{case_fold, source_path};
 
 /// The names of the ignore files, in order of preference.
 pub const IGNORE_FILES: [&str; 2] = [".kilnignore", ".dockerignore"];
@@ -53,6 +57,29 @@ pub enum ContextError {
         #[source]
         source: IgnoreError,
     },
+    /// Two names in one directory that differ only in case or Unicode
+    /// normalization: one file on Windows and macOS.
+    #[error(
+        "the build context has both {first:?} and {second:?} in {dir}: names that differ only in case (or in Unicode normalization) are one file on Windows and macOS, so this context cannot give the same image on every host; rename one, or exclude it in .kilnignore"
+    )]
+    Collision {
+        /// The directory, as a context path (`.` for the root).
+        dir: String,
+        /// The first name, in sorted order.
+        first: String,
+        /// The name that collides with it.
+        second: String,
+    },
+    /// A source spelled differently from the name in the context.
+    #[error(
+        "{wanted:?} is not in the build context, but {found:?} is: names are case-sensitive on every host (a case-insensitive filesystem must not make a build copy different files), so write it as the context spells it"
+    )]
+    Spelling {
+        /// The path as written.
+        wanted: String,
+        /// The path as the context spells it.
+        found: String,
+    },
     /// An I/O error on a context path.
     #[error("{path}: {source}")]
     Io {
@@ -69,12 +96,12 @@ pub enum ContextError {
 pub enum EntryKind {
     /// A directory.
     Dir,
-    /// A regular file of this size; `executable` if any x bit is set (always
-    /// false on hosts without modes).
+    /// A regular file of this size; `executable` by its first bytes, the
+    /// same on every host (see `portable.rs`).
     File {
         /// Size in bytes.
         size: u64,
-        /// Whether the host marks it executable.
+        /// Whether it is a script (`#!`), a wasm or an ELF binary.
         executable: bool,
     },
     /// A symlink and its target, as written.
@@ -177,9 +204,10 @@ impl Context {
         Ok(if ft.is_dir() {
             EntryKind::Dir
         } else if ft.is_file() {
+            let file = self.dir.open(os_path(path)).map_err(Self::io(path))?;
             EntryKind::File {
                 size: meta.len(),
-                executable: is_executable(meta),
+                executable: portable::file_is_executable(file).map_err(Self::io(path))?,
             }
         } else if ft.is_symlink() {
             let target = self
@@ -219,7 +247,32 @@ impl Context {
             }
         }
         names.sort();
+        portable::check_collisions(path, &names)?;
         Ok(names)
+    }
+
+    /// Checks that `path` is spelled as the context spells it, component by
+    /// component, where a case-insensitive filesystem would find it anyway
+    /// (or where it is missing but a differently spelled name is there).
+    /// A path that is simply missing passes: the caller reports it.
+    pub fn check_spelling(&self, path: &str) -> Result<(), ContextError> {
+        let mut dir = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let names = match self.list(&dir) {
+                Ok(names) => names,
+                Err(e @ ContextError::Collision { .. }) => return Err(e),
+                // Missing or unreadable: the caller's own read says why.
+                Err(_) => return Ok(()),
+            };
+            if let Some(found) = portable::misspelled(part, &names) {
+                return Err(ContextError::Spelling {
+                    wanted: path.to_string(),
+                    found: join(&dir, found),
+                });
+            }
+            dir = join(&dir, part);
+        }
+        Ok(())
     }
 
     /// Opens a regular file for reading (following symlinks inside the context).
@@ -349,19 +402,6 @@ fn os_path(path: &str) -> PathBuf {
     } else {
         path.split('/').collect()
     }
-}
-
-#[cfg(unix)]
-fn is_executable(meta: &cap_std::fs::Metadata) -> bool {
-    use cap_std::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_meta: &cap_std::fs::Metadata) -> bool {
-    // Windows has no execute bit: every file is copied as 0644 unless
-    // --chmod says otherwise, the same on every host.
-    false
 }
 
 #[cfg(test)]

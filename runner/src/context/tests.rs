@@ -69,18 +69,78 @@ fn reports_portable_metadata() {
         }
     );
     assert_eq!(ctx.entry("src").unwrap(), EntryKind::Dir);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(root.join("src/a.rs"), fs::Permissions::from_mode(0o750)).unwrap();
-        assert!(matches!(
-            ctx.entry("src/a.rs").unwrap(),
-            EntryKind::File {
-                executable: true,
-                ..
+    // Executable by contents, whatever the host's bits say.
+    for (contents, executable) in [
+        (&b"#!/bin/sh\n"[..], true),
+        (b"\0asm\x01\0\0\0", true),
+        (b"\x7fELF\x02", true),
+        (b"#", false),
+        (b"", false),
+        (b"MZ\x90\0", false),
+        (b"plain text", false),
+    ] {
+        fs::write(root.join("f"), contents).unwrap();
+        for mode in [0o644, 0o755] {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(root.join("f"), fs::Permissions::from_mode(mode)).unwrap();
             }
-        ));
+            #[cfg(not(unix))]
+            let _ = mode;
+            assert_eq!(
+                ctx.entry("f").unwrap(),
+                EntryKind::File {
+                    size: contents.len() as u64,
+                    executable
+                },
+                "{contents:?} with mode {mode:o}"
+            );
+        }
     }
+}
+
+#[test]
+fn names_differing_only_in_case_or_normalization_are_refused() {
+    let (_d, root) = context();
+    fs::write(root.join("src/A.rs"), "A").unwrap();
+    let ctx = Context::open(&root).unwrap();
+    let err = ctx.list("src").unwrap_err().to_string();
+    assert!(
+        err.starts_with("the build context has both \"A.rs\" and \"a.rs\" in src: names that differ only in case"),
+        "{err}"
+    );
+    // Other directories are unaffected, and excluding one name settles it.
+    assert_eq!(ctx.list("src/nested").unwrap(), vec!["c.rs"]);
+    fs::write(root.join(".kilnignore"), "src/A.rs\n").unwrap();
+    let ctx = Context::open(&root).unwrap();
+    assert_eq!(ctx.list("src").unwrap(), vec!["a.rs", "b.rs", "nested"]);
+    // "é" composed (U+00E9) and decomposed (e + U+0301): one name on APFS.
+    fs::write(root.join("caf\u{e9}"), "1").unwrap();
+    fs::write(root.join("cafe\u{301}"), "2").unwrap();
+    let err = ctx.list("").unwrap_err().to_string();
+    assert!(err.contains("Unicode normalization"), "{err}");
+}
+
+#[test]
+fn sources_are_spelled_as_the_context_spells_them() {
+    let (_d, root) = context();
+    let ctx = Context::open(&root).unwrap();
+    ctx.check_spelling("src/nested/c.rs").unwrap();
+    ctx.check_spelling("missing/file").unwrap();
+    let err = ctx
+        .check_spelling("SRC/nested/c.rs")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("\"SRC/nested/c.rs\" is not in the build context, but \"src\" is"),
+        "{err}"
+    );
+    let err = ctx
+        .check_spelling("src/Nested/C.rs")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("but \"src/nested\" is"), "{err}");
 }
 
 #[test]
@@ -98,6 +158,10 @@ fn cleans_sources_like_docker() {
     assert_eq!(clean("/a/./b/../c/"), "a/c");
     assert_eq!(clean("../../x"), "x");
     assert_eq!(clean("."), "");
+    // A backslash separates components in a source, as on Windows.
+    assert_eq!(source_path("src\\main.rs"), "src/main.rs");
+    assert_eq!(source_path(".\\a\\..\\..\\b\\"), "b");
+    assert_eq!(source_path("/x/y"), "x/y");
 }
 
 #[test]

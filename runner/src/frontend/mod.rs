@@ -34,7 +34,18 @@ pub const SUPPORTED: &str = "FROM, ARG, ENV, WORKDIR, LABEL, USER, COPY, RUN, CM
 pub const MAX_KILNFILE_BYTES: usize = 4 << 20;
 
 /// Parses a Kilnfile. `name` is how the file is shown in errors.
+///
+/// CRLF line endings read as LF, here-documents included: a Kilnfile
+/// checked out on Windows (git's `autocrlf`) builds the same image as on
+/// Linux. A lone CR stays what it is.
 pub fn parse(name: &str, text: &str) -> Result<Kilnfile, Diagnostic> {
+    let lf;
+    let text = if text.contains("\r\n") {
+        lf = text.replace("\r\n", "\n");
+        lf.as_str()
+    } else {
+        text
+    };
     let source = Source::new(name, text);
     if text.len() > MAX_KILNFILE_BYTES {
         return Err(source.error_at(

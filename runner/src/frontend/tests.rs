@@ -142,6 +142,28 @@ fn handles_continuations_comments_and_escape_directive() {
 }
 
 #[test]
+fn crlf_line_endings_parse_like_lf() {
+    // What git's autocrlf makes of a Kilnfile on Windows: every construct
+    // whose meaning a stray CR could change (values, continuations, JSON,
+    // here-document bodies, the escape directive).
+    let lf = "# escape=`\nFROM scratch AS base\nARG V=1\nENV A=b C=\"d e\"\nLABEL x=y `\n  z=w\n\
+              COPY <<EOF /etc/motd\nhello $V\nEOF\nCOPY [\"a b\", \"/c/\"]\nRUN [\"probe\", \"x\"]\nCMD probe\n";
+    let crlf = lf.replace('\n', "\r\n");
+    assert_eq!(format!("{:?}", ok(&crlf)), format!("{:?}", ok(lf)));
+    let k = ok(&crlf);
+    let InstructionKind::Copy(c) = &k.stages[0].instructions[3].kind else {
+        panic!()
+    };
+    let CopySource::HereDoc { body, .. } = &c.sources[0] else {
+        panic!()
+    };
+    assert_eq!(body.raw, "hello $V\n", "no CR in a here-document's body");
+    // A CR that is not part of a line ending is the file's own.
+    let lone = ok("FROM scratch\nLABEL a=\"x\ry\"\n");
+    assert!(format!("{lone:?}").contains("x\\ry"));
+}
+
+#[test]
 fn copy_heredocs_keep_their_names() {
     let k = ok(
         "FROM scratch\nCOPY <<EOF /etc/motd\nhello $NAME\nEOF\nCOPY <<\"RAW\" /raw/\nno $expansion\nRAW\n",

@@ -38,13 +38,7 @@ impl Secret {
     /// Wraps `bytes` (taking ownership: no copy is left behind).
     pub fn new(id: impl Into<String>, bytes: Vec<u8>) -> Secret {
         let bytes = SecretBox::new(Box::new(bytes));
-        let data = bytes.expose_secret();
-        // Best effort: mlock/VirtualLock may be refused (limits, platform).
-        let lock = if data.is_empty() {
-            None
-        } else {
-            region::lock(data.as_ptr(), data.len()).ok()
-        };
+        let lock = lock_in_ram(bytes.expose_secret());
         Secret {
             _lock: lock,
             id: id.into(),
@@ -332,6 +326,52 @@ fn read_zeroizing(mut source: impl Read, hint: u64) -> std::io::Result<Vec<u8>> 
             bytes = bigger;
         }
         bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Locks `data`'s pages in RAM, best effort (a refusal leaves the secret
+/// unlocked, never the build failed): `mlock` on Linux and macOS, bounded by
+/// `RLIMIT_MEMLOCK` on Linux (8 MiB by default since Linux 5.16) and by the
+/// wired-memory limit on macOS; `VirtualLock` on Windows, bounded by the
+/// process's minimum working set (a few hundred KiB by default), so there a
+/// refused lock raises that minimum by the secret's size and tries again.
+fn lock_in_ram(data: &[u8]) -> Option<region::LockGuard> {
+    if data.is_empty() {
+        return None;
+    }
+    match region::lock(data.as_ptr(), data.len()) {
+        Ok(guard) => Some(guard),
+        #[cfg(windows)]
+        Err(_) if working_set::grow(data.len()) => region::lock(data.as_ptr(), data.len()).ok(),
+        Err(_) => None,
+    }
+}
+
+/// Windows: room in the working set for `VirtualLock` (see [`lock_in_ram`]).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod working_set {
+    use windows_sys::Win32::System::Threading::{
+        GetCurrentProcess, GetProcessWorkingSetSize, SetProcessWorkingSetSize,
+    };
+
+    /// Raises the working set's minimum (and its maximum, to stay above it)
+    /// by `bytes` and a page on each side; whether Windows agreed. Raising
+    /// the minimum needs only SeIncreaseWorkingSetPrivilege, which every
+    /// user has; it lasts as long as the process.
+    pub(super) fn grow(bytes: usize) -> bool {
+        let extra = bytes.saturating_add(2 * region::page::size());
+        let (mut min, mut max) = (0usize, 0usize);
+        // SAFETY: `GetCurrentProcess` returns a pseudo-handle that is always
+        // valid and needs no closing; the out-pointers are live locals.
+        unsafe {
+            let me = GetCurrentProcess();
+            if GetProcessWorkingSetSize(me, &mut min, &mut max) == 0 {
+                return false;
+            }
+            let min = min.saturating_add(extra);
+            SetProcessWorkingSetSize(me, min, max.max(min.saturating_add(extra))) != 0
+        }
     }
 }
 

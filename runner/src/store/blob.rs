@@ -73,7 +73,10 @@ impl AtomicWriter {
     pub(super) fn new(tmp_dir: &Path, dest_dir: PathBuf, private: bool) -> Result<AtomicWriter> {
         let spool = if cfg!(target_os = "linux") || private {
             // On Linux `tempfile` opens with O_TMPFILE (falling back to
-            // create-and-unlink on filesystems without it).
+            // create-and-unlink on filesystems without it). macOS has no
+            // O_TMPFILE: there the file is created and unlinked at once, so
+            // it has no name either, only no way to link it back (`commit`
+            // copies). On Windows it is a delete-on-close file.
             Spool::Unnamed(
                 tempfile::tempfile_in(tmp_dir)
                     .map_err(io_err("creating a temp file in", tmp_dir))?,

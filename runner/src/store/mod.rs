@@ -438,7 +438,15 @@ impl Store {
             .tempfile_in(self.tmp_dir())
             .map_err(io_err("creating a temp file in", &self.tmp_dir()))?;
         io::Write::write_all(&mut tmp, bytes).map_err(io_err("writing", tmp.path()))?;
+        // fdatasync on Linux; on macOS std makes it fcntl(F_FULLFSYNC), as it
+        // must be there (a plain fsync leaves the bytes in the drive's
+        // cache); FlushFileBuffers on Windows.
         tmp.as_file().sync_data().map_err(io_err("syncing", path))?;
+        // rename(2) replaces atomically on Linux and macOS. On Windows
+        // tempfile calls MoveFileExW(MOVEFILE_REPLACE_EXISTING): atomic too,
+        // but it fails (an error, never a torn file) while another process
+        // holds the target open without FILE_SHARE_DELETE (kiln's own
+        // handles share it), or on a path over 260 characters.
         tmp.persist(path)
             .map_err(|e| io_err("renaming into", path)(e.error))?;
         Ok(())
