@@ -98,18 +98,14 @@ fn kiln_step(
         network: None,
         net_log: None,
     };
-    let finished = step::run(
-        engine,
-        store,
-        vfs,
-        spec,
-        Box::new(io::empty()),
-        Box::new(io::sink()),
-        Box::new(io::stderr()),
-        false,
-        kiln::exec::cancel_flag(),
-    )
-    .expect("the step starts");
+    let stdio = kiln::wasi::Stdio {
+        stdin: Box::new(io::empty()),
+        stdout: Box::new(io::sink()),
+        stderr: Box::new(io::stderr()),
+        terminal: false,
+    };
+    let finished = step::run(engine, store, vfs, spec, stdio, kiln::exec::cancel_flag())
+        .expect("the step starts");
     assert_eq!(finished.outcome, Outcome::Exit(0), "{argv:?}");
     let mut vfs = finished.vfs;
     let changes = vfs.overlay().changes().unwrap().len();

@@ -6,7 +6,6 @@
 //! changes kept as a layer) and `kiln run` (the terminal's streams, the
 //! changes thrown away).
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -239,34 +238,23 @@ pub(crate) fn read_node(
 /// its own runs kiln's built-in shell (`crate::shell::step_host`), whose
 /// every command is a program of the image run by [`load`] and
 /// [`execute`].
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &Engine,
     store: &Store,
     mut vfs: Vfs,
     spec: StepSpec,
-    stdin: Box<dyn Read + Send>,
-    stdout: Box<dyn Write + Send>,
-    stderr: Box<dyn Write + Send>,
-    terminal: bool,
+    stdio: Stdio,
     cancel: Arc<AtomicBool>,
 ) -> Result<Finished, StepError> {
     let loaded = match load(engine, store, &mut vfs, &spec, &cancel) {
         Err(StepError::NotFound { .. })
             if crate::shell::invocation::invocation(&spec.argv).is_some() =>
         {
-            let io = crate::shell::step_host::Io {
-                stdin,
-                stdout,
-                stderr,
-            };
-            return crate::shell::step_host::run(engine, store, vfs, spec, io, cancel);
+            return crate::shell::step_host::run(engine, store, vfs, spec, stdio, cancel);
         }
         loaded => loaded?,
     };
-    Ok(execute(
-        engine, loaded, vfs, spec, stdin, stdout, stderr, terminal, cancel,
-    ))
+    Ok(execute(engine, loaded, vfs, spec, stdio, cancel))
 }
 
 /// Finds, reads and compiles the program `spec.argv[0]` names, and
@@ -324,16 +312,12 @@ pub(crate) fn load(
 
 /// Runs a loaded program over `vfs`; nothing here fails before the program
 /// runs.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     engine: &Engine,
     loaded: Loaded,
     vfs: Vfs,
     spec: StepSpec,
-    stdin: Box<dyn Read + Send>,
-    stdout: Box<dyn Write + Send>,
-    stderr: Box<dyn Write + Send>,
-    terminal: bool,
+    stdio: Stdio,
     cancel: Arc<AtomicBool>,
 ) -> Finished {
     let Loaded {
@@ -355,12 +339,6 @@ pub(crate) fn execute(
         // In `/` there is nothing to tell, and the environment stays as given.
         env.push(("PWD".into(), cwd.clone()));
     }
-    let stdio = Stdio {
-        stdin,
-        stdout,
-        stderr,
-        terminal,
-    };
     let p1 = wasi::p1::P1State::new(&preopens);
     let mut state = StepState {
         vfs,

@@ -84,6 +84,27 @@ fn windows_builds_the_examples_into_the_same_images_as_linux() {
         .kiln(&sb, &["run", "--rm", "hello", "ls", "/srv/site"], &[])
         .ok();
     assert!(listed.stdout.contains("index.html"), "{}", listed.stdout);
+    // kiln's built-in shell on Windows: a pipeline of programs at once
+    // (threads and in-memory pipes), redirections into the step's files.
+    let piped = w
+        .kiln(
+            &sb,
+            &[
+                "run",
+                "--rm",
+                "toolbox",
+                "sh",
+                "-c",
+                "seq 1 50000 | sort -rn | head -n 2; yes | head -c 300000 | wc -c; cd /bin && ls | grep -c sort",
+            ],
+            &[],
+        )
+        .ok();
+    assert_eq!(
+        piped.stdout, "50000\n49999\n300000\n1\n",
+        "{}",
+        piped.stderr
+    );
 
     // An OCI archive written by kiln.exe is the Linux one, byte for byte.
     fs::create_dir_all(sb.path("out")).unwrap();

@@ -132,6 +132,54 @@ pub(crate) fn header(io: &mut Io<'_>, name: &str, first: bool) -> Result {
     io.line(format!("{gap}==> {shown} <=="))
 }
 
+/// What `head` and `tail` were asked for: `-c` (bytes) or `-n` (lines),
+/// whichever came last, with its count as written (sign included).
+pub(crate) struct Counting<'p> {
+    /// `-c`: bytes, not lines.
+    pub bytes: bool,
+    /// The count as written, if given.
+    pub value: Option<&'p str>,
+    /// "bytes" or "lines", for messages.
+    pub what: &'static str,
+}
+
+/// Reads `-n`/`-c` from `parsed`.
+pub(crate) fn counting(parsed: &crate::opts::Parsed) -> Counting<'_> {
+    let bytes = parsed.last_of(&["n", "c"]) == Some("c");
+    let (key, what) = if bytes {
+        ("c", "bytes")
+    } else {
+        ("n", "lines")
+    };
+    Counting {
+        bytes,
+        value: parsed.value(key),
+        what,
+    }
+}
+
+/// [`each_input`] with `==> NAME <==` before each input when there is
+/// more than one (`-q` never, `-v` always), as head and tail print them.
+pub(crate) fn each_with_headers(
+    io: &mut Io<'_>,
+    parsed: &crate::opts::Parsed,
+    mut each: impl FnMut(&str, &mut dyn BufRead, &mut Io<'_>) -> Result,
+) -> Result {
+    let headers = match parsed.last_of(&["q", "v"]) {
+        Some("q") => false,
+        Some(_) => true,
+        None => parsed.operands.len() > 1,
+    };
+    let mut first = true;
+    each_input(io, &parsed.operands, |name, input, io| {
+        if headers {
+            header(io, name, first)?;
+        }
+        first = false;
+        each(name, input, io)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

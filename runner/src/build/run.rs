@@ -376,17 +376,13 @@ pub(super) fn run(
     let stderr = masked(Chunks { tx, err: true }, b.scanner.clone());
     let result = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            step::run(
-                engine,
-                store,
-                vfs,
-                spec,
-                Box::new(io::empty()),
+            let stdio = crate::wasi::Stdio {
+                stdin: Box::new(io::empty()),
                 stdout,
                 stderr,
-                false,
-                cancel,
-            )
+                terminal: false,
+            };
+            step::run(engine, store, vfs, spec, stdio, cancel)
         });
         let mut lines = LineSplitter::default();
         loop {

@@ -169,17 +169,13 @@ pub(super) fn run(
         network,
         net_log: Some(net_log),
     };
-    let finished = step::run(
-        &engine,
-        store,
-        vfs,
-        spec,
-        Box::new(io::stdin()),
-        crate::build::masked(io::stdout(), scanner.clone()),
-        crate::build::masked(io::stderr(), scanner),
+    let stdio = crate::wasi::Stdio {
+        stdin: Box::new(io::stdin()),
+        stdout: crate::build::masked(io::stdout(), scanner.clone()),
+        stderr: crate::build::masked(io::stderr(), scanner),
         terminal,
-        cancel,
-    );
+    };
+    let finished = step::run(&engine, store, vfs, spec, stdio, cancel);
     let damaged = watched.damage();
     if let Some(damage) = &damaged {
         printer.error(&anyhow::Error::from(damage.clone()));

@@ -11,14 +11,7 @@ use crate::vfs::{Errno, FileType, OpenFlags, Scope, Vfs};
 /// The contents of a file, refused above `max` bytes (it is held in
 /// memory).
 pub(super) fn read(vfs: &mut Vfs, path: &str, max: u64) -> io::Result<Vec<u8>> {
-    let root = vfs.root();
-    let flags = OpenFlags {
-        follow: true,
-        ..Default::default()
-    };
-    let node = vfs
-        .open_at(root, Scope::Clamp, relative(path), flags)
-        .map_err(error)?;
+    let node = open(vfs, path, OpenFlags::default())?;
     let result = vfs.stat(node).and_then(|stat| match stat.kind {
         FileType::Dir => Err(Errno::Isdir),
         _ if stat.size > max => Err(Errno::Fbig),
@@ -30,32 +23,24 @@ pub(super) fn read(vfs: &mut Vfs, path: &str, max: u64) -> io::Result<Vec<u8>> {
 
 /// Creates or truncates a file (`>`), or creates it if missing (`>>`).
 pub(super) fn open_write(vfs: &mut Vfs, path: &str, append: bool) -> io::Result<()> {
-    let root = vfs.root();
     let flags = OpenFlags {
         create: true,
         truncate: !append,
-        follow: true,
         write: true,
         ..Default::default()
     };
-    let node = vfs
-        .open_at(root, Scope::Clamp, relative(path), flags)
-        .map_err(error)?;
+    let node = open(vfs, path, flags)?;
     vfs.close(node);
     Ok(())
 }
 
 /// Appends `data` to a file.
 pub(super) fn append(vfs: &mut Vfs, path: &str, data: &[u8]) -> io::Result<()> {
-    let root = vfs.root();
     let flags = OpenFlags {
-        follow: true,
         write: true,
         ..Default::default()
     };
-    let node = vfs
-        .open_at(root, Scope::Clamp, relative(path), flags)
-        .map_err(error)?;
+    let node = open(vfs, path, flags)?;
     let written = (|| {
         let mut at = vfs.stat(node)?.size;
         let mut rest = data;
@@ -99,6 +84,17 @@ pub(super) fn list(vfs: &mut Vfs, path: &str) -> io::Result<Vec<String>> {
         .map(|(name, _, _)| name)
         .filter(|n| n != "." && n != "..")
         .collect())
+}
+
+/// Opens `path` with `flags`, links followed; the caller closes it.
+fn open(vfs: &mut Vfs, path: &str, flags: OpenFlags) -> io::Result<crate::vfs::NodeRef> {
+    let root = vfs.root();
+    let flags = OpenFlags {
+        follow: true,
+        ..flags
+    };
+    vfs.open_at(root, Scope::Clamp, relative(path), flags)
+        .map_err(error)
 }
 
 /// A path (`/a/b`) as the `Vfs` takes it from the root.

@@ -31,16 +31,10 @@ use crate::snapshot::ImagePath;
 use crate::step::{self, Finished, StepError, StepSpec};
 use crate::store::Store;
 use crate::vfs::{LimitHit, Vfs};
+use crate::wasi::Stdio;
 
 /// How the built-in shell is named in messages (`... exited with code 1`).
 pub(crate) const PROGRAM: &str = "sh (kiln's built-in shell)";
-
-/// The streams a step's caller gives it.
-pub(crate) struct Io {
-    pub stdin: Box<dyn Read + Send>,
-    pub stdout: Box<dyn Write + Send>,
-    pub stderr: Box<dyn Write + Send>,
-}
 
 /// Runs `spec.argv` (an [`invocation`]) with the built-in shell over `vfs`.
 pub(crate) fn run(
@@ -48,14 +42,15 @@ pub(crate) fn run(
     store: &Store,
     vfs: Vfs,
     spec: StepSpec,
-    io: Io,
+    stdio: Stdio,
     cancel: Arc<AtomicBool>,
 ) -> Result<Finished, StepError> {
-    let Io {
+    let Stdio {
         stdin,
         mut stdout,
         mut stderr,
-    } = io;
+        ..
+    } = stdio;
     let invocation = invocation(&spec.argv).expect("step::run checked that argv calls sh");
     let total = spec.limits.timeout;
     let mut host = StepHost {
@@ -371,17 +366,13 @@ impl Host for StepHost<'_> {
                 };
                 let (vfs, cancel) = (vfs.share(), Arc::clone(cancel));
                 workers.push(Some(scope.spawn(move || {
-                    let finished = step::execute(
-                        engine,
-                        loaded,
-                        vfs,
-                        spec,
-                        program_stdin,
-                        program_stdout,
-                        program_stderr,
-                        false,
-                        cancel,
-                    );
+                    let stdio = Stdio {
+                        stdin: program_stdin,
+                        stdout: program_stdout,
+                        stderr: program_stderr,
+                        terminal: false,
+                    };
+                    let finished = step::execute(engine, loaded, vfs, spec, stdio, cancel);
                     (finished.outcome, finished.program)
                 })));
             }

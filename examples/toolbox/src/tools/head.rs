@@ -48,30 +48,15 @@ enum Amount {
 
 fn run(args: &[String], io: &mut Io<'_>) -> Result {
     let parsed = opts::parse(FLAGS, &text::legacy_count(args))?;
-    let bytes = parsed.last_of(&["n", "c"]) == Some("c");
-    let (key, what) = if bytes {
-        ("c", "bytes")
-    } else {
-        ("n", "lines")
-    };
-    let amount = match parsed.value(key) {
+    let text::Counting { bytes, value, what } = text::counting(&parsed);
+    let amount = match value {
         None => Amount::First(10),
         Some(v) => match v.strip_prefix('-') {
             Some(n) => Amount::AllBut(count(n, what)?),
             None => Amount::First(count(v, what)?),
         },
     };
-    let headers = match parsed.last_of(&["q", "v"]) {
-        Some("q") => false,
-        Some(_) => true,
-        None => parsed.operands.len() > 1,
-    };
-    let mut first = true;
-    text::each_input(io, &parsed.operands, |name, input, io| {
-        if headers {
-            text::header(io, name, first)?;
-        }
-        first = false;
+    text::each_with_headers(io, &parsed, |name, input, io| {
         if bytes {
             head_bytes(input, io, name, amount)
         } else {

@@ -46,55 +46,38 @@ enum Amount {
 
 fn run(args: &[String], io: &mut Io<'_>) -> Result {
     let parsed = opts::parse(FLAGS, &text::legacy_count(args))?;
-    let bytes = parsed.last_of(&["n", "c"]) == Some("c");
-    let (key, what) = if bytes {
-        ("c", "bytes")
-    } else {
-        ("n", "lines")
-    };
-    let amount = match parsed.value(key) {
+    let text::Counting { bytes, value, what } = text::counting(&parsed);
+    let amount = match value {
         None => Amount::Last(10),
         Some(v) => match v.strip_prefix('+') {
             Some(n) => Amount::From(count(n, what)?),
             None => Amount::Last(count(v.strip_prefix('-').unwrap_or(v), what)?),
         },
     };
-    let headers = match parsed.last_of(&["q", "v"]) {
-        Some("q") => false,
-        Some(_) => true,
-        None => parsed.operands.len() > 1,
-    };
-    let mut first = true;
-    text::each_input(io, &parsed.operands, |name, input, io| {
-        if headers {
-            text::header(io, name, first)?;
+    text::each_with_headers(io, &parsed, |name, input, io| match (amount, bytes) {
+        (Amount::Last(n), false) => last_lines(input, io, name, n),
+        (Amount::Last(n), true) => {
+            let all = text::read_all(input, name)?;
+            let n = usize::try_from(n).unwrap_or(usize::MAX).min(all.len());
+            io.out(&all[all.len() - n..])
         }
-        first = false;
-        match (amount, bytes) {
-            (Amount::Last(n), false) => last_lines(input, io, name, n),
-            (Amount::Last(n), true) => {
-                let all = text::read_all(input, name)?;
-                let n = usize::try_from(n).unwrap_or(usize::MAX).min(all.len());
-                io.out(&all[all.len() - n..])
-            }
-            (Amount::From(n), false) => {
-                let mut line = Vec::new();
-                for _ in 1..n {
-                    if !next_line(input, &mut line, name)? {
-                        return Ok(());
-                    }
-                }
-                text::copy(input, io, name)
-            }
-            (Amount::From(n), true) => {
-                let skip = n.saturating_sub(1);
-                let skipped = std::io::copy(&mut input.take(skip), &mut std::io::sink())
-                    .map_err(|e| text::read_failed(name, &e))?;
-                if skipped < skip {
+        (Amount::From(n), false) => {
+            let mut line = Vec::new();
+            for _ in 1..n {
+                if !next_line(input, &mut line, name)? {
                     return Ok(());
                 }
-                text::copy(input, io, name)
             }
+            text::copy(input, io, name)
+        }
+        (Amount::From(n), true) => {
+            let skip = n.saturating_sub(1);
+            let skipped = std::io::copy(&mut input.take(skip), &mut std::io::sink())
+                .map_err(|e| text::read_failed(name, &e))?;
+            if skipped < skip {
+                return Ok(());
+            }
+            text::copy(input, io, name)
         }
     })
 }
