@@ -291,6 +291,9 @@ pub struct RunArgs {
     /// The image: NAME[:TAG], an id, or scratch
     pub image: String,
     /// The program and its arguments [default: the image's ENTRYPOINT and CMD]
+    ///
+    /// `sh -c 'SCRIPT'` runs kiln's built-in POSIX shell when the image has
+    /// no sh of its own; its commands are the image's programs.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
