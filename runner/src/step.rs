@@ -254,7 +254,15 @@ pub fn run(
         }
         loaded => loaded?,
     };
-    Ok(execute(engine, loaded, vfs, spec, stdio, cancel))
+    Ok(execute(
+        engine,
+        loaded,
+        vfs,
+        spec,
+        stdio,
+        cancel,
+        Arc::default(),
+    ))
 }
 
 /// Finds, reads and compiles the program `spec.argv[0]` names, and
@@ -311,7 +319,9 @@ pub(crate) fn load(
 }
 
 /// Runs a loaded program over `vfs`; nothing here fails before the program
-/// runs.
+/// runs. Its memories count against `memory` with those of every program
+/// given the same pool (a pipeline's, at once): together they stay within
+/// the step's memory limit.
 pub(crate) fn execute(
     engine: &Engine,
     loaded: Loaded,
@@ -319,6 +329,7 @@ pub(crate) fn execute(
     spec: StepSpec,
     stdio: Stdio,
     cancel: Arc<AtomicBool>,
+    memory: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Finished {
     let Loaded {
         program,
@@ -359,7 +370,7 @@ pub(crate) fn execute(
         deadline: None,
         p1,
         p2: wasi::p2::P2State::unused(),
-        limits: Limiter::new(spec.limits.memory),
+        limits: Limiter::sharing(spec.limits.memory, memory),
     };
     if program.kind() == ProgramKind::Component {
         let seed = spec.reproducible.as_ref().map(|r| &r.seed);

@@ -10,6 +10,14 @@
 //! count at [`TABLE_ELEMENT_BYTES`] each. The number of instances, memories
 //! and tables is capped by small constants, reported as their own
 //! [`super::Limit`]s. Read `mod.rs` for how a refusal becomes an outcome.
+//!
+//! The programs of a shell pipeline run at once, one `Store` each: their
+//! limiters share one pool ([`Limiter::sharing`]), so together they stay
+//! within the step's limit; a program's bytes go back to the pool when it
+//! ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes one table element is counted as: wasmtime stores each element
 /// (a function or GC reference) in a pointer-sized slot.
@@ -38,7 +46,10 @@ pub const MAX_TABLES: usize = 512;
 #[derive(Debug)]
 pub struct Limiter {
     max_memory: usize,
+    /// Bytes granted to this store.
     used: usize,
+    /// Bytes granted to every store sharing the limit, this one included.
+    pool: Arc<AtomicUsize>,
     hit: bool,
 }
 
@@ -46,11 +57,23 @@ impl Limiter {
     /// A limiter that lets the step's memories and tables reach
     /// `max_memory` bytes in all.
     pub fn new(max_memory: usize) -> Limiter {
+        Limiter::sharing(max_memory, Arc::default())
+    }
+
+    /// A limiter counting against `pool` with every other limiter on it:
+    /// the stores together stay within `max_memory`.
+    pub fn sharing(max_memory: usize, pool: Arc<AtomicUsize>) -> Limiter {
         Limiter {
             max_memory,
             used: 0,
+            pool,
             hit: false,
         }
+    }
+
+    /// Sets the limit (the step's, when the store starts).
+    pub fn set_max_memory(&mut self, max_memory: usize) {
+        self.max_memory = max_memory;
     }
 
     /// The limit, bytes.
@@ -85,19 +108,27 @@ impl Limiter {
             return false;
         }
         let delta = desired.saturating_sub(current);
-        match self.used.checked_add(delta) {
-            Some(total) if total <= self.max_memory => {
-                // A growth granted here that wasmtime then fails to make (the
-                // OS refusing memory) stays counted: the count errs on the
-                // side of the limit.
-                self.used = total;
-                true
-            }
-            _ => {
-                self.hit = true;
-                false
-            }
+        let granted = self
+            .pool
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |total| {
+                total.checked_add(delta).filter(|t| *t <= self.max_memory)
+            });
+        if granted.is_err() {
+            self.hit = true;
+            return false;
         }
+        // A growth granted here that wasmtime then fails to make (the OS
+        // refusing memory) stays counted: the count errs on the side of
+        // the limit.
+        self.used += delta;
+        true
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        // The store is gone, and its memories with it.
+        self.pool.fetch_sub(self.used, Ordering::SeqCst);
     }
 }
 
@@ -173,6 +204,19 @@ mod tests {
         let elements = (40 << 20) / TABLE_ELEMENT_BYTES;
         assert!(l.table_growing(0, elements, None).unwrap());
         assert!(!l.table_growing(elements, elements + 1, None).unwrap());
+    }
+
+    #[test]
+    fn stores_sharing_a_pool_share_the_limit_until_one_ends() {
+        let pool = Arc::new(AtomicUsize::new(0));
+        let mut a = Limiter::sharing(100 << 20, Arc::clone(&pool));
+        let mut b = Limiter::sharing(100 << 20, Arc::clone(&pool));
+        assert!(a.memory_growing(0, 60 << 20, None).unwrap());
+        assert!(!b.memory_growing(0, 60 << 20, None).unwrap());
+        assert!(b.hit() && !a.hit());
+        drop(a);
+        assert!(b.memory_growing(0, 60 << 20, None).unwrap());
+        assert_eq!(pool.load(Ordering::SeqCst), 60 << 20);
     }
 
     #[test]

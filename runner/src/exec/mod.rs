@@ -242,7 +242,7 @@ impl Engine {
         limits: &StepLimits,
     ) -> (StepState, Outcome) {
         // One source of truth for the memory limit: the step's limits.
-        state.limits = wasi::Limiter::new(limits.memory);
+        state.limits.set_max_memory(limits.memory);
         // A timeout past the end of the clock means no deadline, not a panic.
         let deadline = Instant::now().checked_add(limits.timeout);
         state.deadline = deadline;

@@ -14,12 +14,12 @@
 //!
 //! One budget for the whole script: its time limit runs from the start of
 //! the script (a loop of builtins included), its writes share the `Vfs`'s
-//! write limits, and each program gets the step's memory limit, one at a
-//! time. A limit hit or a Ctrl-C stops the script and is the step's
-//! outcome, as for a single program.
+//! write limits, and the programs running at once share the step's memory
+//! limit (one pool, `exec::limiter`). A limit hit or a Ctrl-C stops the
+//! script and is the step's outcome, as for a single program.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -59,6 +59,7 @@ pub(crate) fn run(
         vfs: Some(vfs),
         stdin: Arc::new(Mutex::new(stdin)),
         started: Instant::now(),
+        memory: Arc::default(),
         commands: 0,
         fatal: None,
         cancel,
@@ -106,6 +107,8 @@ struct StepHost<'e> {
     commands: u64,
     /// What stopped the script: a limit hit, Ctrl-C.
     fatal: Option<Outcome>,
+    /// What the programs running now hold of the step's memory limit.
+    memory: Arc<AtomicUsize>,
     cancel: Arc<AtomicBool>,
     /// The step's spec, its argv unused: each command's starts from it.
     spec: StepSpec,
@@ -365,6 +368,7 @@ impl Host for StepHost<'_> {
                     continue;
                 };
                 let (vfs, cancel) = (vfs.share(), Arc::clone(cancel));
+                let memory = Arc::clone(&self.memory);
                 workers.push(Some(scope.spawn(move || {
                     let stdio = Stdio {
                         stdin: program_stdin,
@@ -372,7 +376,7 @@ impl Host for StepHost<'_> {
                         stderr: program_stderr,
                         terminal: false,
                     };
-                    let finished = step::execute(engine, loaded, vfs, spec, stdio, cancel);
+                    let finished = step::execute(engine, loaded, vfs, spec, stdio, cancel, memory);
                     (finished.outcome, finished.program)
                 })));
             }
