@@ -91,6 +91,14 @@ pub(crate) fn run_for_test(name: &str, args: &[&str], stdin: &[u8]) -> (i32, Str
     (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
+/// [`run_for_test`] for a run that must succeed silently: its stdout.
+#[cfg(test)]
+pub(crate) fn run_ok(name: &str, args: &[&str], stdin: &[u8]) -> String {
+    let (code, out, err) = run_for_test(name, args, stdin);
+    assert_eq!((code, err.as_str()), (0, ""), "{name} {args:?}");
+    out
+}
+
 /// [`run_for_test`] with stdout as bytes (an archive).
 #[cfg(test)]
 pub(crate) fn run_for_test_bytes(

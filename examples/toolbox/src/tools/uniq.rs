@@ -101,9 +101,7 @@ mod tests {
     const INPUT: &str = "a\na\nb\nc\nc\nc\na\nA";
 
     fn uniq(args: &[&str]) -> String {
-        let (code, out, err) = run_for_test("uniq", args, INPUT.as_bytes());
-        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
-        out
+        crate::tools::run_ok("uniq", args, INPUT.as_bytes())
     }
 
     #[test]
