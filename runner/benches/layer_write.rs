@@ -127,6 +127,7 @@ fn kiln_layer(dir: &Path, store_dir: &Path, compression: Compression) -> Duratio
         clamp_mtime: None,
         guard: None,
         cancel: None,
+        threads: 0,
     };
     write_layer(&store, changes, &opts).unwrap();
     start.elapsed()

@@ -19,6 +19,7 @@ pub mod context;
 pub mod digest;
 pub mod exec;
 pub mod export;
+pub mod file_identity;
 pub mod frontend;
 pub mod image;
 pub mod json;

@@ -138,7 +138,7 @@ impl Build<'_> {
         key.digest("parent", parent)
             .add("epoch", self.epoch.to_le_bytes())
             .add("reproducible", [u8::from(self.reproducible)])
-            .add("compression", format!("{:?}", self.opts.compression));
+            .add("compression", self.opts.compression.cache_id());
         key
     }
 

@@ -4,7 +4,8 @@
 
 use super::steps::Steps;
 use super::{BuildError, BuildOptions, human_bytes};
-use crate::context::Context;
+use crate::context::{Context, StatCache};
+use crate::store::Store;
 use crate::frontend::{self, Kilnfile};
 
 /// Largest Kilnfile read from disk (see [`frontend::MAX_KILNFILE_BYTES`]).
@@ -27,6 +28,7 @@ fn definition_kind(path: &str) -> &'static str {
 
 /// Reads and parses the Kilnfile and opens the context, as the first steps.
 pub(super) fn load(
+    store: &Store,
     opts: &BuildOptions,
     steps: &Steps<'_>,
 ) -> Result<(Kilnfile, Context), BuildError> {
@@ -49,13 +51,34 @@ pub(super) fn load(
         },
     )?;
     let context = steps.run("[internal] load build context", |id| {
-        let ctx = Context::open(&opts.context)?;
+        let mut ctx = Context::open(&opts.context)?;
+        ctx.use_stat_cache(std::sync::Arc::new(StatCache::load(
+            store.context_cache_file(&opts.context),
+        )));
         if let Some(file) = ctx.ignore_file() {
             steps.log(id, &format!("using {file}"));
         }
         Ok::<_, BuildError>(ctx)
     })?;
     Ok((kilnfile, context))
+}
+
+/// Saves what the build learnt about the context's files (a failure is
+/// a warning: it costs the next build some hashing, nothing else).
+pub(super) fn save_stat_cache(store: &Store, context: &Context, steps: &Steps<'_>) {
+    let Some(cache) = context.stat_cache() else {
+        return;
+    };
+    if let Err(e) = cache.save(|path, bytes| {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        store
+            .write_file_unsynced(path, bytes)
+            .map_err(std::io::Error::other)
+    }) {
+        steps.warn(&format!("could not save the context's file digests: {e}"));
+    }
 }
 
 fn read_kilnfile(opts: &BuildOptions) -> Result<String, BuildError> {

@@ -671,6 +671,7 @@ impl Build<'_> {
             clamp_mtime: Some(self.epoch),
             guard: self.guard(),
             cancel: Some(self.opts.cancel.clone()),
+            threads: 0,
         };
         let layer = write_layer(self.store, changes, &opts).map_err(|source| match source {
             crate::layer::LayerError::Cancelled => BuildError::Cancelled,

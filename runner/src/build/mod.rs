@@ -354,9 +354,11 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
     let steps = Steps::new(progress);
-    let (kilnfile, context) = definition::load(opts, &steps)?;
-    let mut output = build_loaded(store, opts, steps, &kilnfile, &context, None)?;
+    let (kilnfile, context) = definition::load(store, opts, &steps)?;
+    let built = build_loaded(store, opts, steps, &kilnfile, &context, None);
     let steps = Steps::new(progress);
+    definition::save_stat_cache(store, &context, &steps);
+    let mut output = built?;
     steps.skip_to(output.last_step + 1);
     output.out.pushed = output::push_all(store, opts, &steps, &output.out.image.descriptor)?;
     Ok(output.out)

@@ -10,7 +10,7 @@
 //! images go into an index (each manifest descriptor with its `platform`),
 //! which is what the tags name and what is pushed.
 
-use super::definition::load;
+use super::definition::{load, save_stat_cache};
 use super::pull::StepTransfers;
 use super::{BuildError, BuildOptions, Progress, Steps, build_loaded};
 use crate::image::{Image, Platform};
@@ -63,7 +63,7 @@ pub fn build_platforms(
         return Err(BuildError::Usage("no platform to build for".into()));
     }
     let steps = Steps::new(progress);
-    let (kilnfile, context) = load(opts, &steps)?;
+    let (kilnfile, context) = load(store, opts, &steps)?;
     let mut next = steps.last() + 1;
     let mut images = Vec::new();
     for platform in platforms {
@@ -80,7 +80,9 @@ pub fn build_platforms(
             &kilnfile,
             &context,
             Some(platform.to_string()),
-        )?;
+        );
+        save_stat_cache(store, &context, &Steps::new(progress));
+        let built = built?;
         next = built.last_step + 1;
         images.push((platform.clone(), built.out.image));
     }

@@ -15,9 +15,11 @@
 
 mod ignore;
 mod portable;
+mod stat_cache;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -25,6 +27,9 @@ use globset::GlobBuilder;
 
 pub use ignore::{IgnoreError, IgnoreRules};
 pub use portable::{case_fold, source_path};
+pub use stat_cache::StatCache;
+
+use crate::file_identity::FileIdentity;
 
 /// The names of the ignore files, in order of preference.
 pub const IGNORE_FILES: [&str; 2] = [".kilnignore", ".dockerignore"];
@@ -117,6 +122,7 @@ pub struct Context {
     root: PathBuf,
     ignore: IgnoreRules,
     ignore_file: Option<&'static str>,
+    stat_cache: Option<Arc<StatCache>>,
 }
 
 impl Context {
@@ -159,7 +165,19 @@ impl Context {
             root: root.to_path_buf(),
             ignore,
             ignore_file,
+            stat_cache: None,
         })
+    }
+
+    /// Keeps the digests of files hashed through this context's openers
+    /// in `cache`, and takes them from it when a file is unchanged.
+    pub fn use_stat_cache(&mut self, cache: Arc<StatCache>) {
+        self.stat_cache = Some(cache);
+    }
+
+    /// The stat cache in use, to save when the build ends.
+    pub fn stat_cache(&self) -> Option<&StatCache> {
+        self.stat_cache.as_deref()
     }
 
     /// The host directory (for messages only; never opened by path).
@@ -285,6 +303,7 @@ impl Context {
     pub fn opener(&self) -> Result<ContextOpener, ContextError> {
         Ok(ContextOpener {
             dir: self.dir.try_clone().map_err(Self::io(""))?,
+            stat_cache: self.stat_cache.clone(),
         })
     }
 
@@ -328,6 +347,7 @@ impl Context {
 #[derive(Debug)]
 pub struct ContextOpener {
     dir: Dir,
+    stat_cache: Option<Arc<StatCache>>,
 }
 
 impl ContextOpener {
@@ -340,9 +360,20 @@ impl ContextOpener {
         )))
     }
 
-    /// The sha256 of `path`'s contents, and their length.
+    /// The sha256 of `path`'s contents, and their length: from the stat
+    /// cache when the file is unchanged since it was hashed, else read.
     pub fn digest(&self, path: &str) -> io::Result<(crate::digest::Digest, u64)> {
         let mut f = self.dir.open(os_path(path))?.into_std();
+        let identity = match &self.stat_cache {
+            Some(cache) => {
+                let identity = FileIdentity::of(&f.metadata()?);
+                if let Some(digest) = cache.get(path, &identity) {
+                    return Ok((digest, identity.size()));
+                }
+                Some((cache, identity))
+            }
+            None => None,
+        };
         let mut hasher = crate::digest::Hasher::new();
         let mut buf = vec![0u8; 256 << 10];
         loop {
@@ -352,13 +383,20 @@ impl ContextOpener {
             }
             hasher.update(&buf[..n]);
         }
-        Ok(hasher.finish())
+        let (digest, len) = hasher.finish();
+        if let Some((cache, identity)) = identity
+            && identity.size() == len
+        {
+            cache.put(path, identity, digest);
+        }
+        Ok((digest, len))
     }
 
     /// A second handle to the same directory.
     pub fn try_clone(&self) -> io::Result<ContextOpener> {
         Ok(ContextOpener {
             dir: self.dir.try_clone()?,
+            stat_cache: self.stat_cache.clone(),
         })
     }
 }

@@ -9,11 +9,14 @@
 //! What makes two builds give the same bytes: entries sorted by path, uid/gid
 //! and modes from the change (never from the host), mtimes clamped to
 //! `SOURCE_DATE_EPOCH` when set, no user/group names, GNU headers with no
-//! access/change times, and fixed compressor settings (gzip level 6 with
-//! zlib-rs and a zero header mtime; zstd level 3, single-threaded).
+//! access/change times, and fixed compressor settings that use every core
+//! without the bytes depending on how many there are (gzip level 6 with
+//! zlib-rs in 256 KiB chunks, pigz-style, with a fixed header; zstd level 3
+//! in libzstd's multithreaded mode): see `compress.rs`.
 //!
 //! Read `writer.rs` for the pass itself and `index.rs` for the saved index.
 
+mod compress;
 pub mod index;
 mod reader;
 pub(crate) mod tarfmt;
@@ -64,6 +67,18 @@ impl Compression {
             "zstd" => Some(Compression::Zstd),
             "uncompressed" => Some(Compression::Uncompressed),
             _ => None,
+        }
+    }
+
+    /// What the step cache key says about the blob's format. It names the
+    /// encoding, so that a change of the bytes an encoder gives (gzip in
+    /// chunks and zstd multithreaded replaced one-thread streams) makes
+    /// old entries miss rather than mix two encodings in one history.
+    pub fn cache_id(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip chunked 256k",
+            Compression::Zstd => "zstd multithreaded",
+            Compression::Uncompressed => "Uncompressed",
         }
     }
 
@@ -149,6 +164,9 @@ pub struct LayerOptions {
     /// Set by Ctrl-C or SIGTERM: the write stops between two reads and
     /// nothing is committed.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Threads that compress (0: one per core). The blob's bytes are the
+    /// same for any number.
+    pub threads: usize,
 }
 
 /// What the layer writer does with secrets it finds. See

@@ -2,9 +2,9 @@
 
 use std::io::{self, Read, Write};
 
-use flate2::GzBuilder;
 use tar::{EntryType, Header};
 
+use super::compress::Encoder;
 use super::tarfmt::{append_dir, append_marker, header};
 use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
 use crate::digest::{Digest, HashingWriter};
@@ -25,59 +25,6 @@ pub struct WrittenLayer {
     pub changes: ChangeSet,
     /// Secrets the leak guard found, when it records instead of failing.
     pub leaks: Vec<(ImagePath, Hit)>,
-}
-
-/// The compressor stage of the pipeline.
-enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-    Plain(W),
-}
-
-impl<W: Write> Encoder<W> {
-    fn new(compression: Compression, w: W) -> io::Result<Encoder<W>> {
-        Ok(match compression {
-            Compression::Gzip => Encoder::Gzip(
-                GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(w, flate2::Compression::new(super::GZIP_LEVEL)),
-            ),
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(w, super::ZSTD_LEVEL)?;
-                e.include_checksum(true)?;
-                e.include_contentsize(false)?;
-                Encoder::Zstd(e)
-            }
-            Compression::Uncompressed => Encoder::Plain(w),
-        })
-    }
-
-    fn finish(self) -> io::Result<W> {
-        match self {
-            Encoder::Gzip(e) => e.finish(),
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Plain(w) => Ok(w),
-        }
-    }
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-            Encoder::Plain(w) => w.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-            Encoder::Plain(w) => w.flush(),
-        }
-    }
 }
 
 type TarSink = HashingWriter<Encoder<AtomicWriter>>;
@@ -113,8 +60,17 @@ fn write(
 ) -> Result<WrittenLayer, LayerError> {
     let changes = order_hardlinks(changes)?;
     let blob = store.private_blob_writer()?;
+    // Uncompressed, the blob is the tar: its digest is the diff_id.
+    let plain = opts.compression == Compression::Uncompressed;
+    let blob = if plain {
+        blob.hashed_by_caller()
+    } else {
+        blob
+    };
     let sink: TarSink =
-        HashingWriter::new(Encoder::new(opts.compression, blob).map_err(LayerError::Write)?);
+        HashingWriter::new(
+        Encoder::new(opts.compression, blob, opts.threads).map_err(LayerError::Write)?,
+    );
     let mut tar = tar::Builder::new(sink);
     let mut index = ChangeSet::new();
     // The tar and the index carry the same, clamped times: a snapshot read
@@ -205,7 +161,11 @@ fn write(
     let sink = tar.into_inner().map_err(LayerError::Write)?;
     let (encoder, diff_id, tar_size) = sink.finish();
     let blob = encoder.finish().map_err(LayerError::Write)?;
-    let (digest, size) = blob.commit()?;
+    let (digest, size) = if plain {
+        blob.commit_as(diff_id)?
+    } else {
+        blob.commit()?
+    };
     Ok(WrittenLayer {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,

@@ -64,7 +64,9 @@ impl Write for Spool {
 /// A new object being written; see the module docs.
 pub struct AtomicWriter {
     file: BufWriter<Spool>,
-    hasher: Hasher,
+    /// `None` once the caller took over hashing ([`AtomicWriter::hashed_by_caller`]).
+    hasher: Option<Hasher>,
+    len: u64,
     tmp_dir: PathBuf,
     dest_dir: PathBuf,
 }
@@ -86,7 +88,8 @@ impl AtomicWriter {
         };
         Ok(AtomicWriter {
             file: BufWriter::with_capacity(IO_BUFFER, spool),
-            hasher: Hasher::new(),
+            hasher: Some(Hasher::new()),
+            len: 0,
             tmp_dir: tmp_dir.to_path_buf(),
             dest_dir,
         })
@@ -101,12 +104,32 @@ impl AtomicWriter {
 
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.hasher.len()
+        self.len
     }
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.hasher.is_empty()
+        self.len == 0
+    }
+
+    /// Stops hashing, for a caller that hashes the very same bytes on
+    /// their way in (an uncompressed layer: the blob is the tar, whose
+    /// digest the layer writer computes anyway) and names the object with
+    /// [`AtomicWriter::commit_as`]. Saves hashing every byte twice.
+    pub fn hashed_by_caller(mut self) -> AtomicWriter {
+        debug_assert_eq!(self.len, 0, "before anything is written");
+        self.hasher = None;
+        self
+    }
+
+    /// Names the object by `digest`, which the caller computed over
+    /// exactly the bytes written (see [`AtomicWriter::hashed_by_caller`]).
+    pub fn commit_as(mut self, digest: Digest) -> Result<(Digest, u64)> {
+        if let Some(hasher) = self.hasher.take() {
+            let (own, _) = hasher.finish();
+            assert_eq!(own, digest, "the caller's digest is the bytes' digest");
+        }
+        self.seal_with(digest)?.commit()
     }
 
     /// Names the object by its digest, replacing whatever had that name:
@@ -123,8 +146,17 @@ impl AtomicWriter {
     /// digest and decides whether to [`Sealed::commit`] it (dropping it
     /// leaves nothing behind). `kiln load` holds every object of an
     /// archive this way until the archive has been checked whole.
-    pub fn seal(self) -> Result<Sealed> {
-        let (digest, len) = self.hasher.finish();
+    pub fn seal(mut self) -> Result<Sealed> {
+        let (digest, _) = self
+            .hasher
+            .take()
+            .expect("an AtomicWriter hashed by its caller is committed with commit_as")
+            .finish();
+        self.seal_with(digest)
+    }
+
+    fn seal_with(self, digest: Digest) -> Result<Sealed> {
+        let len = self.len;
         let tmp_dir = self.tmp_dir;
         let spool = self.file.into_inner().map_err(|e| StoreError::Io {
             action: "writing a temp file in",
@@ -251,13 +283,19 @@ fn link_unnamed(file: &File, tmp_dir: &Path) -> Option<NamedTempFile> {
 impl Write for AtomicWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        self.len += n as u64;
         Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.file.write_all(buf)?;
-        self.hasher.update(buf);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(buf);
+        }
+        self.len += buf.len() as u64;
         Ok(())
     }
 

@@ -235,12 +235,17 @@ impl Store {
         self.write_file_atomic(&self.index_path(), &json)
     }
 
-    /// Runs `f` on the index under the index lock and saves the result.
+    /// Runs `f` on the index under the index lock and saves the result,
+    /// when it changed: a rebuild that gives the same image under the same
+    /// names writes (and syncs) nothing.
     pub(crate) fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _guard = self.lock_index()?;
         let mut index = self.read_index()?;
+        let before = crate::json::canonical(&index);
         let out = f(&mut index)?;
-        self.write_index(&index)?;
+        if crate::json::canonical(&index) != before || !self.index_path().is_file() {
+            self.write_index(&index)?;
+        }
         Ok(out)
     }
 

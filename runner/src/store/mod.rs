@@ -40,6 +40,7 @@ mod prune;
 mod repair;
 mod steps;
 mod tmp;
+mod verified;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -291,6 +292,7 @@ impl Store {
 
     /// Deletes a blob found corrupt, so it can be written again.
     pub fn discard_blob(&self, digest: &Digest) -> Result<()> {
+        self.forget_blob_good(digest);
         blob::remove_if_exists(&self.blob_path(digest))
     }
 
@@ -398,6 +400,12 @@ impl Store {
         .map_err(|e| self.noting("file content", file.digest, path, e))
     }
 
+    /// Where the digests of context directory `root`'s files are kept
+    /// (see [`crate::context::StatCache`]).
+    pub fn context_cache_file(&self, root: &Path) -> PathBuf {
+        crate::context::StatCache::file_for(&self.kiln_dir().join("contexts"), root)
+    }
+
     /// Whether file contents with this digest are stored.
     pub fn has_content(&self, digest: &Digest) -> bool {
         self.content_path(digest).is_file()
@@ -415,7 +423,7 @@ impl Store {
         if holds(&path, &json) {
             return Ok(());
         }
-        self.write_file_atomic(&path, &json)
+        self.write_file_unsynced(&path, &json)
     }
 
     /// Loads the change index of a layer, if kiln has one.
@@ -431,8 +439,24 @@ impl Store {
             .map_err(|reason| StoreError::Corrupt { path, reason })
     }
 
-    /// Writes `bytes` to `path` through a temp file and a rename.
+    /// Writes `bytes` to `path` through a temp file, a sync and a rename:
+    /// for what must survive a power loss whole (`index.json`, the root of
+    /// every image, and the store's own settings).
     pub(crate) fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.replace_file(path, bytes, true)
+    }
+
+    /// Writes `bytes` to `path` through a temp file and a rename, without
+    /// a sync: for records kiln checks when it reads them and rebuilds when
+    /// they are damaged or gone (step cache entries, layer change indexes).
+    /// A crash can lose or tear one, which costs a cache miss, never a
+    /// wrong result; a sync each would cost a cached 20-step rebuild
+    /// 20 disk flushes.
+    pub(crate) fn write_file_unsynced(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.replace_file(path, bytes, false)
+    }
+
+    fn replace_file(&self, path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(self.tmp_dir())
@@ -441,7 +465,9 @@ impl Store {
         // fdatasync on Linux; on macOS std makes it fcntl(F_FULLFSYNC), as it
         // must be there (a plain fsync leaves the bytes in the drive's
         // cache); FlushFileBuffers on Windows.
-        tmp.as_file().sync_data().map_err(io_err("syncing", path))?;
+        if sync {
+            tmp.as_file().sync_data().map_err(io_err("syncing", path))?;
+        }
         // rename(2) replaces atomically on Linux and macOS. On Windows
         // tempfile calls MoveFileExW(MOVEFILE_REPLACE_EXISTING): atomic too,
         // but it fails (an error, never a torn file) while another process

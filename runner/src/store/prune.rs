@@ -154,6 +154,15 @@ impl Store {
                     report.bytes += b;
                 },
             )?;
+            // The notes of blobs checked whole (store/verified.rs).
+            sweep(
+                &self.kiln_dir().join("verified"),
+                |name| keep(name, &blobs),
+                |n, b| {
+                    report.other += n;
+                    report.bytes += b;
+                },
+            )?;
         }
         if unknown.contents {
             report.problems.push(kept("file content"));

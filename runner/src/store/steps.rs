@@ -83,7 +83,7 @@ impl Store {
         let dir = self.steps_dir();
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         let bytes = serde_json::to_vec(entry).expect("entries serialize");
-        self.write_file_atomic(&self.step_path(key), &bytes)
+        self.write_file_unsynced(&self.step_path(key), &bytes)
     }
 
     /// Forgets the entry for `key`.

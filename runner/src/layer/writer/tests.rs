@@ -185,10 +185,16 @@ fn output_is_identical_across_stores_and_codecs_are_stable() {
             clamp_mtime: None,
             guard: None,
             cancel: None,
+            threads: 1,
+        };
+        // One compressing thread or four: the same blob.
+        let four = LayerOptions {
+            threads: 4,
+            ..opts.clone()
         };
         let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let l1 = write_layer(&Store::open(d1.path()).unwrap(), sample(), &opts).unwrap();
-        let l2 = write_layer(&Store::open(d2.path()).unwrap(), sample(), &opts).unwrap();
+        let l2 = write_layer(&Store::open(d2.path()).unwrap(), sample(), &four).unwrap();
         assert_eq!(l1.descriptor, l2.descriptor, "{compression}");
         assert_eq!(l1.diff_id, l2.diff_id);
         assert_eq!(l1.descriptor.media_type, compression.media_type());
