@@ -46,6 +46,7 @@ mod secrets;
 mod shell;
 mod store;
 mod token_server;
+mod unchanged;
 mod util;
 mod verdaccio;
 #[cfg(unix)]

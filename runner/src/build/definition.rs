@@ -5,8 +5,8 @@
 use super::steps::Steps;
 use super::{BuildError, BuildOptions, human_bytes};
 use crate::context::{Context, StatCache};
-use crate::store::Store;
 use crate::frontend::{self, Kilnfile};
+use crate::store::Store;
 
 /// Largest Kilnfile read from disk (see [`frontend::MAX_KILNFILE_BYTES`]).
 const MAX_READ: u64 = frontend::MAX_KILNFILE_BYTES as u64 + 1;

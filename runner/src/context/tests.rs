@@ -171,3 +171,37 @@ fn bad_ignore_files_name_the_line() {
     let err = Context::open(&root).unwrap_err().to_string();
     assert!(err.starts_with(".kilnignore: line 2"), "{err}");
 }
+
+#[test]
+fn digests_come_from_the_stat_cache_while_the_identity_holds() {
+    let (dir, root) = context();
+    let file = root.join("src/a.rs");
+    let identity = FileIdentity::of(&fs::metadata(&file).unwrap());
+    // A remembered digest for exactly this identity is believed (that is
+    // the point: the file is not read)...
+    let believed = crate::digest::Digest::of(b"what the cache says");
+    let cache_file = dir.path().join("stat-cache");
+    fs::write(
+        &cache_file,
+        format!("{} {} src/a.rs\n", believed.hex(), identity.encode()),
+    )
+    .unwrap();
+    let mut ctx = Context::open(&root).unwrap();
+    ctx.use_stat_cache(Arc::new(StatCache::load(cache_file)));
+    let opener = ctx.opener().unwrap();
+    assert_eq!(opener.digest("src/a.rs").unwrap(), (believed, 1));
+    // ...and any change of the identity means reading the file (the
+    // mtime set apart, since a rewrite within one timestamp tick of the
+    // creation could keep both times).
+    fs::write(&file, "A").unwrap();
+    let f = fs::File::options().write(true).open(&file).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
+        .unwrap();
+    drop(f);
+    let real = crate::digest::Digest::of(b"A");
+    assert_eq!(opener.digest("src/a.rs").unwrap(), (real, 1));
+    assert_eq!(
+        opener.digest("src/b.rs").unwrap().0,
+        crate::digest::Digest::of(b"b")
+    );
+}

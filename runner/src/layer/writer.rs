@@ -62,13 +62,8 @@ fn write(
     let blob = store.private_blob_writer()?;
     // Uncompressed, the blob is the tar: its digest is the diff_id.
     let plain = opts.compression == Compression::Uncompressed;
-    let blob = if plain {
-        blob.hashed_by_caller()
-    } else {
-        blob
-    };
-    let sink: TarSink =
-        HashingWriter::new(
+    let blob = if plain { blob.hashed_by_caller() } else { blob };
+    let sink: TarSink = HashingWriter::new(
         Encoder::new(opts.compression, blob, opts.threads).map_err(LayerError::Write)?,
     );
     let mut tar = tar::Builder::new(sink);

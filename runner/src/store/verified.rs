@@ -30,7 +30,9 @@ impl Store {
             return false;
         };
         let noted = fs::read_to_string(self.verified_note(digest));
-        noted.is_ok_and(|text| FileIdentity::decode(text.trim_end()) == Some(FileIdentity::of(&meta)))
+        noted.is_ok_and(|text| {
+            FileIdentity::decode(text.trim_end()) == Some(FileIdentity::of(&meta))
+        })
     }
 
     /// Notes that blob `digest` was just read whole and matched: syncs it
@@ -82,6 +84,9 @@ mod tests {
         store.note_blob_good(&digest);
         store.discard_blob(&digest).unwrap();
         assert!(!store.blob_known_good(&digest));
-        assert!(!store.verified_note(&digest).exists(), "forgotten with the blob");
+        assert!(
+            !store.verified_note(&digest).exists(),
+            "forgotten with the blob"
+        );
     }
 }

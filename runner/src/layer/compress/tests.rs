@@ -6,7 +6,14 @@ use super::*;
 fn sample(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut out = Vec::with_capacity(len);
-    let words = ["layer ", "kiln ", "wasm ", "secret\n", "tar ", "0123456789 "];
+    let words = [
+        "layer ",
+        "kiln ",
+        "wasm ",
+        "secret\n",
+        "tar ",
+        "0123456789 ",
+    ];
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
