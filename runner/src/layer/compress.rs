@@ -44,7 +44,7 @@ pub(crate) fn threads(requested: usize) -> usize {
 
 /// The compressor stage: tar bytes in, blob bytes out to `W`.
 pub(crate) enum Encoder<W: Write> {
-    Gzip(ParallelGzip<W>),
+    Gzip(Box<ParallelGzip<W>>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     Plain(W),
 }
@@ -54,7 +54,9 @@ impl<W: Write> Encoder<W> {
     pub(crate) fn new(compression: Compression, w: W, threads: usize) -> io::Result<Encoder<W>> {
         let threads = self::threads(threads);
         Ok(match compression {
-            Compression::Gzip => Encoder::Gzip(ParallelGzip::new(w, super::GZIP_LEVEL, threads)?),
+            Compression::Gzip => {
+                Encoder::Gzip(Box::new(ParallelGzip::new(w, super::GZIP_LEVEL, threads)?))
+            }
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(w, super::ZSTD_LEVEL)?;
                 e.include_checksum(true)?;
@@ -70,7 +72,7 @@ impl<W: Write> Encoder<W> {
     /// Ends the stream and gives back the sink.
     pub(crate) fn finish(self) -> io::Result<W> {
         match self {
-            Encoder::Gzip(e) => e.finish(),
+            Encoder::Gzip(e) => (*e).finish(),
             Encoder::Zstd(e) => e.finish(),
             Encoder::Plain(w) => Ok(w),
         }
@@ -109,16 +111,19 @@ enum Pending {
     Worker(mpsc::Receiver<io::Result<Vec<u8>>>),
 }
 
+/// Where a worker sends a chunk's deflated bytes.
+type Reply = mpsc::SyncSender<io::Result<Vec<u8>>>;
+
 /// The workers, fed through one queue; each job carries the channel its
 /// result goes back on, so results are collected in chunk order.
 struct Pool {
-    jobs: Option<mpsc::Sender<(Job, mpsc::SyncSender<io::Result<Vec<u8>>>)>>,
+    jobs: Option<mpsc::Sender<(Job, Reply)>>,
     workers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Pool {
     fn new(threads: usize, level: u32) -> io::Result<Pool> {
-        let (tx, rx) = mpsc::channel::<(Job, mpsc::SyncSender<io::Result<Vec<u8>>>)>();
+        let (tx, rx) = mpsc::channel::<(Job, Reply)>();
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let mut workers = Vec::with_capacity(threads);
         for n in 0..threads {

@@ -18,7 +18,7 @@ fn sample(len: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 97 == 0 {
+        if x.is_multiple_of(97) {
             out.extend((0..300).map(|i| (x >> (i % 56)) as u8 ^ i as u8));
         } else {
             out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
