@@ -45,8 +45,11 @@ use table::Row;
 /// leaves unmeasured.
 pub(crate) struct Group {
     pub(crate) names: Vec<String>,
-    pub(crate) run: Box<dyn FnOnce(&Env) -> Vec<Row>>,
+    pub(crate) run: Measure,
 }
+
+/// What measures a group's rows.
+pub(crate) type Measure = Box<dyn FnOnce(&Env) -> Vec<Row>>;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -102,8 +105,9 @@ fn main() {
     println!("{}", table::plain(&rows));
     println!("{}", table::markdown(&rows));
     println!(
-        "{} runs per figure; whole run {:.0} s",
+        "{} runs per figure, {} cores; whole run {:.0} s",
         env.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
         started.elapsed().as_secs_f64()
     );
 }

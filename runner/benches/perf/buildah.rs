@@ -9,8 +9,7 @@ use std::process::Command;
 
 use crate::Group;
 use crate::env::{Env, R, best, kiln, median, need, s, timed};
-use crate::layers::thousands;
-use crate::table::{Goal, Row, Unit};
+use crate::table::{Goal, Row, Unit, thousands};
 
 const RUN: &str = "buildah: one RUN step (--no-cache), vs buildah build";
 const TWENTY: &str = "buildah: cached rebuild, 20 RUN steps (median), vs buildah build --layers";

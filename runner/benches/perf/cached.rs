@@ -4,8 +4,7 @@
 
 use crate::Group;
 use crate::env::{Env, R, best, kiln, median, s, small_tree};
-use crate::layers::thousands;
-use crate::table::{Goal, Row, Unit};
+use crate::table::{Goal, Row, Unit, thousands};
 
 fn context_name(files: usize) -> String {
     format!(

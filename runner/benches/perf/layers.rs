@@ -7,45 +7,52 @@ use std::path::Path;
 
 use crate::Group;
 use crate::env::{Env, R, best, kiln, need, s, shell};
-use crate::table::{Goal, Row, Unit};
+use crate::table::{Goal, Row, Unit, thousands};
 
-/// A compression: kiln's name, the reference pipeline's compressor (the
-/// program to look for and the stage), the goal.
-const COMPRESSIONS: [(&str, Option<(&str, &str)>, Goal); 3] = [
-    ("uncompressed", None, Goal::Within(1.1)),
-    ("gzip", Some(("gzip", "gzip -6 -n")), Goal::Faster),
-    ("zstd", Some(("zstd", "zstd -3 -q")), Goal::Within(1.1)),
+/// A layer compression and its reference pipeline.
+struct Compression {
+    /// kiln's name (`-o type=image,compression=NAME`).
+    name: &'static str,
+    /// The compressor of the pipeline: the program, and the stage.
+    compressor: Option<(&'static str, &'static str)>,
+    /// The pipeline, for the row's name.
+    reference: &'static str,
+    goal: Goal,
+}
+
+const COMPRESSIONS: [Compression; 3] = [
+    Compression {
+        name: "uncompressed",
+        compressor: None,
+        reference: "tar | sha256sum",
+        goal: Goal::Within(1.1),
+    },
+    Compression {
+        name: "gzip",
+        compressor: Some(("gzip", "gzip -6 -n")),
+        reference: "tar | gzip -6 -n | sha256sum",
+        goal: Goal::Faster,
+    },
+    Compression {
+        name: "zstd",
+        compressor: Some(("zstd", "zstd -3 -q")),
+        reference: "tar | zstd -3 | sha256sum",
+        goal: Goal::Within(1.1),
+    },
 ];
 
-fn row_name(what: &str, compression: &str) -> String {
-    let reference = match compression {
-        "uncompressed" => "tar | sha256sum",
-        "gzip" => "tar | gzip -6 -n | sha256sum",
-        _ => "tar | zstd -3 | sha256sum",
-    };
-    format!("COPY {what} into a layer, {compression}, vs {reference}")
+fn row_name(what: &str, c: &Compression) -> String {
+    format!("COPY {what} into a layer, {}, vs {}", c.name, c.reference)
 }
 
 fn per_file_name(files: usize) -> String {
     format!("COPY per file ({} files, uncompressed)", thousands(files))
 }
 
-pub(crate) fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 pub(crate) fn big_file(env: &Env) -> Group {
     let what = format!("{} MiB random file", env.mib);
     Group {
-        names: COMPRESSIONS.iter().map(|c| row_name(&what, c.0)).collect(),
+        names: COMPRESSIONS.iter().map(|c| row_name(&what, c)).collect(),
         run: Box::new(move |env: &Env| {
             let tree = env.big_tree();
             compare(env, &what, tree.as_deref()).0
@@ -55,7 +62,7 @@ pub(crate) fn big_file(env: &Env) -> Group {
 
 pub(crate) fn small_files(env: &Env) -> Group {
     let what = format!("{} small files", thousands(env.files));
-    let mut names: Vec<String> = COMPRESSIONS.iter().map(|c| row_name(&what, c.0)).collect();
+    let mut names: Vec<String> = COMPRESSIONS.iter().map(|c| row_name(&what, c)).collect();
     names.push(per_file_name(env.files));
     Group {
         names,
@@ -80,14 +87,14 @@ pub(crate) fn small_files(env: &Env) -> Group {
 fn compare(env: &Env, what: &str, tree: Result<&Path, &String>) -> (Vec<Row>, R<f64>) {
     let mut rows = Vec::new();
     let mut uncompressed = Err("not measured".to_string());
-    for (compression, compressor, goal) in COMPRESSIONS {
-        let name = row_name(what, compression);
-        let wanted = env.wants(&name)
-            || (compression == "uncompressed" && env.wants(&per_file_name(env.files)));
+    for c in &COMPRESSIONS {
+        let name = row_name(what, c);
+        let wanted =
+            env.wants(&name) || (c.name == "uncompressed" && env.wants(&per_file_name(env.files)));
         if !wanted {
             continue;
         }
-        let row = Row::new(&name, Unit::Secs, goal);
+        let row = Row::new(&name, Unit::Secs, c.goal);
         let tree = match tree {
             Ok(t) => t,
             Err(e) => {
@@ -95,11 +102,11 @@ fn compare(env: &Env, what: &str, tree: Result<&Path, &String>) -> (Vec<Row>, R<
                 continue;
             }
         };
-        let k = kiln_copy(env, tree, compression);
-        if compression == "uncompressed" {
+        let k = kiln_copy(env, tree, c.name);
+        if c.name == "uncompressed" {
             uncompressed = k.clone();
         }
-        let reference = reference(env, tree, compressor);
+        let reference = reference(env, tree, c.compressor);
         rows.push(row.kiln(k).reference(reference));
     }
     (rows, uncompressed)

@@ -7,8 +7,7 @@ use std::process::Command;
 
 use crate::Group;
 use crate::env::{Env, R, best, kiln, kiln_cmd, need, s, small_tree, timed};
-use crate::layers::thousands;
-use crate::table::{Goal, Row, Unit};
+use crate::table::{Goal, Row, Unit, thousands};
 
 const NOOP_STEPS: usize = 50;
 

@@ -18,19 +18,22 @@ impl Unit {
             Unit::Millis => format!("{v:.1} ms"),
             Unit::MsPerFile => format!("{v:.4} ms/file"),
             Unit::MsPerStep => format!("{v:.3} ms/step"),
-            Unit::Calls => {
-                let digits = format!("{v:.0}");
-                let mut out = String::new();
-                for (i, c) in digits.chars().enumerate() {
-                    if i > 0 && (digits.len() - i) % 3 == 0 {
-                        out.push(',');
-                    }
-                    out.push(c);
-                }
-                format!("{out} calls")
-            }
+            Unit::Calls => format!("{} calls", thousands(v.round() as usize)),
         }
     }
+}
+
+/// `n` with a comma every three digits: 50,000.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The goal for a row.
