@@ -73,12 +73,24 @@ fn children_cpu() -> R<f64> {
     Err("getrusage: Unix only".into())
 }
 
-/// The wasmtime CLI: `KILN_BENCH_WASMTIME`, else `wasmtime` on PATH.
-fn wasmtime() -> R<PathBuf> {
-    match std::env::var_os("KILN_BENCH_WASMTIME") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => need("wasmtime").map_err(|_| "wasmtime CLI not found".into()),
-    }
+/// `wasmtime run` with its compile cache on, in the temp directory; the
+/// CLI is `KILN_BENCH_WASMTIME`, else `wasmtime` on PATH.
+fn wasmtime_run(env: &Env) -> R<Command> {
+    let cli = match std::env::var_os("KILN_BENCH_WASMTIME") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => need("wasmtime").map_err(|_| "wasmtime CLI not found")?,
+    };
+    let config = env.kilnfile(
+        "wasmtime-cache.toml",
+        &format!(
+            "[cache]\ndirectory = \"{}\"\n",
+            s(&env.path("wasmtime-cache"))
+        ),
+    )?;
+    let mut cmd = Command::new(cli);
+    cmd.args(["run", "-C", "cache=y", "-C"])
+        .arg(format!("cache-config={}", s(&config)));
+    Ok(cmd)
 }
 
 fn bind_names(files: usize) -> [String; 2] {
@@ -157,23 +169,21 @@ impl BindTar<'_> {
         best(self.env.runs, || kiln(&self.store, &args, &self.ctx))
     }
 
-    fn wasmtime_cmd(&self, cli: &Path) -> Command {
-        let mut cmd = Command::new(cli);
-        cmd.arg("run")
-            .arg("--dir")
+    fn wasmtime_cmd(&self) -> R<Command> {
+        let mut cmd = wasmtime_run(self.env)?;
+        cmd.arg("--dir")
             .arg(format!("{}::/src", s(&self.ctx.join("src"))))
             .arg("--dir")
             .arg(format!("{}::/out", s(&self.out)))
             .arg(&self.toolbox)
             .arg("tar")
             .args(TAR);
-        cmd
+        Ok(cmd)
     }
 
     fn wasmtime_time(&self) -> R<f64> {
-        let cli = wasmtime()?;
-        timed(&mut self.wasmtime_cmd(&cli))?;
-        best(self.env.runs, || timed(&mut self.wasmtime_cmd(&cli)))
+        timed(&mut self.wasmtime_cmd()?)?;
+        best(self.env.runs, || timed(&mut self.wasmtime_cmd()?))
     }
 
     fn kiln_calls(&self) -> R<f64> {
@@ -183,7 +193,7 @@ impl BindTar<'_> {
     }
 
     fn wasmtime_calls(&self) -> R<f64> {
-        strace_calls(self.env, self.wasmtime_cmd(&wasmtime()?), "wasmtime")
+        strace_calls(self.env, self.wasmtime_cmd()?, "wasmtime")
     }
 }
 
@@ -300,17 +310,9 @@ impl Yosys<'_> {
     /// The same under the wasmtime CLI with its compile cache (in the temp
     /// directory), after a warm-up run.
     fn wasmtime(&self, args: &[&str]) -> R<f64> {
-        let cli = wasmtime()?;
-        let cache = self.env.path("wasmtime-cache");
-        let config = self.env.kilnfile(
-            "wasmtime-cache.toml",
-            &format!("[cache]\ndirectory = \"{}\"\n", s(&cache)),
-        )?;
-        let cmd = || {
-            let mut cmd = Command::new(&cli);
-            cmd.args(["run", "-C", "cache=y", "-C"])
-                .arg(format!("cache-config={}", s(&config)))
-                .arg("--dir")
+        let cmd = || -> R<Command> {
+            let mut cmd = wasmtime_run(self.env)?;
+            cmd.arg("--dir")
                 .arg(format!(
                     "{}::/share",
                     s(&self.fpga.join("tools/share/yosys"))
@@ -321,9 +323,9 @@ impl Yosys<'_> {
                 .arg(format!("{}::/tmp", s(&self.tmp)))
                 .arg(self.fpga.join("tools/bin/yosys.wasm"))
                 .args(args);
-            cmd
+            Ok(cmd)
         };
-        timed(&mut cmd())?;
-        best(self.env.runs, || timed(&mut cmd()))
+        timed(&mut cmd()?)?;
+        best(self.env.runs, || timed(&mut cmd()?))
     }
 }
