@@ -13,7 +13,8 @@
 //!
 //! Every row is independent: a failure or a missing tool prints
 //! `n/a (why)` and the run goes on. Environment:
-//! `KILN_BENCH_RUNS` (runs per figure, default 3), `KILN_BENCH_ONLY`
+//! `KILN_BENCH_RUNS` (runs per figure, default 3, fewer
+//! for figures whose runs pass 20 s unless it is set), `KILN_BENCH_ONLY`
 //! (only rows whose name contains it), `KILN_BENCH_MIB` (the big file,
 //! default 512), `KILN_BENCH_FILES` (small files, default 50000),
 //! `KILN_BENCH_CONTEXT_FILES` (default 100000), `KILN_BENCH_BIND_FILES`
@@ -105,8 +106,9 @@ fn main() {
     println!("{}", table::plain(&rows));
     println!("{}", table::markdown(&rows));
     println!(
-        "{} runs per figure, {} cores; whole run {:.0} s",
+        "{} runs per figure{}, {} cores; whole run {:.0} s",
         env.runs,
+        env.budget_note(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         started.elapsed().as_secs_f64()
     );

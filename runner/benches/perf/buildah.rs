@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Group;
-use crate::env::{Env, R, best, kiln, median, need, s, timed};
+use crate::env::{Env, R, kiln, median, need, s, timed};
 use crate::table::{Goal, Row, Unit, thousands};
 
 const RUN: &str = "buildah: one RUN step (--no-cache), vs buildah build";
@@ -112,9 +112,8 @@ impl Buildah<'_> {
             "run.Containerfile",
             &format!("FROM {}\nRUN [\"true\"]\n", base()),
         )?;
-        best(self.env.runs, || {
-            self.build("main", &["--no-cache", "--layers"], &file, &ctx)
-        })
+        self.env
+            .best(|| self.build("main", &["--no-cache", "--layers"], &file, &ctx))
     }
 
     fn kiln_run(&self) -> R<f64> {
@@ -125,7 +124,7 @@ impl Buildah<'_> {
             .kilnfile("run.Kilnfile", "FROM toolbox\nRUN [\"/bin/true\"]\n")?;
         let args = ["build", "-q", "--no-cache", "-f", s(&kilnfile)];
         kiln(&store, &args, &ctx)?;
-        best(self.env.runs, || kiln(&store, &args, &ctx))
+        self.env.best(|| kiln(&store, &args, &ctx))
     }
 
     fn twenty(&self, files: &(String, String)) -> R<f64> {
@@ -153,7 +152,7 @@ impl Buildah<'_> {
         let file = self
             .env
             .kilnfile("copy.Containerfile", "FROM scratch\nCOPY . /data/\n")?;
-        best(self.env.runs, || {
+        self.env.best(|| {
             let t = self.build("cold", &["--layers"], &file, &tree);
             let _ = timed(&mut self.cmd("cold", &["rmi", "--all", "--force"]));
             t
@@ -165,7 +164,7 @@ impl Buildah<'_> {
         let kilnfile = self
             .env
             .kilnfile("copy-b.Kilnfile", "FROM scratch\nCOPY . /data/\n")?;
-        best(self.env.runs, || {
+        self.env.best(|| {
             let store = self.env.fresh_dir("store-cold")?;
             let t = kiln(
                 &store,

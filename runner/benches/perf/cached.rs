@@ -3,7 +3,7 @@
 //! look up each step) plus its process start.
 
 use crate::Group;
-use crate::env::{Env, R, best, kiln, median, s, small_tree};
+use crate::env::{Env, R, kiln, median, s, small_tree};
 use crate::table::{Goal, Row, Unit, thousands};
 
 fn context_name(files: usize) -> String {
@@ -36,7 +36,7 @@ fn context_rebuild(env: &Env) -> R<f64> {
     )?;
     let args = ["build", "-q", "-t", "context", "-f", s(&kilnfile)];
     kiln(&store, &args, &ctx)?;
-    best(env.runs, || kiln(&store, &args, &ctx))
+    env.best(|| kiln(&store, &args, &ctx))
 }
 
 pub(crate) fn twenty_steps(_env: &Env) -> Group {

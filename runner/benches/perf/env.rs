@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 
 pub(crate) type R<T> = Result<T, String>;
 
+/// How long the runs of one figure may take when `KILN_BENCH_RUNS` is not
+/// set: keeps a default run near 10 minutes on 2 cores.
+const FIGURE_BUDGET: Duration = Duration::from_secs(20);
+
 pub(crate) struct Env {
     pub(crate) runs: usize,
+    /// `KILN_BENCH_RUNS` is set: every figure takes that many runs.
+    runs_given: bool,
     pub(crate) mib: u64,
     pub(crate) files: usize,
     pub(crate) context_files: usize,
@@ -50,6 +56,7 @@ impl Env {
             .map_err(|e| format!("temp dir in {}: {e}", target.display()))?;
         Ok(Env {
             runs: var("KILN_BENCH_RUNS", 3usize).max(1),
+            runs_given: std::env::var_os("KILN_BENCH_RUNS").is_some(),
             mib: var("KILN_BENCH_MIB", 512u64).max(1),
             files: var("KILN_BENCH_FILES", 50_000usize).max(1),
             context_files: var("KILN_BENCH_CONTEXT_FILES", 100_000usize).max(1),
@@ -64,6 +71,32 @@ impl Env {
             toolbox_wasm: OnceCell::new(),
             warm_store: OnceCell::new(),
         })
+    }
+
+    /// The best (smallest) of `runs` results of `f` in seconds. Unless
+    /// `KILN_BENCH_RUNS` asks for a number of runs, a figure stops after
+    /// `FIGURE_BUDGET` of runs (the slowest take one or two).
+    pub(crate) fn best(&self, mut f: impl FnMut() -> R<Duration>) -> R<f64> {
+        let mut best = None::<Duration>;
+        let mut spent = Duration::ZERO;
+        for _ in 0..self.runs {
+            let d = f()?;
+            best = Some(best.map_or(d, |b| b.min(d)));
+            spent += d;
+            if !self.runs_given && spent > FIGURE_BUDGET {
+                break;
+            }
+        }
+        best.map(|d| d.as_secs_f64()).ok_or("no run".into())
+    }
+
+    /// How `best` limits the runs, for the summary line.
+    pub(crate) fn budget_note(&self) -> String {
+        if self.runs_given {
+            String::new()
+        } else {
+            format!(" (fewer when they pass {} s)", FIGURE_BUDGET.as_secs())
+        }
     }
 
     /// Whether `KILN_BENCH_ONLY` lets this row run.
@@ -202,16 +235,6 @@ pub(crate) fn timed(cmd: &mut Command) -> R<Duration> {
 /// `bash -c SCRIPT` with pipefail, timed.
 pub(crate) fn shell(script: &str) -> R<Duration> {
     timed(Command::new("bash").args(["-o", "pipefail", "-c", script]))
-}
-
-/// The best (smallest) of `runs` results of `f`.
-pub(crate) fn best(runs: usize, mut f: impl FnMut() -> R<Duration>) -> R<f64> {
-    let mut best = None::<Duration>;
-    for _ in 0..runs {
-        let d = f()?;
-        best = Some(best.map_or(d, |b| b.min(d)));
-    }
-    best.map(|d| d.as_secs_f64()).ok_or("no run".into())
 }
 
 /// The median of `runs` results of `f`.

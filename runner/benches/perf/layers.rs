@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::Group;
-use crate::env::{Env, R, best, kiln, need, s, shell};
+use crate::env::{Env, R, kiln, need, s, shell};
 use crate::table::{Goal, Row, Unit, thousands};
 
 /// A layer compression and its reference pipeline.
@@ -116,7 +116,7 @@ fn compare(env: &Env, what: &str, tree: Result<&Path, &String>) -> (Vec<Row>, R<
 fn kiln_copy(env: &Env, tree: &Path, compression: &str) -> R<f64> {
     let kilnfile = env.kilnfile("copy.Kilnfile", "FROM scratch\nCOPY . /data/\n")?;
     let output = format!("type=image,compression={compression}");
-    best(env.runs, || {
+    env.best(|| {
         let store = env.fresh_dir("store-cold")?;
         let t = kiln(
             &store,
@@ -139,5 +139,5 @@ fn reference(env: &Env, tree: &Path, compressor: Option<(&str, &str)>) -> R<f64>
         None => String::new(),
     };
     let script = format!("tar -cf - -C '{}' .{stage} | sha256sum >/dev/null", s(tree));
-    best(env.runs, || shell(&script))
+    env.best(|| shell(&script))
 }

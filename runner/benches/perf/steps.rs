@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Group;
-use crate::env::{Env, R, best, kiln, kiln_cmd, need, s, small_tree, timed};
+use crate::env::{Env, R, kiln, kiln_cmd, need, s, small_tree, timed};
 use crate::table::{Goal, Row, Unit, thousands};
 
 const NOOP_STEPS: usize = 50;
@@ -166,7 +166,7 @@ impl BindTar<'_> {
     fn kiln_time(&self) -> R<f64> {
         let args = self.kiln_args();
         kiln(&self.store, &args, &self.ctx)?;
-        best(self.env.runs, || kiln(&self.store, &args, &self.ctx))
+        self.env.best(|| kiln(&self.store, &args, &self.ctx))
     }
 
     fn wasmtime_cmd(&self) -> R<Command> {
@@ -183,7 +183,7 @@ impl BindTar<'_> {
 
     fn wasmtime_time(&self) -> R<f64> {
         timed(&mut self.wasmtime_cmd()?)?;
-        best(self.env.runs, || timed(&mut self.wasmtime_cmd()?))
+        self.env.best(|| timed(&mut self.wasmtime_cmd()?))
     }
 
     fn kiln_calls(&self) -> R<f64> {
@@ -304,7 +304,7 @@ impl Yosys<'_> {
         )?;
         let build = ["build", "-q", "--no-cache", "-f", s(&kilnfile)];
         kiln(&self.store, &build, &ctx)?;
-        best(self.env.runs, || kiln(&self.store, &build, &ctx))
+        self.env.best(|| kiln(&self.store, &build, &ctx))
     }
 
     /// The same under the wasmtime CLI with its compile cache (in the temp
@@ -326,6 +326,6 @@ impl Yosys<'_> {
             Ok(cmd)
         };
         timed(&mut cmd()?)?;
-        best(self.env.runs, || timed(&mut cmd()?))
+        self.env.best(|| timed(&mut cmd()?))
     }
 }
