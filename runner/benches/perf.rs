@@ -15,7 +15,7 @@
 //! `n/a (why)` and the run goes on. Environment:
 //! `KILN_BENCH_RUNS` (runs per figure, default 3, fewer
 //! for figures whose runs pass 20 s unless it is set), `KILN_BENCH_ONLY`
-//! (only rows whose name contains it), `KILN_BENCH_MIB` (the big file,
+//! (only rows whose name contains it, or one of its comma-separated parts), `KILN_BENCH_MIB` (the big file,
 //! default 512), `KILN_BENCH_FILES` (small files, default 50000),
 //! `KILN_BENCH_CONTEXT_FILES` (default 100000), `KILN_BENCH_BIND_FILES`
 //! (default 20000), `KILN_BENCH_WASMTIME` (the wasmtime CLI, else PATH).

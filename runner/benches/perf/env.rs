@@ -99,9 +99,12 @@ impl Env {
         }
     }
 
-    /// Whether `KILN_BENCH_ONLY` lets this row run.
+    /// Whether `KILN_BENCH_ONLY` lets this row run: its name contains
+    /// the text, or one of its comma-separated parts.
     pub(crate) fn wants(&self, row: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| row.contains(o.as_str()))
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.split(',').any(|part| row.contains(part)))
     }
 
     /// A path in the temp directory.
