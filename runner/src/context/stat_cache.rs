@@ -88,7 +88,7 @@ impl StatCache {
         &self,
         write: impl FnOnce(&Path, &[u8]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        let entries = self.entries.lock().expect("stat cache lock");
+        let mut entries = self.entries.lock().expect("stat cache lock");
         let Some(file) = &self.file else {
             return Ok(());
         };
@@ -106,7 +106,11 @@ impl StatCache {
             text.push_str(path);
             text.push('\n');
         }
-        write(file, text.as_bytes())
+        write(file, text.as_bytes())?;
+        // Saved: a second save (the next platform's build) writes only
+        // what it learns after this one.
+        entries.changed = false;
+        Ok(())
     }
 }
 
@@ -141,6 +145,7 @@ mod tests {
         cache.put("new", new, Digest::of(b"x"));
         assert_eq!(cache.get("new", &new), None);
         cache.save(|p, b| std::fs::write(p, b)).unwrap();
+        cache.save(|_, _| panic!("nothing new to save")).unwrap();
         let again = StatCache::load(file);
         assert_eq!(again.get("dir/a b", &old), Some(d));
         assert_eq!(again.get("new", &new), None);
