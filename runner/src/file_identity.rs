@@ -36,30 +36,76 @@ impl FileIdentity {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-            FileIdentity {
-                size: meta.size(),
-                modified: ns(meta.mtime(), meta.mtime_nsec()),
-                changed: ns(meta.ctime(), meta.ctime_nsec()),
-                inode: meta.ino(),
-                device: meta.dev(),
-            }
+            FileIdentity::unix(
+                meta.size(),
+                (meta.mtime(), meta.mtime_nsec()),
+                (meta.ctime(), meta.ctime_nsec()),
+                meta.ino(),
+                meta.dev(),
+            )
         }
         #[cfg(not(unix))]
         {
-            let ns = |t: std::io::Result<SystemTime>| {
-                t.ok()
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos() as i128)
-            };
-            // No file index in stable std on Windows: size and both times.
-            FileIdentity {
-                size: meta.len(),
-                modified: ns(meta.modified()),
-                changed: ns(meta.created()),
-                inode: 0,
-                device: 0,
-            }
+            FileIdentity::windows(meta.len(), meta.modified().ok(), meta.created().ok())
+        }
+    }
+
+    /// The identity of the file cap-std's `meta` describes (the context
+    /// stats its files through cap-std: one system call, no second open).
+    pub fn of_cap(meta: &cap_std::fs::Metadata) -> FileIdentity {
+        #[cfg(unix)]
+        {
+            use cap_std::fs::MetadataExt;
+            FileIdentity::unix(
+                meta.size(),
+                (meta.mtime(), meta.mtime_nsec()),
+                (meta.ctime(), meta.ctime_nsec()),
+                meta.ino(),
+                meta.dev(),
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            let std = |t: std::io::Result<cap_std::time::SystemTime>| t.ok().map(|t| t.into_std());
+            FileIdentity::windows(meta.len(), std(meta.modified()), std(meta.created()))
+        }
+    }
+
+    #[cfg(unix)]
+    fn unix(
+        size: u64,
+        modified: (i64, i64),
+        changed: (i64, i64),
+        inode: u64,
+        device: u64,
+    ) -> FileIdentity {
+        let ns = |(s, n): (i64, i64)| i128::from(s) * 1_000_000_000 + i128::from(n);
+        FileIdentity {
+            size,
+            modified: ns(modified),
+            changed: ns(changed),
+            inode,
+            device,
+        }
+    }
+
+    /// No file index in stable std on Windows: size and both times.
+    #[cfg(not(unix))]
+    fn windows(
+        size: u64,
+        modified: Option<SystemTime>,
+        created: Option<SystemTime>,
+    ) -> FileIdentity {
+        let ns = |t: Option<SystemTime>| {
+            t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128)
+        };
+        FileIdentity {
+            size,
+            modified: ns(modified),
+            changed: ns(created),
+            inode: 0,
+            device: 0,
         }
     }
 
@@ -89,14 +135,20 @@ impl FileIdentity {
     /// Reads [`FileIdentity::encode`]'s form; `None` when it is not that.
     pub fn decode(text: &str) -> Option<FileIdentity> {
         let mut it = text.split(' ');
-        let identity = FileIdentity {
-            size: it.next()?.parse().ok()?,
-            modified: it.next()?.parse().ok()?,
-            changed: it.next()?.parse().ok()?,
-            inode: it.next()?.parse().ok()?,
-            device: it.next()?.parse().ok()?,
-        };
+        let identity = FileIdentity::decode_fields(&mut it)?;
         it.next().is_none().then_some(identity)
+    }
+
+    /// Reads the five fields of [`FileIdentity::encode`]'s form from a
+    /// line split at spaces, leaving the rest of it.
+    pub fn decode_fields<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<FileIdentity> {
+        Some(FileIdentity {
+            size: fields.next()?.parse().ok()?,
+            modified: fields.next()?.parse().ok()?,
+            changed: fields.next()?.parse().ok()?,
+            inode: fields.next()?.parse().ok()?,
+            device: fields.next()?.parse().ok()?,
+        })
     }
 }
 
@@ -116,6 +168,9 @@ mod tests {
         std::fs::write(&path, b"two!").unwrap();
         let b = FileIdentity::of(&std::fs::metadata(&path).unwrap());
         assert_ne!(a, b);
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority()).unwrap();
+        assert_eq!(FileIdentity::of_cap(&dir.symlink_metadata("f").unwrap()), b);
         for bad in ["", "1 2 3 4", "1 2 3 4 5 6", "x 2 3 4 5"] {
             assert_eq!(FileIdentity::decode(bad), None, "{bad:?}");
         }

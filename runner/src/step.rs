@@ -169,7 +169,17 @@ pub fn find_program(
 }
 
 /// Reads the program at `path`, refusing one over `max` bytes unread.
-fn read_program(vfs: &mut Vfs, path: &str, max: u64) -> Result<Vec<u8>, StepError> {
+/// The program at `path`: a file of the image this process has already
+/// loaded is found by the digest the image records, without reading it;
+/// anything else is read (within `max` bytes) and loaded.
+fn load_program(
+    engine: &Engine,
+    store: &Store,
+    vfs: &mut Vfs,
+    path: &str,
+    limits: &crate::exec::StepLimits,
+    cancel: &AtomicBool,
+) -> Result<(crate::exec::Program, LoadedFrom), StepError> {
     let err = |errno| StepError::Read {
         path: path.into(),
         errno,
@@ -186,23 +196,58 @@ fn read_program(vfs: &mut Vfs, path: &str, max: u64) -> Result<Vec<u8>, StepErro
             },
         )
         .map_err(err)?;
-    let size = match vfs.stat(node) {
-        Ok(stat) => stat.size,
-        Err(errno) => {
-            vfs.close(node);
-            return Err(err(errno));
-        }
+    let read = read_open_program(engine, vfs, node, path, limits.max_module);
+    vfs.close(node);
+    let (known, bytes) = match read? {
+        Program::Known(program) => return Ok((program, LoadedFrom::Memory)),
+        Program::Read { known, bytes } => (known, bytes),
     };
+    let digest = known.unwrap_or_else(|| Digest::of(&bytes));
+    engine
+        .load_within(store, digest, &bytes, limits, cancel)
+        .map_err(|error| match error {
+            LoadError::Cancelled => StepError::Cancelled,
+            error => StepError::Load {
+                path: path.into(),
+                error,
+            },
+        })
+}
+
+/// A program found in memory, or its bytes (and their digest when the
+/// filesystem knows it).
+enum Program {
+    Known(crate::exec::Program),
+    Read {
+        known: Option<Digest>,
+        bytes: Vec<u8>,
+    },
+}
+
+fn read_open_program(
+    engine: &Engine,
+    vfs: &mut Vfs,
+    node: crate::vfs::NodeRef,
+    path: &str,
+    max: u64,
+) -> Result<Program, StepError> {
+    let err = |errno| StepError::Read {
+        path: path.into(),
+        errno,
+    };
+    let size = vfs.stat(node).map_err(err)?.size;
     if size > max {
-        vfs.close(node);
         return Err(StepError::Load {
             path: path.into(),
             error: LoadError::TooLarge { size, limit: max },
         });
     }
-    let result = read_node(vfs, node, size);
-    vfs.close(node);
-    result.map_err(err)
+    let known = vfs.content_digest(node);
+    if let Some(program) = known.as_ref().and_then(|d| engine.loaded(d)) {
+        return Ok(Program::Known(program));
+    }
+    let bytes = read_node(vfs, node, size).map_err(err)?;
+    Ok(Program::Read { known, bytes })
 }
 
 /// A program found, read and compiled, with the preopens it gets: all
@@ -277,17 +322,8 @@ pub(crate) fn load(
 ) -> Result<Loaded, StepError> {
     let name = spec.argv.first().cloned().ok_or(StepError::Empty)?;
     let program_path = find_program(vfs, &name, &spec.env, &spec.cwd)?;
-    let bytes = read_program(vfs, &program_path, spec.limits.max_module)?;
-    let (program, loaded_from) = engine
-        .load_within(store, Digest::of(&bytes), &bytes, &spec.limits, cancel)
-        .map_err(|error| match error {
-            LoadError::Cancelled => StepError::Cancelled,
-            error => StepError::Load {
-                path: program_path.clone(),
-                error,
-            },
-        })?;
-    drop(bytes);
+    let (program, loaded_from) =
+        load_program(engine, store, vfs, &program_path, &spec.limits, cancel)?;
     if program.kind() != ProgramKind::Component && spec.network.is_some() {
         return Err(StepError::NoNetworkApi { path: program_path });
     }

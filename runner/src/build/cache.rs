@@ -160,7 +160,6 @@ impl Build<'_> {
     }
 
     fn hash_context_tree(&self, source: &str) -> Result<Digest, String> {
-        let opener = self.context.opener().map_err(|e| e.to_string())?;
         let mut key = Key::new("context-tree");
         let mut stack = vec![source.to_string()];
         while let Some(dir) = stack.pop() {
@@ -169,15 +168,17 @@ impl Build<'_> {
             for name in self.context.list(&dir).map_err(|e| e.to_string())? {
                 let path = context::join(&dir, &name);
                 key.add("name", &name);
-                match self.context.entry(&path).map_err(|e| e.to_string())? {
+                let (entry, digest) = self
+                    .context
+                    .entry_with_digest(&path, false)
+                    .map_err(|e| format!("reading {path} in the build context: {e}"))?;
+                match entry {
                     EntryKind::Dir => {
                         key.add("kind", "dir");
                         subdirs.push(path);
                     }
                     EntryKind::File { executable, .. } => {
-                        let (d, _) = opener
-                            .digest(&path)
-                            .map_err(|e| format!("reading {path} in the build context: {e}"))?;
+                        let d = digest.expect("a file's entry comes with its digest");
                         key.add("kind", if executable { "exe" } else { "file" })
                             .digest("content", &d);
                     }

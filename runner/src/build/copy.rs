@@ -24,6 +24,7 @@ use globset::GlobBuilder;
 
 use super::{Build, BuildError, users};
 use crate::context::{self, Context, ContextOpener, EntryKind};
+use crate::digest::Digest;
 use crate::frontend::{self, CopySource, Diagnostic, Word};
 use crate::image::Image;
 use crate::layer::{Content, PendingChanges};
@@ -39,8 +40,15 @@ pub(super) struct Planned {
 
 /// What a source path is, with the metadata COPY keeps.
 enum Kind {
-    Dir { mode: u32 },
-    File { size: u64, mode: u32 },
+    Dir {
+        mode: u32,
+    },
+    /// A file; `digest` of its contents when the source knows it already.
+    File {
+        size: u64,
+        mode: u32,
+        digest: Option<Digest>,
+    },
     Symlink(String),
     Special,
 }
@@ -54,8 +62,9 @@ trait Source {
     fn kind(&self, path: &str, follow: bool) -> Result<Option<Kind>, String>;
     /// Names inside directory `path`, sorted.
     fn list(&self, path: &str) -> Result<Vec<String>, String>;
-    /// The contents of file `path`.
-    fn content(&self, path: &str, size: u64) -> Result<Content, String>;
+    /// The contents of file `path`, of `size` bytes and `digest` when
+    /// [`Source::kind`] said.
+    fn content(&self, path: &str, size: u64, digest: Option<Digest>) -> Result<Content, String>;
     /// Every path matching `pattern`, sorted.
     fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
     /// Whether `path` is hidden by an ignore file.
@@ -86,19 +95,18 @@ impl Source for ContextSource<'_> {
         if self.ctx.is_excluded(path) {
             return Ok(None);
         }
-        let entry = if follow {
-            self.ctx.entry_followed(path)
-        } else {
-            self.ctx.entry(path)
-        };
-        match entry {
-            Ok(EntryKind::Dir) => Ok(Some(Kind::Dir { mode: 0o755 })),
-            Ok(EntryKind::File { size, executable }) => Ok(Some(Kind::File {
+        // A file is hashed now, for the step's cache key (or its digest
+        // taken from the stat cache); read again only when the layer is
+        // written.
+        match self.ctx.entry_with_digest(path, follow) {
+            Ok((EntryKind::Dir, _)) => Ok(Some(Kind::Dir { mode: 0o755 })),
+            Ok((EntryKind::File { size, executable }, digest)) => Ok(Some(Kind::File {
                 size,
                 mode: if executable { 0o755 } else { 0o644 },
+                digest,
             })),
-            Ok(EntryKind::Symlink(t)) => Ok(Some(Kind::Symlink(t))),
-            Ok(EntryKind::Special) => Ok(Some(Kind::Special)),
+            Ok((EntryKind::Symlink(t), _)) => Ok(Some(Kind::Symlink(t))),
+            Ok((EntryKind::Special, _)) => Ok(Some(Kind::Special)),
             Err(context::ContextError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
@@ -115,26 +123,14 @@ impl Source for ContextSource<'_> {
         self.ctx.list(path).map_err(|e| e.to_string())
     }
 
-    fn content(&self, path: &str, size: u64) -> Result<Content, String> {
-        // Hashed now, for the step's cache key; read again only when the
-        // layer is written.
-        let origin = format!("{path} in the build context");
-        let (digest, hashed) = self
-            .opener
-            .digest(path)
-            .map_err(|e| format!("reading {origin}: {e}"))?;
-        if hashed != size {
-            return Err(format!(
-                "{origin} changed while the build read it; run the build again"
-            ));
-        }
+    fn content(&self, path: &str, size: u64, digest: Option<Digest>) -> Result<Content, String> {
         let opener = Arc::clone(&self.opener);
         let rel = path.to_string();
         Ok(Content::Reader {
             size,
             open: Box::new(move || opener.open(&rel)),
-            origin,
-            digest: Some(digest),
+            origin: format!("{path} in the build context"),
+            digest,
         })
     }
 
@@ -182,6 +178,7 @@ impl Source for SnapshotSource {
             Node::File(m, f) => Kind::File {
                 size: f.size,
                 mode: m.mode,
+                digest: Some(f.digest),
             },
             Node::Symlink(_, t) => Kind::Symlink(t.clone()),
         }))
@@ -197,7 +194,7 @@ impl Source for SnapshotSource {
             .collect())
     }
 
-    fn content(&self, path: &str, _size: u64) -> Result<Content, String> {
+    fn content(&self, path: &str, _size: u64, _digest: Option<Digest>) -> Result<Content, String> {
         let p = self.path(path)?;
         let p = self.snapshot.resolve(&p, true).map_err(|e| e.to_string())?;
         match self.snapshot.get(&p) {
@@ -434,7 +431,7 @@ pub(super) fn plan(
                         }
                         plan.copy_dir(source, &path, &dest).map_err(err)?;
                     }
-                    Kind::File { size, mode } => {
+                    Kind::File { size, mode, digest } => {
                         let name = path.rsplit('/').next().unwrap_or(&path);
                         let target = if dest_is_dir {
                             dest.join(name)
@@ -445,7 +442,7 @@ pub(super) fn plan(
                             return Err(err("cannot copy a file onto /".into()).into());
                         }
                         plan.parents(&target).map_err(err)?;
-                        let content = source.content(&path, size).map_err(err)?;
+                        let content = source.content(&path, size, digest).map_err(err)?;
                         let meta = plan.meta(mode);
                         plan.put(target, Node::File(meta, content));
                     }
@@ -558,8 +555,8 @@ impl Plan<'_> {
                         self.put(dst.clone(), Node::Dir(meta));
                         stack.push((src, dst));
                     }
-                    Some(Kind::File { size, mode }) => {
-                        let content = source.content(&src, size)?;
+                    Some(Kind::File { size, mode, digest }) => {
+                        let content = source.content(&src, size, digest)?;
                         let meta = self.meta(mode);
                         self.put(dst, Node::File(meta, content));
                     }

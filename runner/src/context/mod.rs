@@ -19,7 +19,7 @@ mod stat_cache;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -29,6 +29,7 @@ pub use ignore::{IgnoreError, IgnoreRules};
 pub use portable::{case_fold, source_path};
 pub use stat_cache::StatCache;
 
+use crate::digest::{Digest, Hasher};
 use crate::file_identity::FileIdentity;
 
 /// The names of the ignore files, in order of preference.
@@ -36,6 +37,9 @@ pub const IGNORE_FILES: [&str; 2] = [".kilnignore", ".dockerignore"];
 
 /// Largest ignore file read, a text of patterns written by people.
 const MAX_IGNORE_BYTES: u64 = 1 << 20;
+
+/// How many directories a context keeps open (see [`OpenDirs`]).
+const OPEN_DIRS: usize = 8;
 
 /// A path inside the context, relative to its root, `/`-separated,
 /// normalized (empty for the root itself).
@@ -118,11 +122,38 @@ pub enum EntryKind {
 /// An open build context.
 #[derive(Debug)]
 pub struct Context {
-    dir: Dir,
+    dir: Arc<Dir>,
     root: PathBuf,
     ignore: IgnoreRules,
     ignore_file: Option<&'static str>,
     stat_cache: Option<Arc<StatCache>>,
+    open_dirs: OpenDirs,
+}
+
+/// The directories a context looked into last, kept open so that a walk
+/// stats each name with one system call relative to its directory instead
+/// of resolving its whole path from the root again (cap-std's sandboxed
+/// stat of a deep path opens its parent, stats, and closes it).
+#[derive(Debug, Default)]
+struct OpenDirs(Mutex<Vec<(String, Arc<Dir>)>>);
+
+impl OpenDirs {
+    /// Directory `path` (not empty) of `root`, opened now or earlier.
+    fn get(&self, root: &Dir, path: &str) -> io::Result<Arc<Dir>> {
+        let mut dirs = self.0.lock().expect("open dirs lock");
+        if let Some(at) = dirs.iter().position(|(p, _)| p == path) {
+            let entry = dirs.remove(at);
+            let dir = Arc::clone(&entry.1);
+            dirs.push(entry);
+            return Ok(dir);
+        }
+        let dir = Arc::new(root.open_dir(os_path(path))?);
+        if dirs.len() == OPEN_DIRS {
+            dirs.remove(0);
+        }
+        dirs.push((path.to_string(), Arc::clone(&dir)));
+        Ok(dir)
+    }
 }
 
 impl Context {
@@ -161,11 +192,12 @@ impl Context {
             }
         }
         Ok(Context {
-            dir,
+            dir: Arc::new(dir),
             root: root.to_path_buf(),
             ignore,
             ignore_file,
             stat_cache: None,
+            open_dirs: OpenDirs::default(),
         })
     }
 
@@ -204,38 +236,98 @@ impl Context {
 
     /// What `path` is, without following a final symlink.
     pub fn entry(&self, path: &str) -> Result<EntryKind, ContextError> {
-        let meta = self
-            .dir
-            .symlink_metadata(os_path(path))
-            .map_err(Self::io(path))?;
-        self.kind(path, &meta)
+        Ok(self.inspect(path, false, false)?.0)
     }
 
     /// What `path` is, following symlinks (inside the context only).
     pub fn entry_followed(&self, path: &str) -> Result<EntryKind, ContextError> {
-        let meta = self.dir.metadata(os_path(path)).map_err(Self::io(path))?;
-        self.kind(path, &meta)
+        Ok(self.inspect(path, true, false)?.0)
     }
 
-    fn kind(&self, path: &str, meta: &cap_std::fs::Metadata) -> Result<EntryKind, ContextError> {
+    /// What `path` is (following a final symlink when `follow`), and for a
+    /// regular file the sha256 of its contents: from the stat cache when
+    /// the file is unchanged since it was hashed, else read, once.
+    pub fn entry_with_digest(
+        &self,
+        path: &str,
+        follow: bool,
+    ) -> Result<(EntryKind, Option<Digest>), ContextError> {
+        self.inspect(path, follow, true)
+    }
+
+    fn inspect(
+        &self,
+        path: &str,
+        follow: bool,
+        hash: bool,
+    ) -> Result<(EntryKind, Option<Digest>), ContextError> {
+        let (dir, name) = self.parent(path).map_err(Self::io(path))?;
+        let meta = if follow {
+            dir.metadata(name)
+        } else {
+            dir.symlink_metadata(name)
+        }
+        .map_err(Self::io(path))?;
         let ft = meta.file_type();
-        Ok(if ft.is_dir() {
+        let kind = if ft.is_dir() {
             EntryKind::Dir
         } else if ft.is_file() {
-            let file = self.dir.open(os_path(path)).map_err(Self::io(path))?;
-            EntryKind::File {
-                size: meta.len(),
-                executable: portable::file_is_executable(file).map_err(Self::io(path))?,
-            }
+            return self.file(&dir, name, path, &meta, hash);
         } else if ft.is_symlink() {
-            let target = self
-                .dir
-                .read_link_contents(os_path(path))
-                .map_err(Self::io(path))?;
+            let target = dir.read_link_contents(name).map_err(Self::io(path))?;
             EntryKind::Symlink(target.to_string_lossy().replace('\\', "/"))
         } else {
             EntryKind::Special
-        })
+        };
+        Ok((kind, None))
+    }
+
+    /// A regular file: executable or not, and its digest when `hash`, from
+    /// the stat cache or read.
+    fn file(
+        &self,
+        dir: &Dir,
+        name: &Path,
+        path: &str,
+        meta: &cap_std::fs::Metadata,
+        hash: bool,
+    ) -> Result<(EntryKind, Option<Digest>), ContextError> {
+        let size = meta.len();
+        let identity = FileIdentity::of_cap(meta);
+        let cache = self.stat_cache.as_deref();
+        if let Some((digest, executable)) = cache.and_then(|c| c.get(path, &identity)) {
+            return Ok((EntryKind::File { size, executable }, Some(digest)));
+        }
+        let file = dir.open(name).map_err(Self::io(path))?;
+        if !hash {
+            let executable = portable::file_is_executable(file).map_err(Self::io(path))?;
+            return Ok((EntryKind::File { size, executable }, None));
+        }
+        let (digest, len, executable) = hash_file(file).map_err(Self::io(path))?;
+        if len != size {
+            return Err(ContextError::Io {
+                path: display(path),
+                source: io::Error::other("it changed while the build read it; run the build again"),
+            });
+        }
+        if let Some(cache) = cache {
+            cache.put(path, identity, digest, executable);
+        }
+        Ok((EntryKind::File { size, executable }, Some(digest)))
+    }
+
+    /// The directory holding `path` and its last component: the root and
+    /// `.` for the root itself.
+    fn parent<'p>(&self, path: &'p str) -> io::Result<(Arc<Dir>, &'p Path)> {
+        match path.rsplit_once('/') {
+            _ if path.is_empty() => Ok((self.root_dir()?, Path::new("."))),
+            None => Ok((self.root_dir()?, Path::new(path))),
+            Some((parent, name)) => Ok((self.open_dirs.get(&self.dir, parent)?, Path::new(name))),
+        }
+    }
+
+    fn root_dir(&self) -> io::Result<Arc<Dir>> {
+        Ok(Arc::clone(&self.dir))
     }
 
     /// The names in directory `path`, sorted bytewise, ignored ones dropped.
@@ -303,7 +395,6 @@ impl Context {
     pub fn opener(&self) -> Result<ContextOpener, ContextError> {
         Ok(ContextOpener {
             dir: self.dir.try_clone().map_err(Self::io(""))?,
-            stat_cache: self.stat_cache.clone(),
         })
     }
 
@@ -347,7 +438,6 @@ impl Context {
 #[derive(Debug)]
 pub struct ContextOpener {
     dir: Dir,
-    stat_cache: Option<Arc<StatCache>>,
 }
 
 impl ContextOpener {
@@ -360,45 +450,34 @@ impl ContextOpener {
         )))
     }
 
-    /// The sha256 of `path`'s contents, and their length: from the stat
-    /// cache when the file is unchanged since it was hashed, else read.
-    pub fn digest(&self, path: &str) -> io::Result<(crate::digest::Digest, u64)> {
-        let mut f = self.dir.open(os_path(path))?.into_std();
-        let identity = match &self.stat_cache {
-            Some(cache) => {
-                let identity = FileIdentity::of(&f.metadata()?);
-                if let Some(digest) = cache.get(path, &identity) {
-                    return Ok((digest, identity.size()));
-                }
-                Some((cache, identity))
-            }
-            None => None,
-        };
-        let mut hasher = crate::digest::Hasher::new();
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        let (digest, len) = hasher.finish();
-        if let Some((cache, identity)) = identity
-            && identity.size() == len
-        {
-            cache.put(path, identity, digest);
-        }
-        Ok((digest, len))
-    }
-
     /// A second handle to the same directory.
     pub fn try_clone(&self) -> io::Result<ContextOpener> {
         Ok(ContextOpener {
             dir: self.dir.try_clone()?,
-            stat_cache: self.stat_cache.clone(),
         })
     }
+}
+
+/// The sha256 of `file`'s contents, their length, and whether they make it
+/// executable.
+fn hash_file(file: cap_std::fs::File) -> io::Result<(Digest, u64, bool)> {
+    let mut file = file.into_std();
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut head = Vec::with_capacity(4);
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let more = (4 - head.len()).min(n);
+        head.extend_from_slice(&buf[..more]);
+        hasher.update(&buf[..n]);
+    }
+    let (digest, len) = hasher.finish();
+    Ok((digest, len, portable::is_executable(&head)))
 }
 
 /// Joins a context dir path and a name.

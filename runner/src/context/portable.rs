@@ -53,6 +53,11 @@ pub(super) fn file_is_executable(mut file: impl Read) -> io::Result<bool> {
 /// The name a case-insensitive, normalization-insensitive filesystem
 /// (NTFS, APFS) sees: canonical decomposition, then lower case.
 pub fn case_fold(name: &str) -> String {
+    if name.is_ascii() {
+        // The common case, and the same answer: ASCII has no
+        // decompositions and only ASCII lower cases.
+        return name.to_ascii_lowercase();
+    }
     name.nfd().flat_map(char::to_lowercase).collect()
 }
 

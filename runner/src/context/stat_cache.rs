@@ -3,8 +3,8 @@
 //! BuildKit's contenthash does).
 //!
 //! One file per context directory in the store (`kiln/contexts/<sha256 of
-//! the directory's path>`), one line per file: `<digest> <identity>
-//! <path>`. It is read when the build starts and written back at its end
+//! the directory's path>`), one line per file: `<digest> <x|-> <identity>
+//! <path>`, where `x` says the contents make it executable. It is read when the build starts and written back at its end
 //! when it learnt something, atomically and without a sync: a lost or torn
 //! one costs hashing again, nothing more, since a line that does not parse
 //! is skipped and a digest is used only when the identity matches. Only
@@ -27,9 +27,17 @@ pub struct StatCache {
     entries: Mutex<Entries>,
 }
 
+/// What is known of one file at one identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Known {
+    identity: FileIdentity,
+    digest: Digest,
+    executable: bool,
+}
+
 #[derive(Debug, Default)]
 struct Entries {
-    by_path: HashMap<String, (FileIdentity, Digest)>,
+    by_path: HashMap<String, Known>,
     /// Whether anything was added since it was read.
     changed: bool,
 }
@@ -61,23 +69,30 @@ impl StatCache {
         dir.join(name.hex())
     }
 
-    /// The digest of `path` when its identity is the one remembered.
-    pub fn get(&self, path: &str, identity: &FileIdentity) -> Option<Digest> {
+    /// The digest of `path`, and whether it is executable, when its
+    /// identity is the one remembered.
+    pub fn get(&self, path: &str, identity: &FileIdentity) -> Option<(Digest, bool)> {
         let entries = self.entries.lock().expect("stat cache lock");
         match entries.by_path.get(path) {
-            Some((known, digest)) if known == identity => Some(*digest),
+            Some(known) if known.identity == *identity => Some((known.digest, known.executable)),
             _ => None,
         }
     }
 
-    /// Remembers `digest` for `path` at `identity`, when it is settled.
-    pub fn put(&self, path: &str, identity: FileIdentity, digest: Digest) {
+    /// Remembers `digest` and `executable` for `path` at `identity`, when
+    /// it is settled.
+    pub fn put(&self, path: &str, identity: FileIdentity, digest: Digest, executable: bool) {
         if !identity.settled() || path.contains(['\n', '\r']) {
             return;
         }
+        let known = Known {
+            identity,
+            digest,
+            executable,
+        };
         let mut entries = self.entries.lock().expect("stat cache lock");
-        if entries.by_path.get(path) != Some(&(identity, digest)) {
-            entries.by_path.insert(path.to_string(), (identity, digest));
+        if entries.by_path.get(path) != Some(&known) {
+            entries.by_path.insert(path.to_string(), known);
             entries.changed = true;
         }
     }
@@ -98,10 +113,10 @@ impl StatCache {
         let mut lines: Vec<_> = entries.by_path.iter().collect();
         lines.sort_by(|a, b| a.0.cmp(b.0));
         let mut text = String::with_capacity(lines.len() * 160);
-        for (path, (identity, digest)) in lines {
-            text.push_str(&digest.hex());
-            text.push(' ');
-            text.push_str(&identity.encode());
+        for (path, known) in lines {
+            text.push_str(&known.digest.hex());
+            text.push_str(if known.executable { " x " } else { " - " });
+            text.push_str(&known.identity.encode());
             text.push(' ');
             text.push_str(path);
             text.push('\n');
@@ -114,14 +129,25 @@ impl StatCache {
     }
 }
 
-/// `<digest hex> <size> <modified> <changed> <inode> <device> <path>`.
-fn parse_line(line: &str) -> Option<(&str, (FileIdentity, Digest))> {
-    let mut fields = line.splitn(7, ' ');
+/// `<digest hex> <x|-> <size> <modified> <changed> <inode> <device> <path>`.
+fn parse_line(line: &str) -> Option<(&str, Known)> {
+    let mut fields = line.splitn(8, ' ');
     let digest = Digest::from_hex(fields.next()?).ok()?;
-    let identity: Vec<&str> = fields.by_ref().take(5).collect();
-    let identity = FileIdentity::decode(&identity.join(" "))?;
+    let executable = match fields.next()? {
+        "x" => true,
+        "-" => false,
+        _ => return None,
+    };
+    let identity = FileIdentity::decode_fields(&mut fields)?;
     let path = fields.next()?;
-    Some((path, (identity, digest)))
+    Some((
+        path,
+        Known {
+            identity,
+            digest,
+            executable,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -136,18 +162,18 @@ mod tests {
         // Changed long ago: kept.
         let old = FileIdentity::decode("5 10 10 7 8").unwrap();
         let d = Digest::of(b"alpha");
-        cache.put("dir/a b", old, d);
-        assert_eq!(cache.get("dir/a b", &old), Some(d));
+        cache.put("dir/a b", old, d, true);
+        assert_eq!(cache.get("dir/a b", &old), Some((d, true)));
         // Just written: a change within its timestamp's tick could go
         // unseen, so it is not kept.
         std::fs::write(dir.path().join("new"), b"x").unwrap();
         let new = FileIdentity::of(&std::fs::metadata(dir.path().join("new")).unwrap());
-        cache.put("new", new, Digest::of(b"x"));
+        cache.put("new", new, Digest::of(b"x"), false);
         assert_eq!(cache.get("new", &new), None);
         cache.save(|p, b| std::fs::write(p, b)).unwrap();
         cache.save(|_, _| panic!("nothing new to save")).unwrap();
         let again = StatCache::load(file);
-        assert_eq!(again.get("dir/a b", &old), Some(d));
+        assert_eq!(again.get("dir/a b", &old), Some((d, true)));
         assert_eq!(again.get("new", &new), None);
     }
 
@@ -160,15 +186,18 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "{} {} with space/and\nnot a line\n{} 1 2 3\n",
+                "{} - {} with space/and\nnot a line\n{} 1 2 3\n{} {} old format\n",
                 d.hex(),
                 id.encode(),
-                d.hex()
+                d.hex(),
+                d.hex(),
+                id.encode()
             ),
         )
         .unwrap();
         let cache = StatCache::load(file);
-        assert_eq!(cache.get("with space/and", &id), Some(d));
+        assert_eq!(cache.get("with space/and", &id), Some((d, false)));
+        assert_eq!(cache.get("old format", &id), None);
         let other = FileIdentity::decode("6 10 10 7 8").unwrap();
         assert_eq!(cache.get("with space/and", &other), None, "size differs");
         assert_eq!(cache.entries.lock().unwrap().by_path.len(), 1);

@@ -177,19 +177,26 @@ fn digests_come_from_the_stat_cache_while_the_identity_holds() {
     let (dir, root) = context();
     let file = root.join("src/a.rs");
     let identity = FileIdentity::of(&fs::metadata(&file).unwrap());
-    // A remembered digest for exactly this identity is believed (that is
-    // the point: the file is not read)...
+    // A remembered digest and executable bit for exactly this identity are
+    // believed (that is the point: the file is not read)...
     let believed = crate::digest::Digest::of(b"what the cache says");
     let cache_file = dir.path().join("stat-cache");
     fs::write(
         &cache_file,
-        format!("{} {} src/a.rs\n", believed.hex(), identity.encode()),
+        format!("{} x {} src/a.rs\n", believed.hex(), identity.encode()),
     )
     .unwrap();
     let mut ctx = Context::open(&root).unwrap();
     ctx.use_stat_cache(Arc::new(StatCache::load(cache_file)));
-    let opener = ctx.opener().unwrap();
-    assert_eq!(opener.digest("src/a.rs").unwrap(), (believed, 1));
+    let believed_entry = EntryKind::File {
+        size: 1,
+        executable: true,
+    };
+    assert_eq!(
+        ctx.entry_with_digest("src/a.rs", false).unwrap(),
+        (believed_entry.clone(), Some(believed))
+    );
+    assert_eq!(ctx.entry("src/a.rs").unwrap(), believed_entry);
     // ...and any change of the identity means reading the file (the
     // mtime set apart, since a rewrite within one timestamp tick of the
     // creation could keep both times).
@@ -198,10 +205,55 @@ fn digests_come_from_the_stat_cache_while_the_identity_holds() {
     f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
         .unwrap();
     drop(f);
-    let real = crate::digest::Digest::of(b"A");
-    assert_eq!(opener.digest("src/a.rs").unwrap(), (real, 1));
+    let real = EntryKind::File {
+        size: 1,
+        executable: false,
+    };
     assert_eq!(
-        opener.digest("src/b.rs").unwrap().0,
-        crate::digest::Digest::of(b"b")
+        ctx.entry_with_digest("src/a.rs", true).unwrap(),
+        (real.clone(), Some(crate::digest::Digest::of(b"A")))
+    );
+    assert_eq!(ctx.entry("src/a.rs").unwrap(), real);
+    assert_eq!(
+        ctx.entry_with_digest("src/b.rs", false).unwrap().1,
+        Some(crate::digest::Digest::of(b"b"))
+    );
+    // Directories and symlinks have no digest.
+    assert_eq!(
+        ctx.entry_with_digest("src", false).unwrap(),
+        (EntryKind::Dir, None)
+    );
+}
+
+#[test]
+fn a_hashed_entry_is_remembered_with_its_executable_bit() {
+    let (dir, root) = context();
+    fs::write(root.join("src/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    // Old enough to be remembered (the change time cannot be set back).
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let cache_file = dir.path().join("stat-cache");
+    let cache = Arc::new(StatCache::load(cache_file.clone()));
+    let mut ctx = Context::open(&root).unwrap();
+    ctx.use_stat_cache(Arc::clone(&cache));
+    let (entry, digest) = ctx.entry_with_digest("src/run.sh", false).unwrap();
+    assert_eq!(
+        entry,
+        EntryKind::File {
+            size: 18,
+            executable: true
+        }
+    );
+    assert_eq!(
+        digest,
+        Some(crate::digest::Digest::of(b"#!/bin/sh\necho hi\n"))
+    );
+    // A plain entry() does not hash, so it teaches the cache nothing.
+    ctx.entry("src/a.rs").unwrap();
+    cache.save(|p, b| fs::write(p, b)).unwrap();
+    let text = fs::read_to_string(&cache_file).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(" x ") && text.ends_with(" src/run.sh\n"),
+        "{text}"
     );
 }

@@ -155,6 +155,15 @@ impl Engine {
         )
     }
 
+    /// The program with contents `digest`, when this process has already
+    /// loaded it: found without reading (or hashing) its bytes again.
+    pub fn loaded(&self, digest: &Digest) -> Option<Program> {
+        let loaded = self.loaded.lock().expect("lock");
+        [ProgramKind::Module, ProgramKind::Component]
+            .iter()
+            .find_map(|kind| loaded.get(&(*digest, *kind)).cloned())
+    }
+
     /// Loads the program `bytes` (whose sha256 is `digest`): from memory,
     /// from the store's compile cache, or by compiling it and caching it;
     /// within `limits.max_module` and `limits.compile_timeout`, giving up

@@ -254,9 +254,13 @@ impl Snapshot {
                     self.put(path, Node::Dir(*meta));
                 }
                 Change::Put(node) => {
-                    let keep_children =
-                        node.is_dir() && self.nodes.get(path).is_some_and(Node::is_dir);
-                    if !keep_children {
+                    // Only a directory has descendants (every node's
+                    // ancestors are directories of the snapshot), and a
+                    // directory put over one keeps them; `put` replaces
+                    // anything else in place.
+                    let drops_children =
+                        !node.is_dir() && self.nodes.get(path).is_some_and(Node::is_dir);
+                    if drops_children {
                         self.remove_tree(path);
                     }
                     self.put(path, node.clone());

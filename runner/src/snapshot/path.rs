@@ -158,17 +158,22 @@ impl Ord for ImagePath {
     fn cmp(&self, other: &Self) -> Ordering {
         // Compare as if '/' were the smallest byte: component-wise order,
         // so "a", "a/b", "a-b" sort in that order.
-        let key = |b: &u8| if *b == b'/' { 0 } else { u16::from(*b) + 1 };
+        let key = |b: u8| if b == b'/' { 0 } else { u16::from(b) + 1 };
         let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        // A common prefix does not decide the order: skip it a chunk at a
-        // time (slice equality is one memcmp), so deep paths that share
-        // thousands of bytes compare quickly.
-        const CHUNK: usize = 64;
+        // Only the first byte that differs decides (or, when there is none,
+        // the length): skip the common prefix a chunk at a time (slice
+        // equality is one memcmp), so deep paths that share thousands of
+        // bytes compare quickly.
+        const CHUNK: usize = 16;
+        let n = a.len().min(b.len());
         let mut i = 0;
-        while i + CHUNK <= a.len().min(b.len()) && a[i..i + CHUNK] == b[i..i + CHUNK] {
+        while i + CHUNK <= n && a[i..i + CHUNK] == b[i..i + CHUNK] {
             i += CHUNK;
         }
-        a[i..].iter().map(key).cmp(b[i..].iter().map(key))
+        match a[i..n].iter().zip(&b[i..n]).position(|(x, y)| x != y) {
+            Some(at) => key(a[i + at]).cmp(&key(b[i + at])),
+            None => a.len().cmp(&b.len()),
+        }
     }
 }
 

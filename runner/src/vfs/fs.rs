@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::budget::WriteBudget;
+use crate::digest::Digest;
 
 /// Errors, named after the POSIX errno each WASI layer maps them to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -156,6 +157,12 @@ pub trait FileSystem: Send {
     fn rename(&mut self, from_dir: u64, from: &str, to_dir: u64, to: &str) -> VfsResult<()>;
     /// Reads at `offset`; 0 at or past the end.
     fn read(&mut self, node: u64, offset: u64, buf: &mut [u8]) -> VfsResult<usize>;
+    /// The sha256 of a file's contents when the backend knows it without
+    /// reading them (a file of the image, unchanged): a step's program is
+    /// then found among those already compiled without being read.
+    fn content_digest(&mut self, _node: u64) -> Option<Digest> {
+        None
+    }
     /// Writes at `offset`, extending the file as needed.
     fn write(&mut self, node: u64, offset: u64, data: &[u8]) -> VfsResult<usize>;
     /// Truncates or extends (with zeros).

@@ -495,6 +495,11 @@ impl Namespace {
         self.fs(node.fs).read(node.id, offset, buf)
     }
 
+    /// The digest of a file's contents, when known without reading them.
+    pub(super) fn content_digest(&mut self, node: NodeRef) -> Option<crate::digest::Digest> {
+        self.fs(node.fs).content_digest(node.id)
+    }
+
     /// Writes at `offset`.
     pub(super) fn write(&mut self, node: NodeRef, offset: u64, data: &[u8]) -> VfsResult<usize> {
         self.fs(node.fs).write(node.id, offset, data)

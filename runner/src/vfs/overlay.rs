@@ -697,6 +697,13 @@ impl FileSystem for OverlayFs {
         self.file_data(node)?.read_at(&store, offset, buf)
     }
 
+    fn content_digest(&mut self, node: u64) -> Option<Digest> {
+        match self.file_data(node).ok()? {
+            Data::Lower { file } => Some(file.digest),
+            _ => None,
+        }
+    }
+
     fn write(&mut self, node: u64, offset: u64, data: &[u8]) -> VfsResult<usize> {
         self.writable()?;
         self.make_upper(node)?;

@@ -114,6 +114,8 @@ impl Vfs {
         fn close(&mut self, node: NodeRef);
         /// Reads at `offset`.
         fn read(&mut self, node: NodeRef, offset: u64, buf: &mut [u8]) -> VfsResult<usize>;
+        /// The digest of a file's contents, when known without reading them.
+        fn content_digest(&mut self, node: NodeRef) -> Option<crate::digest::Digest>;
         /// Writes at `offset`.
         fn write(&mut self, node: NodeRef, offset: u64, data: &[u8]) -> VfsResult<usize>;
         /// Truncates or extends.
