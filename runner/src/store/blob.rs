@@ -220,8 +220,16 @@ impl Sealed {
             dest_dir,
         } = self;
         let dest = dest_dir.join(digest.hex());
-        // An unnamed file is linked under a temp name first: a link cannot
-        // replace an existing (possibly damaged) copy, a rename can.
+        // An unnamed file is linked straight into place: one system call,
+        // the common case for a new object. When the name is taken (the
+        // object exists, perhaps damaged) it is linked under a temp name
+        // and renamed over it: a link cannot replace a file, a rename can.
+        #[cfg(target_os = "linux")]
+        if let Spool::Unnamed(file) = &spool
+            && link_unnamed(file, &dest).is_ok()
+        {
+            return Ok((digest, len));
+        }
         let tmp = match spool {
             Spool::Named(tmp) => tmp,
             Spool::Unnamed(file) => name_unnamed(file, &tmp_dir)?,
@@ -246,7 +254,7 @@ fn named_temp(tmp_dir: &Path) -> Result<NamedTempFile> {
 /// the OS can make one, else a copy.
 fn name_unnamed(mut file: File, tmp_dir: &Path) -> Result<NamedTempFile> {
     #[cfg(target_os = "linux")]
-    if let Some(named) = link_unnamed(&file, tmp_dir) {
+    if let Some(named) = link_unnamed_in(&file, tmp_dir) {
         return Ok(named);
     }
     let mut named = named_temp(tmp_dir)?;
@@ -256,26 +264,33 @@ fn name_unnamed(mut file: File, tmp_dir: &Path) -> Result<NamedTempFile> {
     Ok(named)
 }
 
-/// Links an `O_TMPFILE` file into `tmp_dir` through `/proc/self/fd`. `None`
-/// when it cannot be (no `/proc`, or the file was created and unlinked, as
-/// on filesystems without `O_TMPFILE`): the caller copies instead.
+/// Links an `O_TMPFILE` file at `path` through `/proc/self/fd`; fails when
+/// `path` exists, or when the file cannot be linked (no `/proc`, or it was
+/// created and unlinked, as on filesystems without `O_TMPFILE`).
 #[cfg(target_os = "linux")]
-fn link_unnamed(file: &File, tmp_dir: &Path) -> Option<NamedTempFile> {
+fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        source.as_str(),
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )?;
+    Ok(())
+}
+
+/// Links an `O_TMPFILE` file under a free temp name in `tmp_dir`; `None`
+/// when it cannot be linked (the caller copies instead).
+#[cfg(target_os = "linux")]
+fn link_unnamed_in(file: &File, tmp_dir: &Path) -> Option<NamedTempFile> {
     // `tempfile` picks a free name and hands it back as a `TempPath`, which
     // deletes it if the commit fails before the rename.
     let placeholder = named_temp(tmp_dir).ok()?;
     let (_, path) = placeholder.into_parts();
     let _ = fs::remove_file(&path);
-    rustix::fs::linkat(
-        rustix::fs::CWD,
-        source.as_str(),
-        rustix::fs::CWD,
-        &*path,
-        rustix::fs::AtFlags::SYMLINK_FOLLOW,
-    )
-    .ok()?;
+    link_unnamed(file, &path).ok()?;
     let file = File::open(&path).ok()?;
     Some(NamedTempFile::from_parts(file, path))
 }

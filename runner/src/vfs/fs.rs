@@ -135,6 +135,12 @@ pub trait FileSystem: Send {
     fn readonly(&self) -> bool;
     /// Metadata of a node.
     fn stat(&mut self, node: u64) -> VfsResult<Stat>;
+    /// What kind of node it is: [`FileSystem::stat`]'s `kind`, for a
+    /// backend that knows it without asking its host (path walks ask it
+    /// at every component).
+    fn kind(&mut self, node: u64) -> VfsResult<FileType> {
+        Ok(self.stat(node)?.kind)
+    }
     /// The child `name` of directory `dir` (no `.`/`..`).
     fn lookup(&mut self, dir: u64, name: &str) -> VfsResult<u64>;
     /// The entries of `dir`, sorted by name (bytewise), without `.`/`..`.

@@ -100,6 +100,8 @@ pub struct HostFs {
     charged: HashMap<u64, u64>,
     /// Open nodes whose file handle may be evicted.
     file_handles: lru::Lru,
+    /// Directories kept open for lookups in them (`host/dirs.rs`).
+    dirs: dirs::Dirs,
 }
 
 fn rel(path: &str) -> &Path {
@@ -252,6 +254,7 @@ impl HostFs {
             budget: None,
             charged: HashMap::new(),
             file_handles: lru::Lru::new(MAX_HOST_FILE_HANDLES),
+            dirs: dirs::Dirs::default(),
         })
     }
 
@@ -346,6 +349,26 @@ impl HostFs {
 
     fn symlink_metadata(&self, path: &str) -> VfsResult<Metadata> {
         self.dir.symlink_metadata(rel(path)).map_err(errno)
+    }
+
+    /// The metadata of `name` in directory `dir`, whose path is `path`
+    /// (see [`HostFs::child_path`]): one system call relative to a kept
+    /// directory handle (`host/dirs.rs`).
+    fn child_metadata(&mut self, dir: u64, name: &str, path: &str) -> VfsResult<Metadata> {
+        let handle = if dir == ROOT {
+            Some(&self.dir)
+        } else {
+            let root = &self.dir;
+            let dir_path = self.nodes.get(&dir).and_then(|n| n.path.as_deref());
+            match dir_path {
+                Some(dir_path) => self.dirs.get(dir, || root.open_dir_nofollow(rel(dir_path))),
+                None => None,
+            }
+        };
+        match handle {
+            Some(handle) => handle.symlink_metadata(name).map_err(errno),
+            None => self.symlink_metadata(path),
+        }
     }
 
     /// The id of the node at `path` (described by `meta`), recording the
@@ -614,9 +637,20 @@ impl FileSystem for HostFs {
         })
     }
 
+    fn kind(&mut self, node: u64) -> VfsResult<FileType> {
+        // A node's kind never changes: a name that comes to hold another
+        // kind of file is another node. A node with neither a name nor a
+        // handle is gone, as `stat` would say.
+        let node = self.node(node)?;
+        if node.path.is_none() && node.handle.is_none() {
+            return Err(Errno::Noent);
+        }
+        Ok(node.kind)
+    }
+
     fn lookup(&mut self, dir: u64, name: &str) -> VfsResult<u64> {
         let path = self.child_path(dir, name)?;
-        let meta = self.symlink_metadata(&path)?;
+        let meta = self.child_metadata(dir, name, &path)?;
         Ok(self.register(path, &meta))
     }
 
@@ -637,7 +671,7 @@ impl FileSystem for HostFs {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let path = join(&dir_path, &name);
-            let meta = match self.symlink_metadata(&path) {
+            let meta = match self.child_metadata(dir, &name, &path) {
                 Ok(meta) => meta,
                 // Removed since it was listed.
                 Err(Errno::Noent) => continue,
@@ -766,6 +800,7 @@ impl FileSystem for HostFs {
             return Err(Errno::Busy);
         }
         self.dir.remove_dir(rel(&path)).map_err(errno)?;
+        self.dirs.clear();
         self.forget_path(id, &path, 1);
         Ok(())
     }
@@ -798,6 +833,7 @@ impl FileSystem for HostFs {
         self.dir
             .rename(rel(&src), &self.dir, rel(&dst))
             .map_err(errno)?;
+        self.dirs.clear();
         if let Some((dst_id, nlink)) = replaced {
             self.forget_path(dst_id, &dst, nlink);
         }
@@ -918,6 +954,7 @@ impl FileSystem for HostFs {
     }
 }
 
+mod dirs;
 mod lru;
 mod sys;
 #[cfg(test)]

@@ -273,13 +273,13 @@ impl Namespace {
             let cur = *stack.last().expect("never empty");
             match name.as_str() {
                 "" | "." => {
-                    if self.fs(cur.fs).stat(cur.id)?.kind != FileType::Dir {
+                    if self.fs(cur.fs).kind(cur.id)? != FileType::Dir {
                         return Err(Errno::Notdir);
                     }
                     continue;
                 }
                 ".." => {
-                    if self.fs(cur.fs).stat(cur.id)?.kind != FileType::Dir {
+                    if self.fs(cur.fs).kind(cur.id)? != FileType::Dir {
                         return Err(Errno::Notdir);
                     }
                     if stack.len() > 1 {
@@ -291,12 +291,12 @@ impl Namespace {
                 }
                 _ => {}
             }
-            if self.fs(cur.fs).stat(cur.id)?.kind != FileType::Dir {
+            if self.fs(cur.fs).kind(cur.id)? != FileType::Dir {
                 return Err(Errno::Notdir);
             }
             let next = self.child(cur, &name)?;
             let is_last = pending.is_empty();
-            let kind = self.fs(next.fs).stat(next.id)?.kind;
+            let kind = self.fs(next.fs).kind(next.id)?;
             if kind == FileType::Symlink && (!is_last || follow_last) {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
@@ -359,7 +359,7 @@ impl Namespace {
         let dirs: Vec<String> = dirs.iter().map(|s| s.to_string()).collect();
         let stack = self.walk(base, scope, dirs, true)?;
         let dir = *stack.last().expect("never empty");
-        if self.fs(dir.fs).stat(dir.id)?.kind != FileType::Dir {
+        if self.fs(dir.fs).kind(dir.id)? != FileType::Dir {
             return Err(Errno::Notdir);
         }
         if *last == ".." && stack.len() == 1 && scope == Scope::Deny {
@@ -371,6 +371,11 @@ impl Namespace {
     /// Metadata of a node.
     pub(super) fn stat(&mut self, node: NodeRef) -> VfsResult<Stat> {
         self.fs(node.fs).stat(node.id)
+    }
+
+    /// The kind of a node (its [`Stat::kind`], often known without a stat).
+    pub(super) fn kind(&mut self, node: NodeRef) -> VfsResult<FileType> {
+        self.fs(node.fs).kind(node.id)
     }
 
     /// Metadata at a path.
@@ -398,12 +403,12 @@ impl Namespace {
             self.create_at(base, scope, path, flags)?
         } else {
             let n = self.resolve(base, scope, path, flags.follow)?;
-            if !flags.follow && self.stat(n)?.kind == FileType::Symlink {
+            if !flags.follow && self.kind(n)? == FileType::Symlink {
                 return Err(Errno::Loop);
             }
             n
         };
-        let kind = self.stat(node)?.kind;
+        let kind = self.kind(node)?;
         if flags.directory && kind != FileType::Dir {
             return Err(Errno::Notdir);
         }
@@ -454,7 +459,7 @@ impl Namespace {
                     if flags.exclusive {
                         return Err(Errno::Exist);
                     }
-                    match self.stat(existing)?.kind {
+                    match self.kind(existing)? {
                         FileType::File => return Ok(existing),
                         FileType::Dir => return Err(Errno::Isdir),
                         FileType::Symlink if !flags.follow => return Err(Errno::Loop),
@@ -551,7 +556,7 @@ impl Namespace {
             let kind = if node.fs == dir.fs {
                 e.kind
             } else {
-                self.stat(node)?.kind
+                self.kind(node)?
             };
             out.push((e.name, node, kind));
         }
@@ -566,7 +571,7 @@ impl Namespace {
         path: &str,
     ) -> VfsResult<String> {
         let n = self.resolve(base, scope, path, false)?;
-        if self.stat(n)?.kind != FileType::Symlink {
+        if self.kind(n)? != FileType::Symlink {
             return Err(Errno::Inval);
         }
         self.fs(n.fs).read_link(n.id)
@@ -609,7 +614,7 @@ impl Namespace {
         if target.fs != dir.fs {
             return Err(Errno::Busy);
         }
-        let kind = self.stat(target)?.kind;
+        let kind = self.kind(target)?;
         if trailing {
             return Err(if kind == FileType::Dir {
                 Errno::Isdir
@@ -662,7 +667,7 @@ impl Namespace {
         to: &str,
     ) -> VfsResult<()> {
         let src = self.resolve(from_base, from_scope, from, follow)?;
-        if self.stat(src)?.kind == FileType::Dir {
+        if self.kind(src)? == FileType::Dir {
             return Err(Errno::Perm);
         }
         let (dir, name, trailing) = self.resolve_parent(to_base, to_scope, to)?;
@@ -697,7 +702,7 @@ impl Namespace {
         if src.fs != sdir.fs {
             return Err(Errno::Busy);
         }
-        let src_kind = self.stat(src)?.kind;
+        let src_kind = self.kind(src)?;
         if (strail || dtrail) && src_kind != FileType::Dir {
             return Err(Errno::Notdir);
         }
