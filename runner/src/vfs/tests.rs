@@ -140,6 +140,38 @@ fn reads_lower_files_and_follows_symlinks_inside_the_image() {
 }
 
 #[test]
+fn an_image_files_digest_is_known_until_it_is_written() {
+    let f = fixture();
+    let mut v = vfs(&f);
+    let root = v.root();
+    let open = |v: &mut Vfs, path: &str| {
+        let flags = OpenFlags {
+            follow: true,
+            ..Default::default()
+        };
+        v.open_at(root, Scope::Clamp, path, flags).unwrap()
+    };
+    let a = open(&mut v, "data/a");
+    assert_eq!(v.content_digest(a), Some(crate::digest::Digest::of(b"aaa")));
+    v.close(a);
+    // Through a symlink: the file it leads to.
+    let link = open(&mut v, "link");
+    assert_eq!(
+        v.content_digest(link),
+        Some(crate::digest::Digest::of(b"aaa"))
+    );
+    v.close(link);
+    // Written by the step: its bytes are its own now, not the image's.
+    write_file(&mut v, "data/a", "new").unwrap();
+    let a = open(&mut v, "data/a");
+    assert_eq!(v.content_digest(a), None);
+    v.close(a);
+    let data = open(&mut v, "data");
+    assert_eq!(v.content_digest(data), None);
+    v.close(data);
+}
+
+#[test]
 fn creating_through_a_dangling_symlink_creates_its_target() {
     let f = fixture();
     let mut v = vfs(&f);

@@ -352,3 +352,41 @@ fn an_evicted_handle_is_not_reopened_on_another_file() {
     let mut buf = [0u8; 4];
     assert_eq!(fs.read(first, 0, &mut buf), Err(Errno::Io));
 }
+
+#[test]
+fn lookups_through_kept_directory_handles_follow_renames_and_replacements() {
+    let (dir, mut fs) = fixture();
+    let root = fs.root();
+    let sub = fs.lookup(root, "sub").unwrap();
+    let b = fs.lookup(sub, "b").unwrap();
+    assert_eq!(fs.kind(b), Ok(FileType::File));
+    assert_eq!(fs.kind(sub), Ok(FileType::Dir));
+    // Renamed: the same node, its children found under the new name.
+    fs.rename(root, "sub", root, "moved").unwrap();
+    assert_eq!(fs.lookup(sub, "b"), Ok(b));
+    assert_eq!(read_all(&mut fs, b), "bbb");
+    // A new directory under the old name is another node, with its own
+    // children, never the kept handle of the first.
+    let fresh = fs.mkdir(root, "sub", 0o755).unwrap();
+    assert_ne!(fresh, sub);
+    assert_eq!(fs.lookup(fresh, "b"), Err(Errno::Noent));
+    std::fs::write(dir.path().join("sub/c"), "ccc").unwrap();
+    let c = fs.lookup(fresh, "c").unwrap();
+    assert_eq!(read_all(&mut fs, c), "ccc");
+    // Removed: gone for lookups and for its kind, like stat says.
+    fs.unlink(fresh, "c").unwrap();
+    fs.rmdir(root, "sub").unwrap();
+    assert!(fs.lookup(fresh, "c").is_err());
+    assert!(fs.kind(fresh).is_err());
+    assert_eq!(fs.kind(fresh), fs.stat(fresh).map(|s| s.kind));
+    // Many directories: past the handles kept, lookups still work.
+    for i in 0..20 {
+        let d = fs.mkdir(root, &format!("d{i}"), 0o755).unwrap();
+        fs.create_file(d, "f", 0o644).unwrap();
+    }
+    for i in (0..20).rev() {
+        let d = fs.lookup(root, &format!("d{i}")).unwrap();
+        let f = fs.lookup(d, "f").unwrap();
+        assert_eq!(fs.kind(f), Ok(FileType::File));
+    }
+}
