@@ -33,21 +33,7 @@ pub struct FileIdentity {
 impl FileIdentity {
     /// The identity of the file `meta` describes.
     pub fn of(meta: &Metadata) -> FileIdentity {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            FileIdentity::unix(
-                meta.size(),
-                (meta.mtime(), meta.mtime_nsec()),
-                (meta.ctime(), meta.ctime_nsec()),
-                meta.ino(),
-                meta.dev(),
-            )
-        }
-        #[cfg(not(unix))]
-        {
-            FileIdentity::windows(meta.len(), meta.modified().ok(), meta.created().ok())
-        }
+        FileIdentity::of_cap(&cap_std::fs::Metadata::from_just_metadata(meta.clone()))
     }
 
     /// The identity of the file cap-std's `meta` describes (the context
@@ -56,56 +42,30 @@ impl FileIdentity {
         #[cfg(unix)]
         {
             use cap_std::fs::MetadataExt;
-            FileIdentity::unix(
-                meta.size(),
-                (meta.mtime(), meta.mtime_nsec()),
-                (meta.ctime(), meta.ctime_nsec()),
-                meta.ino(),
-                meta.dev(),
-            )
+            let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+            FileIdentity {
+                size: meta.size(),
+                modified: ns(meta.mtime(), meta.mtime_nsec()),
+                changed: ns(meta.ctime(), meta.ctime_nsec()),
+                inode: meta.ino(),
+                device: meta.dev(),
+            }
         }
         #[cfg(not(unix))]
         {
-            let std = |t: std::io::Result<cap_std::time::SystemTime>| t.ok().map(|t| t.into_std());
-            FileIdentity::windows(meta.len(), std(meta.modified()), std(meta.created()))
-        }
-    }
-
-    #[cfg(unix)]
-    fn unix(
-        size: u64,
-        modified: (i64, i64),
-        changed: (i64, i64),
-        inode: u64,
-        device: u64,
-    ) -> FileIdentity {
-        let ns = |(s, n): (i64, i64)| i128::from(s) * 1_000_000_000 + i128::from(n);
-        FileIdentity {
-            size,
-            modified: ns(modified),
-            changed: ns(changed),
-            inode,
-            device,
-        }
-    }
-
-    /// No file index in stable std on Windows: size and both times.
-    #[cfg(not(unix))]
-    fn windows(
-        size: u64,
-        modified: Option<SystemTime>,
-        created: Option<SystemTime>,
-    ) -> FileIdentity {
-        let ns = |t: Option<SystemTime>| {
-            t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as i128)
-        };
-        FileIdentity {
-            size,
-            modified: ns(modified),
-            changed: ns(created),
-            inode: 0,
-            device: 0,
+            let ns = |t: std::io::Result<cap_std::time::SystemTime>| {
+                t.ok()
+                    .and_then(|t| t.into_std().duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128)
+            };
+            // No file index in stable std on Windows: size and both times.
+            FileIdentity {
+                size: meta.len(),
+                modified: ns(meta.modified()),
+                changed: ns(meta.created()),
+                inode: 0,
+                device: 0,
+            }
         }
     }
 
