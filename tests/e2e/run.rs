@@ -327,18 +327,29 @@ fn compiled_code_is_cached_in_the_store() {
     );
     sb.build("ctx", &[]);
     let compiled = sb.store().join("kiln/compiled");
+    // The artifact as wasmtime wrote it, and its sum.
     let entries: Vec<_> = fs::read_dir(&compiled)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none())
         .collect();
     assert_eq!(entries.len(), 1, "one module, compiled once");
+    assert!(entries[0].with_extension("sum").is_file());
     let modified = fs::metadata(&entries[0]).unwrap().modified().unwrap();
-    sb.build("ctx", &[]);
+    sb.build("ctx", &["--no-cache"]);
     assert_eq!(
         fs::metadata(&entries[0]).unwrap().modified().unwrap(),
         modified,
         "reused, not recompiled"
     );
+    // Damaged in place: its identity changed, so it is checked before use,
+    // refused, and compiled again.
+    let mut bytes = fs::read(&entries[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&entries[0], &bytes).unwrap();
+    sb.build("ctx", &["--no-cache"]);
+    assert_ne!(fs::read(&entries[0]).unwrap(), bytes, "compiled again");
 }
 
 #[cfg(unix)]

@@ -2,9 +2,14 @@
 //!
 //! The key is the sha256 of the module's digest, its kind (core module or
 //! component) and the engine's compatibility fingerprint (wasmtime version,
-//! target, settings). The file holds the sha256 of the compiled artifact
-//! followed by the artifact; it is checked before wasmtime deserializes it,
-//! since deserializing is only sound for artifacts wasmtime itself wrote.
+//! target, settings). The file `<key>` is the artifact as wasmtime wrote
+//! it, so wasmtime maps it into memory instead of reading and copying it
+//! (a big module's artifact is hundreds of megabytes); `<key>.sum` holds
+//! its sha256 and the identity ([`FileIdentity`]) the file had when its
+//! bytes last matched. Deserializing is only sound for artifacts wasmtime
+//! itself wrote, so an artifact is read whole and checked against the sum
+//! before its first use and whenever its identity changed; the artifact is
+//! written (and synced) before its sum, and never changed in place.
 //!
 //! A module that failed to compile or link is remembered next to it, in
 //! `<key>.failed` (the sha256 of the message, then the message), so a retry
@@ -15,7 +20,8 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
+use crate::file_identity::FileIdentity;
 use crate::store::Store;
 
 /// Kinds of program.
@@ -54,7 +60,7 @@ impl CompileCache {
 
     fn path(&self, module: &Digest, kind: ProgramKind) -> PathBuf {
         let mut key = Vec::new();
-        key.extend_from_slice(b"kiln-compiled-v1\0");
+        key.extend_from_slice(b"kiln-compiled-v2\0");
         key.extend_from_slice(module.as_bytes());
         key.extend_from_slice(self.fingerprint.as_bytes());
         key.push(kind as u8);
@@ -65,23 +71,51 @@ impl CompileCache {
         self.path(module, kind).with_extension("failed")
     }
 
-    /// The verified compiled artifact for `module`, if cached.
-    pub fn get(&self, module: &Digest, kind: ProgramKind) -> Option<Vec<u8>> {
-        let bytes = fs::read(self.path(module, kind)).ok()?;
-        if bytes.len() < 32 {
+    fn sum_path(&self, module: &Digest, kind: ProgramKind) -> PathBuf {
+        self.path(module, kind).with_extension("sum")
+    }
+
+    /// The file of the compiled artifact for `module`, if cached and its
+    /// bytes are the ones its sum names (checked when its identity is not
+    /// the one noted at the last check, and then noted).
+    pub fn get(&self, module: &Digest, kind: ProgramKind) -> Option<PathBuf> {
+        let path = self.path(module, kind);
+        let identity = FileIdentity::of(&fs::metadata(&path).ok()?);
+        let sum_path = self.sum_path(module, kind);
+        let text = fs::read_to_string(&sum_path).ok()?;
+        let (sum, noted) = text
+            .trim_end()
+            .split_once(' ')
+            .unwrap_or((text.trim_end(), ""));
+        let sum = Digest::from_hex(sum).ok()?;
+        if FileIdentity::decode(noted) == Some(identity) {
+            return Some(path);
+        }
+        let (actual, _) = hash_file(&path).ok()?;
+        if actual != sum {
             return None;
         }
-        let (sum, artifact) = bytes.split_at(32);
-        (Digest::of(artifact).as_bytes() == sum).then(|| artifact.to_vec())
+        // Best effort: a note not written costs the next use a check.
+        let _ = fs::write(&sum_path, format!("{} {}\n", sum.hex(), identity.encode()));
+        Some(path)
     }
 
     /// Saves a compiled artifact (atomically; a failure only costs a
     /// recompile next time).
     pub fn put(&self, store: &Store, module: &Digest, kind: ProgramKind, artifact: &[u8]) {
-        let mut bytes = Vec::with_capacity(32 + artifact.len());
-        bytes.extend_from_slice(Digest::of(artifact).as_bytes());
-        bytes.extend_from_slice(artifact);
-        let _ = store.write_file_atomic(&self.path(module, kind), &bytes);
+        let path = self.path(module, kind);
+        if store.write_file_atomic(&path, artifact).is_err() {
+            return;
+        }
+        let Ok(meta) = fs::metadata(&path) else {
+            return;
+        };
+        let note = format!(
+            "{} {}\n",
+            Digest::of(artifact).hex(),
+            FileIdentity::of(&meta).encode()
+        );
+        let _ = store.write_file_atomic(&self.sum_path(module, kind), note.as_bytes());
     }
 
     /// The error an earlier attempt to compile or link `module` with this
@@ -115,6 +149,21 @@ impl CompileCache {
     }
 }
 
+/// The sha256 of the file at `path`, and its length.
+fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match io::Read::read(&mut file, &mut buf) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,12 +190,25 @@ mod tests {
         let m = Digest::of(b"module");
         assert!(cache.get(&m, ProgramKind::Module).is_none());
         cache.put(&store, &m, ProgramKind::Module, b"compiled");
-        assert_eq!(cache.get(&m, ProgramKind::Module).unwrap(), b"compiled");
+        let path = cache.get(&m, ProgramKind::Module).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"compiled");
         assert!(cache.get(&m, ProgramKind::Component).is_none());
-        let path = cache.path(&m, ProgramKind::Module);
+        // Damaged (a new identity): checked, refused.
         let mut bytes = fs::read(&path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
-        fs::write(&path, bytes).unwrap();
+        fs::write(&path, &bytes).unwrap();
+        assert!(cache.get(&m, ProgramKind::Module).is_none());
+        // Put back (another new identity): checked again, and noted.
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(cache.get(&m, ProgramKind::Module), Some(path.clone()));
+        let note = fs::read_to_string(cache.sum_path(&m, ProgramKind::Module)).unwrap();
+        let identity = FileIdentity::of(&fs::metadata(&path).unwrap());
+        assert!(note.trim_end().ends_with(&identity.encode()), "{note}");
+        // A sum that does not parse, or is gone: not trusted.
+        fs::write(cache.sum_path(&m, ProgramKind::Module), "garbage").unwrap();
+        assert!(cache.get(&m, ProgramKind::Module).is_none());
+        fs::remove_file(cache.sum_path(&m, ProgramKind::Module)).unwrap();
         assert!(cache.get(&m, ProgramKind::Module).is_none());
     }
 

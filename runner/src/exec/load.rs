@@ -201,7 +201,7 @@ impl Engine {
         }
         let (compiled, from) = match cache
             .get(&digest, kind)
-            .and_then(|a| self.deserialize(kind, &a).ok())
+            .and_then(|path| self.deserialize_file(kind, &path).ok())
         {
             Some(c) => (c, LoadedFrom::Cache),
             None => {
@@ -293,18 +293,24 @@ impl Engine {
     }
 
     #[allow(unsafe_code)]
-    fn deserialize(&self, kind: ProgramKind, artifact: &[u8]) -> wasmtime::Result<Compiled> {
+    fn deserialize_file(
+        &self,
+        kind: ProgramKind,
+        path: &std::path::Path,
+    ) -> wasmtime::Result<Compiled> {
         Ok(match kind {
             ProgramKind::Module => {
-                // SAFETY: `artifact` comes from the compile cache, which only
+                // SAFETY: `path` comes from the compile cache, which only
                 // holds what `Module::serialize` of an engine with this exact
-                // fingerprint wrote, and its sha256 was checked on read.
-                Compiled::Module(unsafe { wasmtime::Module::deserialize(&self.engine, artifact)? })
+                // fingerprint wrote, checked against its sha256 (or unchanged
+                // since it was), and never changed in place (a new artifact
+                // is renamed over it), so the mapping stays what was checked.
+                Compiled::Module(unsafe { wasmtime::Module::deserialize_file(&self.engine, path)? })
             }
             ProgramKind::Component => {
                 // SAFETY: as above, for `Component::serialize`.
                 Compiled::Component(unsafe {
-                    component::Component::deserialize(&self.engine, artifact)?
+                    component::Component::deserialize_file(&self.engine, path)?
                 })
             }
         })
