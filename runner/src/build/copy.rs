@@ -43,11 +43,13 @@ enum Kind {
     Dir {
         mode: u32,
     },
-    /// A file; `digest` of its contents when the source knows it already.
+    /// A file; `digest` of its contents when the source knows it already,
+    /// and the contents themselves when it read them.
     File {
         size: u64,
         mode: u32,
         digest: Option<Digest>,
+        bytes: Option<Vec<u8>>,
     },
     Symlink(String),
     Special,
@@ -62,9 +64,15 @@ trait Source {
     fn kind(&self, path: &str, follow: bool) -> Result<Option<Kind>, String>;
     /// Names inside directory `path`, sorted.
     fn list(&self, path: &str) -> Result<Vec<String>, String>;
-    /// The contents of file `path`, of `size` bytes and `digest` when
-    /// [`Source::kind`] said.
-    fn content(&self, path: &str, size: u64, digest: Option<Digest>) -> Result<Content, String>;
+    /// The contents of file `path`, of `size` bytes, with the `digest` and
+    /// `bytes` [`Source::kind`] gave.
+    fn content(
+        &self,
+        path: &str,
+        size: u64,
+        digest: Option<Digest>,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Content, String>;
     /// Every path matching `pattern`, sorted.
     fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
     /// Whether `path` is hidden by an ignore file.
@@ -81,9 +89,18 @@ trait Source {
     }
 }
 
+/// Bytes of small context files a COPY plan may hold, read while hashing
+/// them, so the layer writer does not open them again.
+const KEEP_BYTES: u64 = 64 << 20;
+
+/// Largest file whose bytes are kept.
+const KEEP_FILE: u64 = 64 << 10;
+
 struct ContextSource<'a> {
     ctx: &'a Context,
     opener: Arc<ContextOpener>,
+    /// Bytes kept so far (see [`KEEP_BYTES`]).
+    kept: std::cell::Cell<u64>,
 }
 
 impl Source for ContextSource<'_> {
@@ -98,13 +115,28 @@ impl Source for ContextSource<'_> {
         // A file is hashed now, for the step's cache key (or its digest
         // taken from the stat cache); read again only when the layer is
         // written.
-        match self.ctx.entry_with_digest(path, follow) {
+        let keep = if self.kept.get() < KEEP_BYTES {
+            KEEP_FILE
+        } else {
+            0
+        };
+        match self.ctx.entry_with_contents(path, follow, keep) {
             Ok((EntryKind::Dir, _)) => Ok(Some(Kind::Dir { mode: 0o755 })),
-            Ok((EntryKind::File { size, executable }, digest)) => Ok(Some(Kind::File {
-                size,
-                mode: if executable { 0o755 } else { 0o644 },
-                digest,
-            })),
+            Ok((EntryKind::File { size, executable }, hashed)) => {
+                let (digest, bytes) = match hashed {
+                    Some(h) => (Some(h.digest), h.bytes),
+                    None => (None, None),
+                };
+                if let Some(b) = &bytes {
+                    self.kept.set(self.kept.get() + b.len() as u64);
+                }
+                Ok(Some(Kind::File {
+                    size,
+                    mode: if executable { 0o755 } else { 0o644 },
+                    digest,
+                    bytes,
+                }))
+            }
             Ok((EntryKind::Symlink(t), _)) => Ok(Some(Kind::Symlink(t))),
             Ok((EntryKind::Special, _)) => Ok(Some(Kind::Special)),
             Err(context::ContextError::Io { source, .. })
@@ -123,7 +155,16 @@ impl Source for ContextSource<'_> {
         self.ctx.list(path).map_err(|e| e.to_string())
     }
 
-    fn content(&self, path: &str, size: u64, digest: Option<Digest>) -> Result<Content, String> {
+    fn content(
+        &self,
+        path: &str,
+        size: u64,
+        digest: Option<Digest>,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Content, String> {
+        if let Some(bytes) = bytes {
+            return Ok(Content::Bytes(bytes));
+        }
         let opener = Arc::clone(&self.opener);
         let rel = path.to_string();
         Ok(Content::Reader {
@@ -179,6 +220,7 @@ impl Source for SnapshotSource {
                 size: f.size,
                 mode: m.mode,
                 digest: Some(f.digest),
+                bytes: None,
             },
             Node::Symlink(_, t) => Kind::Symlink(t.clone()),
         }))
@@ -194,7 +236,13 @@ impl Source for SnapshotSource {
             .collect())
     }
 
-    fn content(&self, path: &str, _size: u64, _digest: Option<Digest>) -> Result<Content, String> {
+    fn content(
+        &self,
+        path: &str,
+        _size: u64,
+        _digest: Option<Digest>,
+        _bytes: Option<Vec<u8>>,
+    ) -> Result<Content, String> {
         let p = self.path(path)?;
         let p = self.snapshot.resolve(&p, true).map_err(|e| e.to_string())?;
         match self.snapshot.get(&p) {
@@ -292,6 +340,7 @@ pub(super) fn plan(
             context_source = ContextSource {
                 ctx: b.context,
                 opener: Arc::new(b.context.opener()?),
+                kept: std::cell::Cell::new(0),
             };
             &context_source
         }
@@ -431,7 +480,12 @@ pub(super) fn plan(
                         }
                         plan.copy_dir(source, &path, &dest).map_err(err)?;
                     }
-                    Kind::File { size, mode, digest } => {
+                    Kind::File {
+                        size,
+                        mode,
+                        digest,
+                        bytes,
+                    } => {
                         let name = path.rsplit('/').next().unwrap_or(&path);
                         let target = if dest_is_dir {
                             dest.join(name)
@@ -442,7 +496,7 @@ pub(super) fn plan(
                             return Err(err("cannot copy a file onto /".into()).into());
                         }
                         plan.parents(&target).map_err(err)?;
-                        let content = source.content(&path, size, digest).map_err(err)?;
+                        let content = source.content(&path, size, digest, bytes).map_err(err)?;
                         let meta = plan.meta(mode);
                         plan.put(target, Node::File(meta, content));
                     }
@@ -555,8 +609,13 @@ impl Plan<'_> {
                         self.put(dst.clone(), Node::Dir(meta));
                         stack.push((src, dst));
                     }
-                    Some(Kind::File { size, mode, digest }) => {
-                        let content = source.content(&src, size, digest)?;
+                    Some(Kind::File {
+                        size,
+                        mode,
+                        digest,
+                        bytes,
+                    }) => {
+                        let content = source.content(&src, size, digest, bytes)?;
                         let meta = self.meta(mode);
                         self.put(dst, Node::File(meta, content));
                     }

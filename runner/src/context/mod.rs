@@ -119,6 +119,16 @@ pub enum EntryKind {
     Special,
 }
 
+/// A context file's sha256, and its bytes when they were read and wanted
+/// (see [`Context::entry_with_contents`]).
+#[derive(Debug)]
+pub struct Hashed {
+    /// The sha256 of its contents.
+    pub digest: Digest,
+    /// Its contents.
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// An open build context.
 #[derive(Debug)]
 pub struct Context {
@@ -236,12 +246,12 @@ impl Context {
 
     /// What `path` is, without following a final symlink.
     pub fn entry(&self, path: &str) -> Result<EntryKind, ContextError> {
-        Ok(self.inspect(path, false, false)?.0)
+        Ok(self.inspect(path, false, None)?.0)
     }
 
     /// What `path` is, following symlinks (inside the context only).
     pub fn entry_followed(&self, path: &str) -> Result<EntryKind, ContextError> {
-        Ok(self.inspect(path, true, false)?.0)
+        Ok(self.inspect(path, true, None)?.0)
     }
 
     /// What `path` is (following a final symlink when `follow`), and for a
@@ -252,15 +262,30 @@ impl Context {
         path: &str,
         follow: bool,
     ) -> Result<(EntryKind, Option<Digest>), ContextError> {
-        self.inspect(path, follow, true)
+        let (kind, hashed) = self.inspect(path, follow, Some(0))?;
+        Ok((kind, hashed.map(|h| h.digest)))
     }
 
+    /// [`Context::entry_with_digest`], and the file's bytes when it had to
+    /// be read and is no larger than `keep`: a COPY then writes them
+    /// without opening the file again.
+    pub fn entry_with_contents(
+        &self,
+        path: &str,
+        follow: bool,
+        keep: u64,
+    ) -> Result<(EntryKind, Option<Hashed>), ContextError> {
+        self.inspect(path, follow, Some(keep))
+    }
+
+    /// `hash`: `None` to learn only the kind, else hash a file and keep its
+    /// bytes up to that size.
     fn inspect(
         &self,
         path: &str,
         follow: bool,
-        hash: bool,
-    ) -> Result<(EntryKind, Option<Digest>), ContextError> {
+        hash: Option<u64>,
+    ) -> Result<(EntryKind, Option<Hashed>), ContextError> {
         let (dir, name) = self.parent(path).map_err(Self::io(path))?;
         let meta = if follow {
             dir.metadata(name)
@@ -282,28 +307,56 @@ impl Context {
         Ok((kind, None))
     }
 
-    /// A regular file: executable or not, and its digest when `hash`, from
-    /// the stat cache or read.
+    /// A regular file: executable or not, and with `hash`, its digest from
+    /// the stat cache or read (see [`Context::inspect`]).
     fn file(
         &self,
         dir: &Dir,
         name: &Path,
         path: &str,
         meta: &cap_std::fs::Metadata,
-        hash: bool,
-    ) -> Result<(EntryKind, Option<Digest>), ContextError> {
+        hash: Option<u64>,
+    ) -> Result<(EntryKind, Option<Hashed>), ContextError> {
         let size = meta.len();
         let identity = FileIdentity::of_cap(meta);
         let cache = self.stat_cache.as_deref();
         if let Some((digest, executable)) = cache.and_then(|c| c.get(path, &identity)) {
-            return Ok((EntryKind::File { size, executable }, Some(digest)));
+            let hashed = Hashed {
+                digest,
+                bytes: None,
+            };
+            return Ok((EntryKind::File { size, executable }, Some(hashed)));
         }
         let file = dir.open(name).map_err(Self::io(path))?;
-        if !hash {
+        let Some(keep) = hash else {
             let executable = portable::file_is_executable(file).map_err(Self::io(path))?;
             return Ok((EntryKind::File { size, executable }, None));
-        }
-        let (digest, len, executable) = hash_file(file).map_err(Self::io(path))?;
+        };
+        let (hashed, len, executable) = if size <= keep {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.into_std()
+                .take(size + 1)
+                .read_to_end(&mut bytes)
+                .map_err(Self::io(path))?;
+            let executable = portable::is_executable(&bytes[..bytes.len().min(4)]);
+            let digest = Digest::of(&bytes);
+            let len = bytes.len() as u64;
+            let hashed = Hashed {
+                digest,
+                bytes: Some(bytes),
+            };
+            (hashed, len, executable)
+        } else {
+            let (digest, len, executable) = hash_file(file).map_err(Self::io(path))?;
+            (
+                Hashed {
+                    digest,
+                    bytes: None,
+                },
+                len,
+                executable,
+            )
+        };
         if len != size {
             return Err(ContextError::Io {
                 path: display(path),
@@ -311,9 +364,9 @@ impl Context {
             });
         }
         if let Some(cache) = cache {
-            cache.put(path, identity, digest, executable);
+            cache.put(path, identity, hashed.digest, executable);
         }
-        Ok((EntryKind::File { size, executable }, Some(digest)))
+        Ok((EntryKind::File { size, executable }, Some(hashed)))
     }
 
     /// The directory holding `path` and its last component: the root and

@@ -257,3 +257,39 @@ fn a_hashed_entry_is_remembered_with_its_executable_bit() {
         "{text}"
     );
 }
+
+#[test]
+fn a_read_files_bytes_are_kept_up_to_the_size_asked() {
+    let (dir, root) = context();
+    fs::write(root.join("big"), vec![b'x'; 100]).unwrap();
+    let mut ctx = Context::open(&root).unwrap();
+    let (entry, hashed) = ctx.entry_with_contents("src/a.rs", false, 10).unwrap();
+    let hashed = hashed.unwrap();
+    assert_eq!(
+        entry,
+        EntryKind::File {
+            size: 1,
+            executable: false
+        }
+    );
+    assert_eq!(hashed.digest, crate::digest::Digest::of(b"a"));
+    assert_eq!(hashed.bytes.as_deref(), Some(&b"a"[..]));
+    // Larger than asked: hashed, not kept.
+    let (_, hashed) = ctx.entry_with_contents("big", false, 10).unwrap();
+    let hashed = hashed.unwrap();
+    assert_eq!(hashed.digest, crate::digest::Digest::of(&[b'x'; 100]));
+    assert!(hashed.bytes.is_none());
+    // From the stat cache: not read, so nothing to keep.
+    let identity = FileIdentity::of(&fs::metadata(root.join("src/a.rs")).unwrap());
+    let cache_file = dir.path().join("stat-cache");
+    let believed = crate::digest::Digest::of(b"what the cache says");
+    fs::write(
+        &cache_file,
+        format!("{} - {} src/a.rs\n", believed.hex(), identity.encode()),
+    )
+    .unwrap();
+    ctx.use_stat_cache(Arc::new(StatCache::load(cache_file)));
+    let (_, hashed) = ctx.entry_with_contents("src/a.rs", false, 10).unwrap();
+    let hashed = hashed.unwrap();
+    assert_eq!((hashed.digest, hashed.bytes), (believed, None));
+}
