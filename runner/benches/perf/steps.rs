@@ -222,7 +222,7 @@ fn strace_calls(env: &Env, cmd: Command, name: &str) -> R<f64> {
 }
 
 const YOSYS: &str = "yosys synth_ice40 of examples/fpga (warm), vs wasmtime run -C cache=y";
-const YOSYS_START: &str = "step start, 30 MB module (yosys -V, warm), vs wasmtime run";
+const YOSYS_START: &str = "step start, 68 MB module (yosys -V, warm), vs wasmtime run";
 
 pub(crate) fn yosys(_env: &Env) -> Group {
     Group {
