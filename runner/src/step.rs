@@ -168,7 +168,6 @@ pub fn find_program(
     })
 }
 
-/// Reads the program at `path`, refusing one over `max` bytes unread.
 /// The program at `path`: a file of the image this process has already
 /// loaded is found by the digest the image records, without reading it;
 /// anything else is read (within `max` bytes) and loaded.
