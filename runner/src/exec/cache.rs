@@ -20,7 +20,7 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Digest, HashingWriter};
 use crate::file_identity::FileIdentity;
 use crate::store::Store;
 
@@ -151,17 +151,10 @@ impl CompileCache {
 
 /// The sha256 of the file at `path`, and its length.
 fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match io::Read::read(&mut file, &mut buf) {
-            Ok(0) => return Ok(hasher.finish()),
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut hashed = HashingWriter::new(io::sink());
+    io::copy(&mut fs::File::open(path)?, &mut hashed)?;
+    let (_, digest, len) = hashed.finish();
+    Ok((digest, len))
 }
 
 #[cfg(test)]
