@@ -30,7 +30,7 @@ impl Digest {
     }
 
     /// A digest computed elsewhere (a finished sha256).
-    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Digest {
         Digest(bytes)
     }
 

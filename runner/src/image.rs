@@ -344,15 +344,16 @@ fn default_choice<'d>(
 }
 
 /// The changes of layer `blob` (uncompressed digest `diff_id`): its index,
-/// or, when the index is missing or damaged, what reading the blob gives
-/// (which stores its file contents again and writes a new index).
+/// or, when the index is missing or damaged or its pack is gone, what
+/// reading the blob gives (which writes the pack and the index again).
 pub fn layer_changes(
     store: &Store,
     blob: &Descriptor,
     diff_id: &Digest,
 ) -> Result<ChangeSet, LayerError> {
     match store.layer_index(diff_id) {
-        Ok(Some(c)) => return Ok(c),
+        Ok(Some(c)) if !crate::snapshot::packed(&c) || store.has_blob(diff_id) => return Ok(c),
+        Ok(Some(_)) => {}
         Ok(None) | Err(StoreError::Corrupt { .. }) => {}
         Err(e) => return Err(e.into()),
     }

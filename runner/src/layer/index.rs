@@ -3,7 +3,10 @@
 //! decompressing and re-hashing the layer tars.
 //!
 //! One JSON record per path, flat and explicit, e.g.
-//! `{"path":"app/a.txt","type":"file","mode":420,"uid":0,"gid":0,"mtime":0,"digest":"sha256:..","size":5}`.
+//! `{"path":"app/a.txt","type":"file","mode":420,"uid":0,"gid":0,"mtime":0,"digest":"sha256:..","size":5,"at":1536}`.
+//! `at` is where the file's bytes start in the layer's pack (its
+//! uncompressed tar, the blob named by the diff_id: see [`crate::store`]);
+//! a file without `at` has loose contents (indexes of format 1 stores).
 //!
 //! The document carries the sha256 of its `changes` array as written
 //! (`"digest"`), so a damaged index is detected on read, even one that
@@ -13,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node};
+use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node, Packed};
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,6 +51,8 @@ struct Record {
     size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
 }
 
 impl Record {
@@ -94,8 +99,9 @@ fn digest_of(records: &[Record]) -> Digest {
     Digest::of(&serde_json::to_vec(records).expect("layer indexes always serialize"))
 }
 
-/// Serializes a change set.
-pub fn to_json(changes: &ChangeSet) -> Vec<u8> {
+/// Serializes the change set of layer `diff_id`, whose packed files are
+/// all in that layer's pack.
+pub fn to_json(diff_id: &Digest, changes: &ChangeSet) -> Vec<u8> {
     let records: Vec<Record> = changes
         .iter()
         .map(|(path, change)| {
@@ -109,6 +115,7 @@ pub fn to_json(changes: &ChangeSet) -> Vec<u8> {
                 digest: None,
                 size: None,
                 target: None,
+                at: None,
             };
             match change {
                 Change::Put(Node::Dir(m)) => {
@@ -117,6 +124,11 @@ pub fn to_json(changes: &ChangeSet) -> Vec<u8> {
                 }
                 Change::Put(Node::File(m, f)) => {
                     (r.kind, r.digest, r.size) = (Kind::File, Some(f.digest), Some(f.size));
+                    debug_assert!(
+                        f.at.is_none_or(|p| p.layer == *diff_id),
+                        "{path}: another pack"
+                    );
+                    r.at = f.at.map(|p| p.offset);
                     r.set_meta(*m);
                 }
                 Change::Put(Node::Symlink(m, t)) => {
@@ -144,8 +156,8 @@ pub fn to_json(changes: &ChangeSet) -> Vec<u8> {
     .expect("layer indexes always serialize")
 }
 
-/// Parses a change set written by [`to_json`].
-pub fn from_json(bytes: &[u8]) -> Result<ChangeSet, String> {
+/// Parses the change set of layer `diff_id`, written by [`to_json`].
+pub fn from_json(diff_id: &Digest, bytes: &[u8]) -> Result<ChangeSet, String> {
     let doc: Read<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if doc.version != 1 {
         return Err(format!("unknown layer index version {}", doc.version));
@@ -165,10 +177,10 @@ pub fn from_json(bytes: &[u8]) -> Result<ChangeSet, String> {
         }
     }
     // In path order as written, so the map is built in one pass.
-    records.into_iter().map(change_of).collect()
+    records.into_iter().map(|r| change_of(diff_id, r)).collect()
 }
 
-fn change_of(r: Record) -> Result<(ImagePath, Change), String> {
+fn change_of(diff_id: &Digest, r: Record) -> Result<(ImagePath, Change), String> {
     let meta = || {
         r.meta()
             .ok_or_else(|| format!("{}: missing metadata", r.path))
@@ -182,6 +194,10 @@ fn change_of(r: Record) -> Result<(ImagePath, Change), String> {
                     .digest
                     .ok_or_else(|| format!("{}: missing digest", r.path))?,
                 size: r.size.ok_or_else(|| format!("{}: missing size", r.path))?,
+                at: r.at.map(|offset| Packed {
+                    layer: *diff_id,
+                    offset,
+                }),
             },
         )),
         Kind::Symlink => Change::Put(Node::Symlink(
@@ -208,6 +224,10 @@ fn change_of(r: Record) -> Result<(ImagePath, Change), String> {
 mod tests {
     use super::*;
 
+    fn id() -> Digest {
+        Digest::of(b"layer")
+    }
+
     #[test]
     fn roundtrips_every_kind() {
         let m = Meta {
@@ -226,33 +246,48 @@ mod tests {
                 FileRef {
                     digest: Digest::of(b"x"),
                     size: 1,
+                    at: Some(Packed {
+                        layer: id(),
+                        offset: 512,
+                    }),
                 },
             )),
+        );
+        c.insert(
+            p("d/loose"),
+            Change::Put(Node::File(m, FileRef::loose(Digest::of(b"y"), 1))),
         );
         c.insert(p("d/l"), Change::Put(Node::Symlink(m, "../f".into())));
         c.insert(p("d/h"), Change::Hardlink(p("d/f")));
         c.insert(p("gone"), Change::Whiteout);
         c.insert(p("o"), Change::Opaque(m));
-        assert_eq!(from_json(&to_json(&c)).unwrap(), c);
+        assert_eq!(from_json(&id(), &to_json(&id(), &c)).unwrap(), c);
         assert_eq!(
-            from_json(br#"{"version":1,"changes":[{"path":"gone","type":"whiteout"}]}"#)
-                .unwrap()
-                .len(),
+            from_json(
+                &id(),
+                br#"{"version":1,"changes":[{"path":"gone","type":"whiteout"}]}"#
+            )
+            .unwrap()
+            .len(),
             1,
             "indexes written before the digest are still read"
         );
         // Written another way (spaces, lines): the same changes, checked
         // by their digest all the same.
-        let compact = String::from_utf8(to_json(&c)).unwrap();
+        let compact = String::from_utf8(to_json(&id(), &c)).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&compact).unwrap();
         let pretty = serde_json::to_string_pretty(&doc).unwrap();
         assert_ne!(pretty, compact);
-        assert_eq!(from_json(pretty.as_bytes()).unwrap(), c);
+        assert_eq!(from_json(&id(), pretty.as_bytes()).unwrap(), c);
         let damaged = pretty.replacen("\"d/l\"", "\"d/m\"", 1);
-        assert!(from_json(damaged.as_bytes()).is_err());
-        assert!(from_json(br#"{"version":2,"changes":[]}"#).is_err());
+        assert!(from_json(&id(), damaged.as_bytes()).is_err());
+        assert!(from_json(&id(), br#"{"version":2,"changes":[]}"#).is_err());
         assert!(
-            from_json(br#"{"version":1,"changes":[{"path":"../x","type":"whiteout"}]}"#).is_err()
+            from_json(
+                &id(),
+                br#"{"version":1,"changes":[{"path":"../x","type":"whiteout"}]}"#
+            )
+            .is_err()
         );
     }
 
@@ -268,17 +303,21 @@ mod tests {
         let file = FileRef {
             digest: Digest::of(b"x"),
             size: 1,
+            at: Some(Packed {
+                layer: id(),
+                offset: 1536,
+            }),
         };
         c.insert(
             ImagePath::parse("app/a.txt").unwrap(),
             Change::Put(Node::File(m, file)),
         );
-        let json = String::from_utf8(to_json(&c)).unwrap();
+        let json = String::from_utf8(to_json(&id(), &c)).unwrap();
         // The format the module docs show, byte for byte (indexes written
         // by earlier versions are read, and checked, as they are).
         assert!(
             json.contains(&format!(
-                r#"{{"path":"app/a.txt","type":"file","mode":420,"uid":0,"gid":0,"mtime":0,"digest":"{}","size":1}}"#,
+                r#"{{"path":"app/a.txt","type":"file","mode":420,"uid":0,"gid":0,"mtime":0,"digest":"{}","size":1,"at":1536}}"#,
                 file.digest
             )),
             "{json}"
@@ -286,7 +325,7 @@ mod tests {
         // One letter of a path flipped: still valid JSON, still a valid path.
         let flipped = json.replacen("a.txt", "b.txt", 1);
         assert_ne!(json, flipped);
-        let err = from_json(flipped.as_bytes()).unwrap_err();
+        let err = from_json(&id(), flipped.as_bytes()).unwrap_err();
         assert!(err.contains("but the index says"), "{err}");
     }
 }

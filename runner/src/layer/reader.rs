@@ -4,9 +4,10 @@
 //!
 //! The blob is verified (digest), decompressed by media type, and its tar
 //! entries become changes: `.wh.NAME` a whiteout, `.wh..wh..opq` an opaque
-//! directory, file contents copied into the store's content area. The
+//! directory, a file a reference into the layer's pack (its uncompressed
+//! tar, by diff_id: for a compressed blob, written as it is read). The
 //! uncompressed stream is hashed on the way and must equal the diff_id the
-//! image config promises.
+//! image config promises; only then is the pack named.
 //!
 //! Such layers are untrusted input, so what a step sees is what kiln would
 //! ship: an entry whose name has a `..` component, a hard link to anything
@@ -22,14 +23,14 @@
 //! memory) stop at [`MAX_HEADER_BYTES`].
 
 use std::cell::Cell;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use tar::EntryType;
 
 use super::{LayerError, MEDIA_TYPE_GZIP, MEDIA_TYPE_TAR, MEDIA_TYPE_ZSTD};
-use crate::digest::{Digest, Hasher};
-use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, MAX_PATH_BYTES, Meta, Node};
-use crate::store::{Descriptor, Store, StoreError};
+use crate::digest::{Digest, Hasher, HashingWriter};
+use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, MAX_PATH_BYTES, Meta, Node, Packed};
+use crate::store::{AtomicWriter, Descriptor, Store, StoreError};
 
 /// Docker's media types, found in images converted by skopeo and friends.
 const DOCKER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -73,7 +74,7 @@ impl ReadLimits {
 }
 
 /// Reads the layer `blob` (whose uncompressed digest must be `diff_id`) into
-/// a change set, storing file contents, under [`ReadLimits::for_blob`].
+/// a change set, storing its pack, under [`ReadLimits::for_blob`].
 pub fn read_layer(
     store: &Store,
     blob: &Descriptor,
@@ -104,6 +105,12 @@ pub fn read_layer_limited(
             return Err(bad(blob, format!("unsupported layer media type {other:?}")));
         }
     };
+    // An uncompressed blob is its own pack; a compressed one's is written
+    // as it is decompressed (and replaces a damaged copy when committed).
+    let pack = match blob.media_type.as_str() {
+        MEDIA_TYPE_TAR => None,
+        _ => Some(store.blob_writer()?.hashed_by_caller()),
+    };
     let headers = HeaderBudget::default();
     let mut hashing = HashingReader {
         inner: decompressed,
@@ -111,9 +118,10 @@ pub fn read_layer_limited(
         read: 0,
         limit: limits.max_bytes,
         headers: &headers,
+        pack,
     };
     let over = |hashing: &HashingReader<'_, _>| hashing.read > hashing.limit;
-    let read = read_entries(store, blob, &mut hashing, limits.max_entries, &headers);
+    let read = read_entries(blob, diff_id, &mut hashing, limits.max_entries, &headers);
     let changes = match read {
         Err(_) if over(&hashing) => return Err(bomb(blob, limits.max_bytes)),
         other => other?,
@@ -132,12 +140,15 @@ pub fn read_layer_limited(
             format!("its uncompressed digest is {actual}, but the image config says {diff_id}"),
         ));
     }
+    if let Some(pack) = hashing.pack {
+        pack.commit_as(actual)?;
+    }
     Ok(changes)
 }
 
 fn read_entries(
-    store: &Store,
     blob: &Descriptor,
+    diff_id: &Digest,
     stream: &mut dyn Read,
     max_entries: usize,
     headers: &HeaderBudget,
@@ -165,7 +176,7 @@ fn read_entries(
                 bad(blob, e.to_string())
             }
         })?;
-        read_entry(store, blob, &mut entry, n, max_entries, &mut changes)?;
+        read_entry(blob, diff_id, &mut entry, n, max_entries, &mut changes)?;
         // Whatever the entry holds that was not read is read here, under
         // the layer's byte limit, not the header budget.
         io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(blob, e.to_string()))?;
@@ -175,8 +186,8 @@ fn read_entries(
 
 /// Turns one tar entry into a change in `changes`, or refuses it.
 fn read_entry(
-    store: &Store,
     blob: &Descriptor,
+    diff_id: &Digest,
     entry: &mut tar::Entry<'_, &mut dyn Read>,
     n: usize,
     max_entries: usize,
@@ -287,10 +298,15 @@ fn read_entry(
             Change::Hardlink(target)
         }
         EntryType::Regular | EntryType::Continuous => {
-            let mut w = store.content_writer()?;
-            io::copy(entry, &mut w).map_err(|e| bad(blob, format!("{path}: {e}")))?;
-            let (digest, size) = w.commit()?;
-            Change::Put(Node::File(meta, FileRef { digest, size }))
+            let offset = entry.raw_file_position();
+            let mut contents = HashingWriter::new(io::sink());
+            io::copy(entry, &mut contents).map_err(|e| bad(blob, format!("{path}: {e}")))?;
+            let (_, digest, size) = contents.finish();
+            let at = Some(Packed {
+                layer: *diff_id,
+                offset,
+            });
+            Change::Put(Node::File(meta, FileRef { digest, size, at }))
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
             return Err(untrusted(
@@ -394,14 +410,16 @@ struct HeaderBudget {
     exceeded: Cell<bool>,
 }
 
-/// Hashes what passes through, and fails once more than `limit` bytes have,
-/// or more than the header budget while headers are read.
+/// Hashes what passes through (and copies it into the pack, if any), and
+/// fails once more than `limit` bytes have, or more than the header budget
+/// while headers are read.
 struct HashingReader<'b, R> {
     inner: R,
     hasher: Hasher,
     read: u64,
     limit: u64,
     headers: &'b HeaderBudget,
+    pack: Option<AtomicWriter>,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
@@ -429,6 +447,9 @@ impl<R: Read> Read for HashingReader<'_, R> {
             self.headers.remaining.set(Some(left - n as u64));
         }
         self.hasher.update(&buf[..n]);
+        if let Some(pack) = &mut self.pack {
+            pack.write_all(&buf[..n])?;
+        }
         Ok(n)
     }
 }

@@ -7,9 +7,9 @@ use tar::{EntryType, Header};
 use super::compress::Encoder;
 use super::tarfmt::{append_dir, append_marker, header};
 use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::secrets::{Hit, StreamScan};
-use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node};
+use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node, Packed};
 use crate::store::{AtomicWriter, Descriptor, Store};
 
 /// A layer written to the store.
@@ -27,7 +27,34 @@ pub struct WrittenLayer {
     pub leaks: Vec<(ImagePath, Hit)>,
 }
 
-type TarSink = HashingWriter<Encoder<AtomicWriter>>;
+/// Where the tar goes: hashed (the diff_id), into the encoder (the blob),
+/// and, for a compressed layer, into the layer's pack as it is.
+type TarSink = HashingWriter<Layered>;
+
+/// The layer blob's encoder and the pack beside it (`None`: the blob is
+/// uncompressed, so it is the pack).
+struct Layered {
+    encoder: Encoder<AtomicWriter>,
+    pack: Option<AtomicWriter>,
+}
+
+impl Write for Layered {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.encoder.write(buf)?;
+        if let Some(pack) = &mut self.pack {
+            pack.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder.flush()
+    }
+}
+
+/// The pack of a layer whose diff_id is not known yet: filled in once the
+/// tar is complete.
+const PENDING: Digest = Digest::from_bytes([0; 32]);
 
 /// Whether Ctrl-C or SIGTERM asked the build to stop.
 fn cancelled(opts: &LayerOptions) -> bool {
@@ -63,9 +90,14 @@ fn write(
     // Uncompressed, the blob is the tar: its digest is the diff_id.
     let plain = opts.compression == Compression::Uncompressed;
     let blob = if plain { blob.hashed_by_caller() } else { blob };
-    let sink: TarSink = HashingWriter::new(
-        Encoder::new(opts.compression, blob, opts.threads).map_err(LayerError::Write)?,
-    );
+    let pack = match plain {
+        true => None,
+        false => Some(store.private_blob_writer()?.hashed_by_caller()),
+    };
+    let sink: TarSink = HashingWriter::new(Layered {
+        encoder: Encoder::new(opts.compression, blob, opts.threads).map_err(LayerError::Write)?,
+        pack,
+    });
     let mut tar = tar::Builder::new(sink);
     let mut index = ChangeSet::new();
     // The tar and the index carry the same, clamped times: a snapshot read
@@ -154,13 +186,21 @@ fn write(
     }
 
     let sink = tar.into_inner().map_err(LayerError::Write)?;
-    let (encoder, diff_id, tar_size) = sink.finish();
-    let blob = encoder.finish().map_err(LayerError::Write)?;
+    let (layered, diff_id, tar_size) = sink.finish();
+    let blob = layered.encoder.finish().map_err(LayerError::Write)?;
+    if let Some(pack) = layered.pack {
+        pack.commit_as(diff_id)?;
+    }
     let (digest, size) = if plain {
         blob.commit_as(diff_id)?
     } else {
         blob.commit()?
     };
+    for change in index.values_mut() {
+        if let Change::Put(Node::File(_, FileRef { at: Some(p), .. })) = change {
+            p.layer = diff_id;
+        }
+    }
     Ok(WrittenLayer {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,
@@ -191,7 +231,13 @@ fn append_file(
         id: hit.id.clone(),
         encoding: hit.encoding,
     };
-    match content {
+    let mut hasher = Hasher::new();
+    let expected = match &content {
+        Content::Stored(file) => Some(file.digest),
+        Content::Bytes(_) => None,
+        Content::Reader { digest, .. } => *digest,
+    };
+    let origin = match content {
         Content::Stored(file) => {
             let reader = Scanning {
                 inner: store.open_content(&file)?,
@@ -199,59 +245,76 @@ fn append_file(
                 cancel,
             };
             let origin = format!("stored contents of {path}");
-            append_exact(tar, &mut h, path, reader, size, &origin)?;
-            let hit = scan.and_then(|s| s.hit().cloned());
-            match hit {
-                Some(hit) if fail => Err(leak(&hit)),
-                hit => Ok((file, hit)),
-            }
+            append_exact(
+                tar,
+                &mut h,
+                path,
+                Hashed(reader, &mut hasher),
+                size,
+                &origin,
+            )?;
+            origin
         }
         Content::Bytes(bytes) => {
-            let hit = guard.and_then(|g| g.scanner.find(&bytes));
-            if let Some(hit) = &hit
-                && fail
-            {
-                return Err(leak(hit));
+            if let Some(scan) = scan.as_mut() {
+                scan.feed(&bytes);
             }
-            let digest = store.put_content(&bytes)?;
+            hasher.update(&bytes);
             tar.append_data(&mut h, path.as_str(), bytes.as_slice())
                 .map_err(LayerError::Write)?;
-            Ok((FileRef { digest, size }, hit))
+            format!("contents of {path}")
         }
-        Content::Reader {
-            open,
-            origin,
-            digest: expected,
-            ..
-        } => {
+        Content::Reader { open, origin, .. } => {
             let source = open().map_err(|source| LayerError::Read {
                 origin: origin.clone(),
                 source,
             })?;
-            let mut copy = store.private_content_writer()?;
-            let tee = Scanning {
-                inner: Tee {
-                    source,
-                    copy: &mut copy,
-                },
+            let reader = Scanning {
+                inner: source,
                 scan: scan.as_mut(),
                 cancel,
             };
-            append_exact(tar, &mut h, path, tee, size, &origin)?;
-            let hit = scan.and_then(|s| s.hit().cloned());
-            if let Some(hit) = &hit
-                && fail
-            {
-                // `copy` is dropped uncommitted: its temp file goes away.
-                return Err(leak(hit));
-            }
-            let (digest, written) = copy.commit()?;
-            debug_assert_eq!(written, size);
-            if expected.is_some_and(|e| e != digest) {
-                return Err(LayerError::Changed { origin });
-            }
-            Ok((FileRef { digest, size }, hit))
+            append_exact(
+                tar,
+                &mut h,
+                path,
+                Hashed(reader, &mut hasher),
+                size,
+                &origin,
+            )?;
+            origin
         }
+    };
+    let hit = scan.and_then(|s| s.hit().cloned());
+    if let Some(hit) = &hit
+        && fail
+    {
+        // Nothing is committed: the blob and the pack go away unnamed.
+        return Err(leak(hit));
+    }
+    let (digest, hashed) = hasher.finish();
+    debug_assert_eq!(hashed, size);
+    if expected.is_some_and(|e| e != digest) {
+        return Err(LayerError::Changed { origin });
+    }
+    // The bytes end where the tar's padding to a whole block begins.
+    let padding = (512 - size % 512) % 512;
+    let offset = tar.get_ref().len() - padding - size;
+    let at = Some(Packed {
+        layer: PENDING,
+        offset,
+    });
+    Ok((FileRef { digest, size, at }, hit))
+}
+
+/// Hashes what is read.
+struct Hashed<'h, R>(R, &'h mut Hasher);
+
+impl<R: Read> Read for Hashed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -323,20 +386,6 @@ impl<R: Read> Read for Exact<R> {
             ));
         }
         self.remaining -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Copies what is read into the store's content area.
-struct Tee<'a, R> {
-    source: R,
-    copy: &'a mut AtomicWriter,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.source.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
         Ok(n)
     }
 }

@@ -46,12 +46,46 @@ impl Meta {
 }
 
 /// The contents of a regular file in the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileRef {
     /// sha256 of the contents.
     pub digest: Digest,
     /// Length in bytes.
     pub size: u64,
+    /// Where the bytes are: inside a layer's uncompressed tar (`Some`), or
+    /// a file of their own in the content area (`None`: stores written
+    /// before packs, and contents that belong to no layer).
+    pub at: Option<Packed>,
+}
+
+/// Contents inside a layer's uncompressed tar, the *pack* of the layer:
+/// the blob named by its diff_id (for an uncompressed layer, the layer blob
+/// itself). Every file of a layer kiln wrote or read is there already, so
+/// its bytes are written once, not once more per file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Packed {
+    /// The layer's diff_id: the digest, and the name, of the pack.
+    pub layer: Digest,
+    /// Where the file's bytes start in it.
+    pub offset: u64,
+}
+
+/// Whether some file of `changes` is in a pack.
+pub fn packed(changes: &ChangeSet) -> bool {
+    changes
+        .values()
+        .any(|c| matches!(c, Change::Put(Node::File(_, FileRef { at: Some(_), .. }))))
+}
+
+impl FileRef {
+    /// Contents in a file of their own in the content area.
+    pub fn loose(digest: Digest, size: u64) -> FileRef {
+        FileRef {
+            digest,
+            size,
+            at: None,
+        }
+    }
 }
 
 /// One path of an image. `C` is how a file's contents are given: a
@@ -358,13 +392,7 @@ mod tests {
     }
 
     fn file(n: u8) -> Node {
-        Node::File(
-            Meta::root(0o644, 0),
-            FileRef {
-                digest: Digest::of(&[n]),
-                size: 1,
-            },
-        )
+        Node::File(Meta::root(0o644, 0), FileRef::loose(Digest::of(&[n]), 1))
     }
 
     fn dir() -> Node {

@@ -322,11 +322,11 @@ impl Write for AtomicWriter {
 /// A stored object being read; fails with `InvalidData` at the end if its
 /// bytes do not match the digest it is stored under.
 pub struct BlobReader {
-    inner: VerifyingReader<BufReader<File>>,
-    digest: Digest,
+    inner: VerifyingReader<BufReader<io::Take<File>>>,
     path: PathBuf,
-    /// Where to record damage found while reading, and the object's kind.
-    watch: Option<(Store, &'static str)>,
+    /// Where to record damage found while reading: the store, the kind and
+    /// digest of the object that holds the bytes.
+    watch: Option<(Store, &'static str, Digest)>,
 }
 
 impl BlobReader {
@@ -346,17 +346,54 @@ impl BlobReader {
                 });
             }
         }
+        let file = file.take(u64::MAX);
         Ok(BlobReader {
             inner: VerifyingReader::new(BufReader::with_capacity(IO_BUFFER, file), digest, size),
-            digest,
             path,
             watch: None,
         })
     }
 
-    /// Records damage found while reading in `store`'s record.
-    pub(super) fn watched(mut self, store: &Store, what: &'static str) -> BlobReader {
-        self.watch = Some((store.clone(), what));
+    /// Reads the `len` bytes at `offset` of the file at `path` (a file in
+    /// a pack), verified against `digest`.
+    pub(super) fn open_range(
+        path: PathBuf,
+        digest: Digest,
+        offset: u64,
+        len: u64,
+        missing: impl FnOnce() -> StoreError,
+    ) -> Result<BlobReader> {
+        let mut file = open_or(&path, missing)?;
+        let actual = file.metadata().map_err(io_err("reading", &path))?.len();
+        if offset.checked_add(len).is_none_or(|end| end > actual) {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("{actual} bytes, too short for {len} bytes at offset {offset}"),
+            });
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(io_err("reading", &path))?;
+        let file = file.take(len);
+        Ok(BlobReader {
+            inner: VerifyingReader::new(
+                BufReader::with_capacity(IO_BUFFER, file),
+                digest,
+                Some(len),
+            ),
+            path,
+            watch: None,
+        })
+    }
+
+    /// Records damage found while reading in `store`'s record, against
+    /// the object `what` `digest` (the pack, for a file in one).
+    pub(super) fn watched(
+        mut self,
+        store: &Store,
+        what: &'static str,
+        digest: Digest,
+    ) -> BlobReader {
+        self.watch = Some((store.clone(), what, digest));
         self
     }
 }
@@ -366,9 +403,9 @@ impl Read for BlobReader {
         let result = self.inner.read(buf);
         if let Err(e) = &result
             && e.kind() == io::ErrorKind::InvalidData
-            && let Some((store, what)) = self.watch.take()
+            && let Some((store, what, digest)) = self.watch.take()
         {
-            store.note_damage(what, self.digest, self.path.clone(), e.to_string());
+            store.note_damage(what, digest, self.path.clone(), e.to_string());
         }
         result
     }

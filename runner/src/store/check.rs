@@ -2,8 +2,9 @@
 //! says what is damaged and which tags and cache entries reach it, like
 //! `git fsck` or `podman system check`.
 //!
-//! Checked: every blob and file content (hashed whole), every layer index
-//! (parsed, and its own digest checked), `index.json` and each image it
+//! Checked: every blob (packs among them) and loose file content (hashed
+//! whole), every layer index (parsed, its own digest checked, its pack
+//! present), `index.json` and each image it
 //! names (manifest, config and layer blobs present and intact, the size it
 //! records), and every step cache entry (readable, its layer present and
 //! intact). Objects that something refers to but the store lacks are
@@ -147,8 +148,10 @@ pub(super) struct Scan {
     pub(super) bad_indexes: BTreeSet<Digest>,
     /// Damaged or missing file contents that something uses or holds.
     pub(super) bad_contents: BTreeSet<Digest>,
-    /// The file contents each readable layer index names.
+    /// The loose file contents each readable layer index names.
     pub(super) index_contents: HashMap<Digest, Vec<Digest>>,
+    /// The readable layer indexes that name files in their layer's pack.
+    pub(super) index_packed: BTreeSet<Digest>,
     /// Every layer an image or cache entry uses: diff_id -> blob.
     pub(super) layers: BTreeMap<Digest, Descriptor>,
     pub(super) images: Vec<ImageScan>,
@@ -230,14 +233,11 @@ impl Store {
             scan.report.counts.layer_indexes += 1;
             match self.layer_index(&diff_id) {
                 Ok(Some(changes)) => {
-                    let named = changes
-                        .values()
-                        .filter_map(|c| match c {
-                            Change::Put(Node::File(_, f)) => Some(f.digest),
-                            _ => None,
-                        })
-                        .collect();
-                    scan.index_contents.insert(diff_id, named);
+                    if crate::snapshot::packed(&changes) {
+                        scan.index_packed.insert(diff_id);
+                    }
+                    scan.index_contents
+                        .insert(diff_id, loose_contents(&changes));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -309,10 +309,13 @@ impl Store {
         None
     }
 
-    /// Marks the index of layer `diff_id` and the contents it names as
-    /// used by `by`; contents it names that are missing are findings.
+    /// Marks the index of layer `diff_id`, its pack and the contents it
+    /// names as used by `by`; a missing pack or content is a finding.
     fn scan_layer(&self, scan: &mut Scan, diff_id: &Digest, by: &str) {
         scan.reach(Object::LayerIndex(*diff_id), by);
+        if scan.index_packed.contains(diff_id) {
+            self.scan_blob(scan, diff_id, by);
+        }
         let named = scan
             .index_contents
             .get(diff_id)
@@ -439,8 +442,19 @@ impl Store {
     }
 }
 
+/// The loose contents `changes` names (not those in the layer's pack).
+pub(super) fn loose_contents(changes: &crate::snapshot::ChangeSet) -> Vec<Digest> {
+    changes
+        .values()
+        .filter_map(|c| match c {
+            Change::Put(Node::File(_, f)) if f.at.is_none() => Some(f.digest),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The files of `dir` named `<hex digest><suffix>`, with their digests.
-fn hex_files(dir: &Path, suffix: &str) -> Result<Vec<(Digest, PathBuf)>> {
+pub(super) fn hex_files(dir: &Path, suffix: &str) -> Result<Vec<(Digest, PathBuf)>> {
     let listing = match fs::read_dir(dir) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use super::*;
 use crate::layer::{Content, LayerOptions, PendingChanges, write_layer};
-use crate::snapshot::{Change, ImagePath, Meta, Node};
+use crate::snapshot::{Change, FileRef, ImagePath, Meta, Node};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -124,15 +124,16 @@ fn prune_keeps_what_a_damaged_index_or_config_might_name() {
             .any(|p| p.contains("kept every file content")),
         "{report:?}"
     );
-    assert!(s.has_content(&Digest::of(b"kept")) && s.has_content(&orphan));
+    assert!(s.has_content(&orphan) && s.has_blob(&img.diff_id));
 
-    // A damaged config: its diff_ids are unknown, so indexes and contents stay.
+    // A damaged config: its diff_ids are unknown, so indexes, packs and
+    // contents stay.
     s.put_layer_index(&img.diff_id, &img.changes).unwrap();
     flip(&s.blob_path(&img.config));
     let report = s.prune(PruneOptions::default()).unwrap();
     assert_eq!((report.files, report.other), (0, 0), "{report:?}");
     assert!(s.layer_index_path(&img.diff_id).is_file());
-    assert!(s.has_content(&Digest::of(b"kept")) && s.has_blob(&img.layer));
+    assert!(s.has_content(&orphan) && s.has_blob(&img.layer) && s.has_blob(&img.diff_id));
 }
 
 #[test]
@@ -160,7 +161,7 @@ fn prune_keeps_what_an_unreadable_cache_entry_might_name() {
         "{report:?}"
     );
     assert!(s.has_blob(&img.layer) && s.layer_index_path(&img.diff_id).is_file());
-    assert!(s.has_content(&Digest::of(b"kept")));
+    assert!(s.has_blob(&img.diff_id), "the layer's pack");
     assert!(
         report
             .problems
@@ -202,7 +203,7 @@ fn a_watched_handle_records_the_damaged_content_a_reader_met() {
     let digest = s.put_content(b"abc").unwrap();
     fs::write(s.content_path(&digest), b"abd").unwrap();
     let step = s.watched();
-    let file = FileRef { digest, size: 3 };
+    let file = FileRef::loose(digest, 3);
     let mut out = Vec::new();
     assert!(
         step.open_content(&file)
@@ -219,10 +220,7 @@ fn a_watched_handle_records_the_damaged_content_a_reader_met() {
     );
     assert_eq!(s.damage(), None, "another handle's record is its own");
     let missing = s.watched();
-    let gone = FileRef {
-        digest: Digest::of(b"gone"),
-        size: 4,
-    };
+    let gone = FileRef::loose(Digest::of(b"gone"), 4);
     assert!(missing.open_content(&gone).is_err());
     assert_eq!(missing.damage().unwrap().reason, "missing");
 }
@@ -232,35 +230,90 @@ fn check(s: &Store, repair: bool) -> CheckReport {
 }
 
 #[test]
-fn check_finds_and_repairs_a_damaged_layer_index_and_file_content() {
+fn check_finds_and_repairs_a_damaged_layer_index_and_pack() {
     let (_d, s) = store();
     let img = image(&s);
+    assert_ne!(
+        img.layer, img.diff_id,
+        "a compressed layer, with a pack beside it"
+    );
     assert!(check(&s, false).is_clean());
     flip(&s.layer_index_path(&img.diff_id));
-    let kept = Digest::of(b"kept");
-    flip(&s.content_path(&kept));
-    fs::remove_file(s.content_path(&Digest::of(b"other"))).unwrap();
+    flip(&s.blob_path(&img.diff_id));
 
     let report = check(&s, false);
     let objects: Vec<&Object> = report.damaged.iter().map(|f| &f.object).collect();
     assert_eq!(
         objects,
-        [&Object::LayerIndex(img.diff_id), &Object::FileContent(kept)],
+        [&Object::Blob(img.diff_id), &Object::LayerIndex(img.diff_id)],
         "{report:?}"
     );
     // What a damaged index names is unknown until it is rebuilt.
-    assert!(report.damaged[0].reached_by.contains("tag img:1"));
+    assert!(report.damaged[1].reached_by.contains("tag img:1"));
     let repaired = check(&s, true);
     assert_eq!(repaired.repairs.len(), 2, "{repaired:?}");
     assert!(repaired.unrepaired.is_empty());
     assert!(check(&s, false).is_clean(), "{:?}", check(&s, false));
     assert_eq!(snapshot_reads_f(&s, &img), "kept");
-    assert!(
-        s.has_content(&Digest::of(b"other")),
-        "the layer was read again"
-    );
 
-    // Contents an intact index names: reported with the tag, then rewritten.
+    // A pack an intact index names: reported with the tag, then rewritten
+    // from the layer blob, damaged or missing.
+    for damage in [flip, |p: &Path| fs::remove_file(p).unwrap()] {
+        damage(&s.blob_path(&img.diff_id));
+        let report = check(&s, false);
+        assert_eq!(report.damaged.len(), 1, "{report:?}");
+        assert_eq!(report.damaged[0].object, Object::Blob(img.diff_id));
+        assert!(report.damaged[0].reached_by.contains("tag img:1"));
+        let repaired = check(&s, true);
+        assert!(
+            repaired.repairs[0]
+                .action
+                .contains("rewritten from layer blob"),
+            "{repaired:?}"
+        );
+        assert!(check(&s, false).is_clean());
+        assert_eq!(snapshot_reads_f(&s, &img), "kept");
+    }
+}
+
+#[test]
+fn a_missing_pack_is_written_again_when_the_layer_is_next_used() {
+    let (_d, s) = store();
+    let img = image(&s);
+    fs::remove_file(s.blob_path(&img.diff_id)).unwrap();
+    assert_eq!(snapshot_reads_f(&s, &img), "kept");
+    assert!(s.has_blob(&img.diff_id));
+}
+
+/// The index of `img`'s layer as a format 1 store has it: every file's
+/// contents loose, a file each.
+fn as_format_1(s: &Store, img: &Img) {
+    let mut changes = img.changes.clone();
+    for change in changes.values_mut() {
+        if let Change::Put(Node::File(_, f)) = change {
+            let mut bytes = Vec::new();
+            s.open_content(f).unwrap().read_to_end(&mut bytes).unwrap();
+            *f = FileRef::loose(s.put_content(&bytes).unwrap(), f.size);
+        }
+    }
+    s.put_layer_index(&img.diff_id, &changes).unwrap();
+    fs::remove_file(s.blob_path(&img.diff_id)).unwrap();
+}
+
+#[test]
+fn a_format_1_store_is_read_and_its_damaged_contents_repaired_into_a_pack() {
+    let (_d, s) = store();
+    let img = image(&s);
+    as_format_1(&s, &img);
+    assert_eq!(
+        snapshot_reads_f(&s, &img),
+        "kept",
+        "loose contents are read"
+    );
+    assert!(!s.has_blob(&img.diff_id), "and no pack is needed");
+    assert!(check(&s, false).is_clean());
+
+    let kept = Digest::of(b"kept");
     flip(&s.content_path(&kept));
     fs::remove_file(s.content_path(&Digest::of(b"other"))).unwrap();
     let report = check(&s, false);
@@ -268,9 +321,30 @@ fn check_finds_and_repairs_a_damaged_layer_index_and_file_content() {
     for f in &report.damaged {
         assert!(f.reached_by.contains("tag img:1"), "{f:?}");
     }
-    assert_eq!(check(&s, true).repairs.len(), 2);
-    assert!(check(&s, false).is_clean());
+    let repaired = check(&s, true);
+    assert_eq!(repaired.repairs.len(), 2, "{repaired:?}");
+    assert!(
+        repaired.repairs[0]
+            .action
+            .contains("read again into a pack"),
+        "{repaired:?}"
+    );
+    assert!(check(&s, false).is_clean(), "{:?}", check(&s, false));
+    assert!(!s.has_content(&kept), "the damaged copy is gone");
+    assert!(s.has_blob(&img.diff_id), "the layer's pack holds its files");
     assert_eq!(snapshot_reads_f(&s, &img), "kept");
+}
+
+#[test]
+fn a_format_1_store_is_opened_and_marked_format_2() {
+    let (_d, s) = store();
+    let version = s.root().join("kiln/version");
+    fs::write(&version, "1\n").unwrap();
+    let s = Store::open(s.root()).unwrap();
+    assert_eq!(fs::read_to_string(&version).unwrap(), "2\n");
+    fs::write(&version, "3\n").unwrap();
+    let err = Store::open(s.root()).err().unwrap().to_string();
+    assert!(err.contains("store format \"3\""), "{err}");
 }
 
 #[test]

@@ -6,9 +6,9 @@
 //! ```text
 //! STORE/oci-layout                      {"imageLayoutVersion": "1.0.0"}
 //! STORE/index.json                      tagged images (org.opencontainers.image.ref.name)
-//! STORE/blobs/sha256/<hex>              manifests, configs, layers
+//! STORE/blobs/sha256/<hex>              manifests, configs, layers, and packs
 //! STORE/kiln/version                    kiln's own format version
-//! STORE/kiln/files/sha256/<hex>         file contents, for snapshots (never extracted to trees)
+//! STORE/kiln/files/sha256/<hex>         loose file contents (stores of format 1)
 //! STORE/kiln/layers/sha256/<hex>.json   per-layer index of changes, by diff_id
 //! STORE/kiln/steps/<key>.json           the step cache: a cache key's layer (`steps.rs`)
 //! STORE/kiln/secret-key                 random key of the secret HMACs in cache keys
@@ -17,6 +17,15 @@
 //! STORE/kiln/lock                       builds hold it shared, prune exclusive
 //! STORE/kiln/index.lock                 serializes index.json updates
 //! ```
+//!
+//! A file's contents are read from its layer's *pack*: the layer's
+//! uncompressed tar, a blob named by its diff_id (for an uncompressed layer
+//! the layer blob itself; for a compressed one, written beside it as the
+//! layer is written or read), at the offset the layer index records
+//! ([`FileRef::at`]). A layer's files thus cost one sequential write, not a
+//! file each. Contents that belong to no layer, and those of stores written
+//! by kilns before packs (format 1, still read), are *loose*: a file each
+//! under `kiln/files`.
 //!
 //! Every write goes to a temp file (unlinked where the OS allows, else in
 //! the process's own directory under `kiln/tmp`), is hashed while written
@@ -61,8 +70,13 @@ pub use tmp::SweepReport;
 use crate::digest::Digest;
 use crate::snapshot::FileRef;
 
-/// Version of kiln's private part of the store (`kiln/`).
-const FORMAT_VERSION: &str = "1";
+/// Version of kiln's private part of the store (`kiln/`). Format 2 added
+/// packs ([`FileRef::at`]); a format 1 store is read as it is and marked 2
+/// when opened, so an older kiln refuses it instead of missing contents.
+const FORMAT_VERSION: &str = "2";
+
+/// Formats this kiln reads.
+const READABLE_FORMATS: [&str; 2] = ["1", "2"];
 
 /// JSON documents (manifests, configs, indexes) larger than this are refused
 /// when read: real ones are kilobytes, and reading is into memory.
@@ -180,6 +194,9 @@ impl Store {
         let version = store.kiln_dir().join("version");
         match fs::read_to_string(&version) {
             Ok(v) if v.trim() == FORMAT_VERSION => {}
+            Ok(v) if READABLE_FORMATS.contains(&v.trim()) => {
+                store.write_file_atomic(&version, format!("{FORMAT_VERSION}\n").as_bytes())?;
+            }
             Ok(v) => {
                 return Err(StoreError::Version {
                     path: version,
@@ -275,9 +292,18 @@ impl Store {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
-    /// Path of a file's contents (which may not exist).
+    /// Path of loose file contents (which may not exist).
     pub fn content_path(&self, digest: &Digest) -> PathBuf {
         self.kiln_dir().join("files/sha256").join(digest.hex())
+    }
+
+    /// Where a file's bytes are: the file holding them and the offset of
+    /// the first (see the module docs on packs).
+    pub fn content_at(&self, file: &FileRef) -> (PathBuf, u64) {
+        match file.at {
+            Some(packed) => (self.blob_path(&packed.layer), packed.offset),
+            None => (self.content_path(&file.digest), 0),
+        }
     }
 
     fn layer_index_path(&self, diff_id: &Digest) -> PathBuf {
@@ -356,7 +382,7 @@ impl Store {
             digest: *digest,
             root: self.root.clone(),
         })
-        .map(|r| r.watched(self, "blob"))
+        .map(|r| r.watched(self, "blob", *digest))
         .map_err(|e| self.noting("blob", *digest, path, e))
     }
 
@@ -388,16 +414,27 @@ impl Store {
 
     /// Opens a file's contents, verified against the digest and size.
     pub fn open_content(&self, file: &FileRef) -> Result<BlobReader> {
-        let path = self.content_path(&file.digest);
-        BlobReader::open(path.clone(), file.digest, Some(file.size), || {
-            StoreError::Missing {
-                what: "file content",
-                digest: file.digest,
-                root: self.root.clone(),
+        let (path, offset) = self.content_at(file);
+        let (what, digest) = match file.at {
+            Some(packed) => ("layer pack", packed.layer),
+            None => ("file content", file.digest),
+        };
+        let missing = || StoreError::Missing {
+            what,
+            digest,
+            root: self.root.clone(),
+        };
+        let reader = match file.at {
+            Some(_) => {
+                BlobReader::open_range(path.clone(), file.digest, offset, file.size, missing)
             }
-        })
-        .map(|r| r.watched(self, "file content"))
-        .map_err(|e| self.noting("file content", file.digest, path, e))
+            None => BlobReader::open(path.clone(), file.digest, Some(file.size), missing),
+        };
+        // Damage is recorded against the object holding the bytes, which
+        // is what `kiln check --repair` rebuilds.
+        reader
+            .map(|r| r.watched(self, what, digest))
+            .map_err(|e| self.noting(what, digest, path, e))
     }
 
     /// Where the digests of context directory `root`'s files are kept
@@ -419,7 +456,7 @@ impl Store {
         changes: &crate::snapshot::ChangeSet,
     ) -> Result<()> {
         let path = self.layer_index_path(diff_id);
-        let json = crate::layer::index::to_json(changes);
+        let json = crate::layer::index::to_json(diff_id, changes);
         if holds(&path, &json) {
             return Ok(());
         }
@@ -434,7 +471,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("reading", &path)(e)),
         };
-        crate::layer::index::from_json(&bytes)
+        crate::layer::index::from_json(diff_id, &bytes)
             .map(Some)
             .map_err(|reason| StoreError::Corrupt { path, reason })
     }

@@ -1,9 +1,10 @@
 //! `kiln prune`: mark and sweep under the exclusive store lock.
 //!
 //! Everything reachable from `index.json` is live: manifests, their configs
-//! and layers, the layer indexes of the config's diff_ids, and the file
-//! contents those indexes name. So is what the step cache (`kiln/steps/`)
-//! names: each entry's layer blob, its index and contents. First the cache
+//! and layers, the layer indexes and packs of the config's diff_ids, and
+//! the loose file contents those indexes name. So is what the step cache
+//! (`kiln/steps/`) names: each entry's layer blob, its index, pack and
+//! contents. First the cache
 //! is trimmed: `--all` drops every entry, `--keep-storage SIZE` drops the
 //! least recently used entries until what only the cache holds fits in
 //! SIZE, and entries whose layer is gone are dropped always. Everything
@@ -137,6 +138,14 @@ impl Store {
             self.sweep_cache_mounts(&mut report)?;
         }
 
+        // A layer's pack is the blob named by its diff_id. When which
+        // layers are in use is unknown, every index stays, and so does
+        // every pack of one.
+        blobs.extend(diff_ids.iter().copied());
+        if unknown.layer_indexes {
+            let indexes = super::check::hex_files(&self.kiln_dir().join("layers/sha256"), ".json")?;
+            blobs.extend(indexes.into_iter().map(|(diff_id, _)| diff_id));
+        }
         let root = self.root().to_path_buf();
         let kept = |what: &str| {
             format!(
@@ -269,6 +278,14 @@ impl Store {
             {
                 extra += l.size;
             }
+            // The pack beside a compressed layer (an uncompressed layer is
+            // its own).
+            if let Some((l, d)) = layer
+                && l.digest != d
+                && !diff_ids.contains(&d)
+            {
+                extra += self.blob_size(&d).unwrap_or(0);
+            }
             if let Some((_, diff_id)) = layer
                 && !broken
                 && !diff_ids.contains(&diff_id)
@@ -302,9 +319,10 @@ impl Store {
         Ok(unknown)
     }
 
-    /// The file contents (digest, size) a layer's index names; `None` when
-    /// the index cannot be read. A layer without an index names none: its
-    /// contents are read from its blob when it is next used.
+    /// The loose file contents (digest, size) a layer's index names (a
+    /// packed file's bytes are in the layer's pack); `None` when the index
+    /// cannot be read. A layer without an index names none: its contents
+    /// are read from its blob when it is next used.
     fn index_contents(
         &self,
         diff_id: &Digest,
@@ -315,7 +333,7 @@ impl Store {
                 changes
                     .values()
                     .filter_map(|change| match change {
-                        Change::Put(Node::File(_, f)) => Some((f.digest, f.size)),
+                        Change::Put(Node::File(_, f)) if f.at.is_none() => Some((f.digest, f.size)),
                         _ => None,
                     })
                     .collect(),

@@ -1,10 +1,11 @@
 //! `kiln check --repair`: acts on what `check.rs` found, under the
 //! exclusive store lock.
 //!
-//! Rebuilt: a damaged layer index, from its layer blob when that is intact;
-//! damaged or missing file contents, by reading again an intact layer blob
-//! whose index names them (reading a layer stores every file it holds, and
-//! storing replaces a damaged copy). Removed: damaged blobs (nothing else
+//! Rebuilt: a damaged layer index, and a damaged or missing pack, from the
+//! layer blob when that is intact (reading a layer writes its pack and
+//! index anew, replacing a damaged copy); a layer whose index names damaged
+//! or missing loose contents is read again the same way, after which its
+//! index names its pack instead. Removed: damaged blobs (nothing else
 //! holds their bytes), indexes and contents that cannot be rebuilt, cache
 //! entries that are unreadable or whose layer is gone, and every
 //! `index.json` entry whose image is broken beyond repair; each removal is
@@ -13,17 +14,26 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::blob::{remove_if_exists, verify_file};
-use super::check::{Object, Repair, Scan};
-use super::{Result, Store};
+use super::blob::remove_if_exists;
+use super::check::{Object, Repair, Scan, loose_contents};
+use super::{Descriptor, Result, Store};
 use crate::digest::Digest;
-use crate::snapshot::{Change, Node};
+use crate::snapshot::ChangeSet;
 
 impl Store {
+    /// Reads layer `blob` again (writing its pack anew) and saves the
+    /// index that gives.
+    fn reindex(&self, blob: &Descriptor, diff_id: &Digest) -> Result<ChangeSet, String> {
+        let changes = crate::layer::read_layer(self, blob, diff_id).map_err(|e| e.to_string())?;
+        self.put_layer_index(diff_id, &changes)
+            .map_err(|e| e.to_string())?;
+        Ok(changes)
+    }
+
     pub(super) fn repair(&self, scan: &mut Scan) -> Result<()> {
         let mut repairs = Vec::new();
-        // Layers that were read again (their contents are stored anew), and
-        // layers that cannot be read at all.
+        // Layers that were read again (their packs and indexes written
+        // anew), and layers that cannot be read at all.
         let mut reread: BTreeSet<Digest> = BTreeSet::new();
         let mut unusable: BTreeSet<Digest> = BTreeSet::new();
         let bad_blobs = scan.bad_blobs.clone();
@@ -32,18 +42,11 @@ impl Store {
         for diff_id in scan.bad_indexes.clone() {
             let object = Object::LayerIndex(diff_id);
             let blob = scan.layers.get(&diff_id).filter(|b| intact(&b.digest));
-            let rebuilt = blob.map(|b| {
-                crate::layer::read_layer(self, b, &diff_id)
-                    .map_err(|e| e.to_string())
-                    .and_then(|c| {
-                        self.put_layer_index(&diff_id, &c)
-                            .map(|()| c)
-                            .map_err(|e| e.to_string())
-                    })
-            });
+            let rebuilt = blob.map(|b| self.reindex(b, &diff_id));
             match (blob, rebuilt) {
                 (Some(b), Some(Ok(changes))) => {
-                    scan.index_contents.insert(diff_id, file_digests(&changes));
+                    scan.index_contents
+                        .insert(diff_id, loose_contents(&changes));
                     reread.insert(diff_id);
                     repairs.push(Repair {
                         object,
@@ -67,6 +70,29 @@ impl Store {
             }
         }
 
+        // A damaged or missing pack (the uncompressed tar beside a
+        // compressed layer) is written again from its layer blob.
+        for digest in scan.bad_blobs.clone() {
+            let Some(layer) = scan
+                .layers
+                .get(&digest)
+                .filter(|l| l.digest != digest && intact(&l.digest))
+            else {
+                continue;
+            };
+            if reread.contains(&digest) || self.reindex(layer, &digest).is_ok() {
+                reread.insert(digest);
+                scan.bad_blobs.remove(&digest);
+                repairs.push(Repair {
+                    object: Object::Blob(digest),
+                    action: format!("rewritten from layer blob {}", layer.digest),
+                });
+            }
+        }
+
+        // Loose contents (stores of format 1): a layer that names damaged
+        // ones is read again, which puts its files in a pack and its index
+        // no longer names them.
         let mut holders: HashMap<Digest, Vec<Digest>> = HashMap::new();
         for (diff_id, named) in &scan.index_contents {
             for content in named {
@@ -75,43 +101,41 @@ impl Store {
         }
         for content in scan.bad_contents.clone() {
             let object = Object::FileContent(content);
-            let candidates = holders.get(&content).cloned().unwrap_or_default();
-            let mut fixed_from = None;
-            for diff_id in candidates {
-                let Some(blob) = scan.layers.get(&diff_id).filter(|b| intact(&b.digest)) else {
+            let mut from = Vec::new();
+            let mut lost = false;
+            for diff_id in holders.get(&content).into_iter().flatten() {
+                let layer = scan.layers.get(diff_id);
+                if reread.contains(diff_id) {
+                    from.extend(layer.map(|b| b.digest.to_string()));
                     continue;
-                };
-                if !reread.contains(&diff_id) {
-                    if crate::layer::read_layer(self, blob, &diff_id).is_err() {
-                        continue;
-                    }
-                    reread.insert(diff_id);
                 }
-                if verify_file(&self.content_path(&content), &content, None).is_ok() {
-                    fixed_from = Some(blob.digest);
-                    break;
+                match layer.filter(|b| intact(&b.digest)) {
+                    Some(blob) if self.reindex(blob, diff_id).is_ok() => {
+                        reread.insert(*diff_id);
+                        from.push(blob.digest.to_string());
+                    }
+                    Some(_) => {
+                        lost = true;
+                        unusable.insert(*diff_id);
+                    }
+                    // An index nothing uses: prune removes it.
+                    None => {}
                 }
             }
-            match fixed_from {
-                Some(blob) => repairs.push(Repair {
-                    object,
-                    action: format!("rewritten from layer blob {blob}"),
-                }),
-                None => {
-                    let present = self.has_content(&content);
-                    remove_if_exists(&self.content_path(&content))?;
-                    for diff_id in holders.get(&content).into_iter().flatten() {
-                        if scan.layers.contains_key(diff_id) {
-                            unusable.insert(*diff_id);
-                        }
-                    }
-                    if present {
-                        repairs.push(Repair {
-                            object,
-                            action: "removed (no intact layer holds it)".into(),
-                        });
-                    }
-                }
+            let present = self.has_content(&content);
+            remove_if_exists(&self.content_path(&content))?;
+            let action = if lost {
+                "removed (no intact layer holds it)".to_string()
+            } else if from.is_empty() {
+                "removed (nothing uses it)".to_string()
+            } else {
+                format!(
+                    "removed: layer blob {} read again into a pack, which holds it now",
+                    from.join(", ")
+                )
+            };
+            if present || !from.is_empty() || lost {
+                repairs.push(Repair { object, action });
             }
         }
 
@@ -172,14 +196,4 @@ impl Store {
         scan.report.repairs = repairs;
         Ok(())
     }
-}
-
-fn file_digests(changes: &crate::snapshot::ChangeSet) -> Vec<Digest> {
-    changes
-        .values()
-        .filter_map(|c| match c {
-            Change::Put(Node::File(_, f)) => Some(f.digest),
-            _ => None,
-        })
-        .collect()
 }

@@ -142,7 +142,7 @@ fn content_reads_check_size_and_digest() {
     let mut w = s.content_writer().unwrap();
     w.write_bytes(b"abc").unwrap();
     let (digest, size) = w.commit().unwrap();
-    let f = FileRef { digest, size };
+    let f = FileRef::loose(digest, size);
     let mut out = String::new();
     s.open_content(&f)
         .unwrap()
@@ -289,15 +289,17 @@ fn prune_keeps_what_tagged_images_use() {
     assert!(!s.has_blob(&garbage));
     assert!(!s.has_content(&orphan));
     assert!(s.has_blob(&m) && s.has_blob(&config) && s.has_blob(&layer.descriptor.digest));
-    assert!(s.has_content(&Digest::of(b"kept")));
+    assert!(s.has_blob(&layer.diff_id), "the layer's pack");
     assert!(s.layer_index(&layer.diff_id).unwrap().is_some());
 
-    // Untagging then pruning removes the rest.
+    // Untagging then pruning removes the rest: manifest, config, layer,
+    // pack and index.
     s.remove_image("keep:me").unwrap();
     let report = s.prune(Default::default()).unwrap();
     assert_eq!(
         (report.blobs, report.files, report.other),
-        (3, 1, 1),
+        (4, 0, 1),
         "{report:?}"
     );
+    assert!(!s.has_blob(&layer.diff_id));
 }

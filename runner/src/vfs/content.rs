@@ -70,6 +70,15 @@ fn spill_out(spill: &Arc<Spill>, v: &[u8]) -> VfsResult<Data> {
     })
 }
 
+/// Lets go of the host handle reading `file`, once a guest closed it. A
+/// pack's handle serves every file of its layer, so it stays, bounded by
+/// the handle cache like any other.
+pub(super) fn release(store: &Store, file: &FileRef) {
+    if file.at.is_none() {
+        super::handles::release(&store.content_path(&file.digest));
+    }
+}
+
 impl Data {
     /// The length in bytes.
     pub fn len(&self) -> u64 {
@@ -104,8 +113,8 @@ impl Data {
                 Ok(want)
             }
             Data::Lower { file } => {
-                super::handles::read_at(&store.content_path(&file.digest), offset, &mut buf[..want])
-                    .map_err(io)
+                let (path, start) = store.content_at(file);
+                super::handles::read_at(&path, start + offset, &mut buf[..want]).map_err(io)
             }
             Data::Temp { spill, blocks, len } => spill
                 .read(blocks, *len, offset, &mut buf[..want])

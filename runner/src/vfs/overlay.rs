@@ -30,7 +30,7 @@ use super::content::{Data, MEM_LIMIT};
 use super::fs::{DirEntry, Errno, FileSystem, FileType, SetTime, Stat, VfsResult};
 use super::spill::Spill;
 use crate::digest::Digest;
-use crate::snapshot::{ImagePath, MAX_NAME_BYTES, Node, Snapshot};
+use crate::snapshot::{FileRef, ImagePath, MAX_NAME_BYTES, Node, Snapshot};
 use crate::store::Store;
 
 #[derive(Debug)]
@@ -88,7 +88,7 @@ pub struct OverlayFs {
     limit_hit: Option<LimitHit>,
     /// The step's budget, shared with the namespace's other backends.
     budget: Option<Arc<WriteBudget>>,
-    verified: HashSet<Digest>,
+    verified: HashSet<FileRef>,
     owner: (u32, u32),
 }
 
@@ -371,7 +371,7 @@ impl OverlayFs {
             if data.is_upper() {
                 self.refund(data.len());
             } else if let Data::Lower { file } = data {
-                super::handles::release(&self.store.content_path(&file.digest));
+                super::content::release(&self.store, file);
             }
         }
     }
@@ -468,7 +468,7 @@ impl OverlayFs {
         let Data::Lower { file } = data else {
             return Ok(());
         };
-        let (len, digest) = (file.size, file.digest);
+        let (len, file) = (file.size, *file);
         let spill = self.spill_for(len)?;
         self.charge(len)?;
         let data = self.file_data(id)?;
@@ -476,7 +476,7 @@ impl OverlayFs {
             self.refund(len);
             return Err(e);
         }
-        super::handles::release(&store.content_path(&digest));
+        super::content::release(&store, &file);
         Ok(())
     }
 
@@ -485,14 +485,14 @@ impl OverlayFs {
             Data::Lower { file } => *file,
             _ => return Ok(()),
         };
-        if self.verified.contains(&file.digest) {
+        if self.verified.contains(&file) {
             return Ok(());
         }
         // Checked once per content per step: a corrupt store must not feed
         // a build silently.
         let mut reader = self.store.open_content(&file).map_err(|_| Errno::Io)?;
         std::io::copy(&mut reader, &mut std::io::sink()).map_err(|_| Errno::Io)?;
-        self.verified.insert(file.digest);
+        self.verified.insert(file);
         Ok(())
     }
 }
@@ -779,16 +779,16 @@ impl FileSystem for OverlayFs {
                 let lower = match &n.kind {
                     Kind::File {
                         data: Data::Lower { file },
-                    } if n.open == 0 => Some(file.digest),
+                    } if n.open == 0 => Some(*file),
                     _ => None,
                 };
                 (n.open == 0 && n.nlink == 0, lower)
             }
             None => (false, None),
         };
-        if let Some(digest) = lower {
+        if let Some(file) = lower {
             // The guest closed its last handle: so does kiln.
-            super::handles::release(&self.store.content_path(&digest));
+            super::content::release(&self.store, &file);
         }
         if free {
             self.free(node);
