@@ -7,8 +7,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
 use crate::run::GUESTS;
 use crate::util::{Run, Sandbox};
 
@@ -34,13 +32,6 @@ fn child(sb: &Sandbox) {
     );
 }
 
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn store_file(sb: &Sandbox, rel: &str) -> PathBuf {
     sb.store().join(rel)
 }
@@ -59,6 +50,21 @@ fn files(sb: &Sandbox, dir: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     out.sort();
     out
+}
+
+/// The pack (a layer's uncompressed tar, kept beside a compressed layer
+/// blob) holding `bytes`, and where they start in it.
+fn pack_holding(sb: &Sandbox, bytes: &[u8]) -> (PathBuf, usize) {
+    for path in files(sb, "blobs/sha256") {
+        let blob = fs::read(&path).unwrap();
+        let is_tar = blob.get(257..262) == Some(b"ustar");
+        if let Some(at) = blob.windows(bytes.len()).position(|w| w == bytes)
+            && is_tar
+        {
+            return (path, at);
+        }
+    }
+    panic!("no pack holds {bytes:?}");
 }
 
 fn config_blob(sb: &Sandbox, image: &str) -> PathBuf {
@@ -155,17 +161,20 @@ fn a_damaged_layer_index_is_rebuilt_and_prune_keeps_what_tags_use() {
 }
 
 #[test]
-fn a_step_that_meets_a_damaged_file_content_says_the_store_is_damaged() {
+fn a_step_that_meets_damaged_file_contents_says_the_store_is_damaged() {
     let sb = Sandbox::new();
     base(&sb);
     child(&sb);
-    let data = hex(DATA.as_bytes());
-    let content = store_file(&sb, "kiln/files/sha256").join(&data);
-    flip(&content);
+    // One byte of /data.txt, in its layer's pack.
+    let (pack, at) = pack_holding(&sb, DATA.as_bytes());
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[at + 3] ^= 0x01;
+    fs::write(&pack, bytes).unwrap();
+    let data = pack.file_name().unwrap().to_string_lossy().into_owned();
     let failed = sb.kiln(&["build", "-q", "-t", "child", "child"]).fails(1);
     for needle in [
         "the store is damaged",
-        &format!("file content sha256:{data}"),
+        &format!("layer pack sha256:{data}"),
         "kiln check --repair",
     ] {
         assert!(failed.stderr.contains(needle), "{needle}: {failed:?}");
@@ -191,17 +200,18 @@ fn check_reports_each_kind_of_damage_and_repair_heals_the_store() {
     sb.build("other", &["-t", "other"]);
     assert!(sb.kiln(&["check"]).ok().stdout.contains("no damage"));
 
-    // A layer index flipped, a file content truncated, a cache entry made
+    // A layer index flipped, a layer's pack truncated, a cache entry made
     // garbage, and the config blob of `other` flipped.
     flip(&files(&sb, "kiln/layers/sha256")[0]);
-    let made = store_file(&sb, "kiln/files/sha256").join(hex(b"made"));
-    fs::write(&made, b"ma").unwrap();
+    let (made, _) = pack_holding(&sb, b"made");
+    let bytes = fs::read(&made).unwrap();
+    fs::write(&made, &bytes[..bytes.len() / 2]).unwrap();
     let entry = files(&sb, "kiln/steps")[0].clone();
     fs::write(&entry, b"{\"diff_id\":").unwrap();
     flip(&config_blob(&sb, "other"));
 
     let checked = sb.kiln(&["check"]).fails(1);
-    for kind in ["layer index", "file content", "cache entry", "blob"] {
+    for kind in ["layer index", "cache entry", "blob"] {
         assert!(checked.stdout.contains(kind), "{kind}: {checked:?}");
     }
     assert!(checked.stdout.contains("tag other:latest"), "{checked:?}");

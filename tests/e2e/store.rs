@@ -52,7 +52,11 @@ fn images_rmi_and_prune() {
     );
     let out = sb.kiln(&["prune", "--all"]).ok().stdout;
     assert!(out.contains("cache entries"), "{out}");
-    assert_eq!(blobs(), before - 3, "and the layer, with the cache");
+    assert_eq!(
+        blobs(),
+        before - 4,
+        "and the layer and its pack (its uncompressed tar), with the cache"
+    );
     // What remains still exports and validates.
     sb.kiln(&["export", "app", "-o", sb.path("a.tar").to_str().unwrap()])
         .ok();

@@ -40,7 +40,7 @@ pub enum Object {
     Blob(Digest),
     /// `kiln/layers/sha256/<diff_id>.json`.
     LayerIndex(Digest),
-    /// `kiln/files/sha256/<hex>`.
+    /// `kiln/files/sha256/<hex>`: loose contents (format 1 stores).
     FileContent(Digest),
     /// `kiln/steps/<key>.json`.
     CacheEntry(Digest),
