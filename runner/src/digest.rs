@@ -195,14 +195,16 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A reader that checks, at end of stream, that the bytes it returned have the
-/// expected digest and length; a mismatch is an `InvalidData` error instead of EOF.
+/// A reader that checks that the bytes it returned have the expected digest
+/// and length: at the end of the stream, or, when the length is given, as
+/// soon as that many bytes were read (so a reader that stops there, as a
+/// `take` does, still checks). A mismatch is an `InvalidData` error.
 pub struct VerifyingReader<R> {
     inner: R,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
+    read: u64,
     expected: Digest,
     expected_len: Option<u64>,
-    verified: bool,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -210,11 +212,29 @@ impl<R: Read> VerifyingReader<R> {
     pub fn new(inner: R, expected: Digest, expected_len: Option<u64>) -> Self {
         VerifyingReader {
             inner,
-            hasher: Hasher::new(),
+            hasher: Some(Hasher::new()),
+            read: 0,
             expected,
             expected_len,
-            verified: false,
         }
+    }
+
+    /// Checks what was read against the digest (once).
+    fn verify(&mut self) -> io::Result<()> {
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(());
+        };
+        let (actual, len) = hasher.finish();
+        if actual != self.expected || self.expected_len.is_some_and(|l| l != len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Damaged(format!(
+                    "content does not match its digest: expected {}, found {actual} ({len} bytes); the store is corrupt",
+                    self.expected
+                )),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -222,8 +242,8 @@ impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            self.hasher.update(&buf[..n]);
-            if self.expected_len.is_some_and(|len| self.hasher.len() > len) {
+            self.read += n as u64;
+            if self.expected_len.is_some_and(|len| self.read > len) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     Damaged(format!(
@@ -232,20 +252,16 @@ impl<R: Read> Read for VerifyingReader<R> {
                     )),
                 ));
             }
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(&buf[..n]);
+            }
+            if self.expected_len == Some(self.read) {
+                self.verify()?;
+            }
             return Ok(n);
         }
-        if !self.verified && !buf.is_empty() {
-            let (actual, len) = std::mem::take(&mut self.hasher).finish();
-            if actual != self.expected || self.expected_len.is_some_and(|l| l != len) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    Damaged(format!(
-                        "content does not match its digest: expected {}, found {actual} ({len} bytes); the store is corrupt",
-                        self.expected
-                    )),
-                ));
-            }
-            self.verified = true;
+        if !buf.is_empty() {
+            self.verify()?;
         }
         Ok(0)
     }
@@ -295,6 +311,19 @@ mod tests {
             .read_to_end(&mut Vec::new())
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // A reader that stops at the length (a tar writer's `take`) never
+        // reaches the end of the stream: the check comes with the last byte.
+        let err = VerifyingReader::new(&b"hellO"[..], good, Some(5))
+            .take(5)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let mut one = [0u8; 1];
+        let mut r = VerifyingReader::new(&b"hello"[..], good, Some(5));
+        for _ in 0..5 {
+            assert_eq!(r.read(&mut one).unwrap(), 1);
+        }
+        assert_eq!(r.read(&mut one).unwrap(), 0);
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub(super) fn add_changes(key: &mut Key, changes: &PendingChanges) -> Result<(),
                 match content {
                     Content::Stored(f) => key.digest("content", &f.digest),
                     Content::Bytes(b) => key.digest("content", &Digest::of(b)),
+                    Content::Hashed { digest, .. } => key.digest("content", digest),
                     Content::Reader {
                         digest: Some(d), ..
                     } => key.digest("content", d),

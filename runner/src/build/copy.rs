@@ -91,7 +91,7 @@ trait Source {
 
 /// Bytes of small context files a COPY plan may hold, read while hashing
 /// them, so the layer writer does not open them again.
-const KEEP_BYTES: u64 = 64 << 20;
+const KEEP_BYTES: u64 = 256 << 20;
 
 /// Largest file whose bytes are kept.
 const KEEP_FILE: u64 = 64 << 10;
@@ -162,8 +162,10 @@ impl Source for ContextSource<'_> {
         digest: Option<Digest>,
         bytes: Option<Vec<u8>>,
     ) -> Result<Content, String> {
-        if let Some(bytes) = bytes {
-            return Ok(Content::Bytes(bytes));
+        match (bytes, digest) {
+            (Some(bytes), Some(digest)) => return Ok(Content::Hashed { bytes, digest }),
+            (Some(bytes), None) => return Ok(Content::Bytes(bytes)),
+            (None, _) => {}
         }
         let opener = Arc::clone(&self.opener);
         let rel = path.to_string();

@@ -18,6 +18,7 @@
 
 mod compress;
 pub mod index;
+mod offload;
 mod reader;
 pub(crate) mod tarfmt;
 mod writer;
@@ -111,6 +112,14 @@ pub enum Content {
     Stored(FileRef),
     /// Small contents held in memory (here-documents).
     Bytes(Vec<u8>),
+    /// Contents held in memory whose digest is known: a COPY source read
+    /// and hashed once, for its cache key, and kept for the writer.
+    Hashed {
+        /// The contents.
+        bytes: Vec<u8>,
+        /// Their sha256.
+        digest: Digest,
+    },
     /// Contents read once from a source of known size (a context file).
     Reader {
         /// The size; the source must yield exactly this many bytes.
@@ -132,7 +141,7 @@ impl Content {
     pub fn size(&self) -> u64 {
         match self {
             Content::Stored(f) => f.size,
-            Content::Bytes(b) => b.len() as u64,
+            Content::Bytes(b) | Content::Hashed { bytes: b, .. } => b.len() as u64,
             Content::Reader { size, .. } => *size,
         }
     }
@@ -143,6 +152,9 @@ impl fmt::Debug for Content {
         match self {
             Content::Stored(r) => write!(f, "Stored({})", r.digest),
             Content::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Content::Hashed { bytes, digest } => {
+                write!(f, "Hashed({digest}, {} bytes)", bytes.len())
+            }
             Content::Reader { size, origin, .. } => write!(f, "Reader({origin}, {size} bytes)"),
         }
     }

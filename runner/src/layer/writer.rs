@@ -5,9 +5,10 @@ use std::io::{self, Read, Write};
 use tar::{EntryType, Header};
 
 use super::compress::Encoder;
+use super::offload::Offload;
 use super::tarfmt::{append_dir, append_marker, header};
 use super::{Compression, Content, LayerError, LayerOptions, PendingChanges};
-use crate::digest::{Digest, Hasher, HashingWriter};
+use crate::digest::{Digest, Hasher};
 use crate::secrets::{Hit, StreamScan};
 use crate::snapshot::{Change, ChangeSet, FileRef, ImagePath, Meta, Node, Packed};
 use crate::store::{AtomicWriter, Descriptor, Store};
@@ -27,9 +28,10 @@ pub struct WrittenLayer {
     pub leaks: Vec<(ImagePath, Hit)>,
 }
 
-/// Where the tar goes: hashed (the diff_id), into the encoder (the blob),
-/// and, for a compressed layer, into the layer's pack as it is.
-type TarSink = HashingWriter<Layered>;
+/// Where the tar goes: to a thread of its own (`offload.rs`) that hashes it
+/// (the diff_id) and writes it into the encoder (the blob) and, for a
+/// compressed layer, into the layer's pack as it is.
+type TarSink = Offload<Layered>;
 
 /// The layer blob's encoder and the pack beside it (`None`: the blob is
 /// uncompressed, so it is the pack).
@@ -94,10 +96,11 @@ fn write(
         true => None,
         false => Some(store.private_blob_writer()?.hashed_by_caller()),
     };
-    let sink: TarSink = HashingWriter::new(Layered {
+    let sink: TarSink = Offload::new(Layered {
         encoder: Encoder::new(opts.compression, blob, opts.threads).map_err(LayerError::Write)?,
         pack,
-    });
+    })
+    .map_err(LayerError::Write)?;
     let mut tar = tar::Builder::new(sink);
     let mut index = ChangeSet::new();
     // The tar and the index carry the same, clamped times: a snapshot read
@@ -186,7 +189,7 @@ fn write(
     }
 
     let sink = tar.into_inner().map_err(LayerError::Write)?;
-    let (layered, diff_id, tar_size) = sink.finish();
+    let (layered, diff_id, tar_size) = sink.finish().map_err(LayerError::Write)?;
     let blob = layered.encoder.finish().map_err(LayerError::Write)?;
     if let Some(pack) = layered.pack {
         pack.commit_as(diff_id)?;
@@ -231,13 +234,12 @@ fn append_file(
         id: hit.id.clone(),
         encoding: hit.encoding,
     };
+    // The file's digest: known already where the bytes were checked on
+    // the way (the store verifies what it gives) or hashed before (a COPY
+    // source kept in memory); else hashed here, and, for a source hashed
+    // earlier for the cache key, compared with that.
     let mut hasher = Hasher::new();
-    let expected = match &content {
-        Content::Stored(file) => Some(file.digest),
-        Content::Bytes(_) => None,
-        Content::Reader { digest, .. } => *digest,
-    };
-    let origin = match content {
+    let (known, expected, origin) = match content {
         Content::Stored(file) => {
             let reader = Scanning {
                 inner: store.open_content(&file)?,
@@ -245,26 +247,24 @@ fn append_file(
                 cancel,
             };
             let origin = format!("stored contents of {path}");
-            append_exact(
-                tar,
-                &mut h,
-                path,
-                Hashed(reader, &mut hasher),
-                size,
-                &origin,
-            )?;
-            origin
+            append_exact(tar, &mut h, path, reader, size, &origin)?;
+            (Some(file.digest), None, origin)
         }
         Content::Bytes(bytes) => {
-            if let Some(scan) = scan.as_mut() {
-                scan.feed(&bytes);
-            }
             hasher.update(&bytes);
-            tar.append_data(&mut h, path.as_str(), bytes.as_slice())
-                .map_err(LayerError::Write)?;
-            format!("contents of {path}")
+            append_bytes(tar, &mut h, path, &bytes, scan.as_mut())?;
+            (None, None, String::new())
         }
-        Content::Reader { open, origin, .. } => {
+        Content::Hashed { bytes, digest } => {
+            append_bytes(tar, &mut h, path, &bytes, scan.as_mut())?;
+            (Some(digest), None, String::new())
+        }
+        Content::Reader {
+            open,
+            origin,
+            digest,
+            ..
+        } => {
             let source = open().map_err(|source| LayerError::Read {
                 origin: origin.clone(),
                 source,
@@ -274,15 +274,9 @@ fn append_file(
                 scan: scan.as_mut(),
                 cancel,
             };
-            append_exact(
-                tar,
-                &mut h,
-                path,
-                Hashed(reader, &mut hasher),
-                size,
-                &origin,
-            )?;
-            origin
+            let reader = Hashed(reader, &mut hasher);
+            append_exact(tar, &mut h, path, reader, size, &origin)?;
+            (None, digest, origin)
         }
     };
     let hit = scan.and_then(|s| s.hit().cloned());
@@ -292,8 +286,10 @@ fn append_file(
         // Nothing is committed: the blob and the pack go away unnamed.
         return Err(leak(hit));
     }
-    let (digest, hashed) = hasher.finish();
-    debug_assert_eq!(hashed, size);
+    let digest = match known {
+        Some(digest) => digest,
+        None => hasher.finish().0,
+    };
     if expected.is_some_and(|e| e != digest) {
         return Err(LayerError::Changed { origin });
     }
@@ -305,6 +301,21 @@ fn append_file(
         offset,
     });
     Ok((FileRef { digest, size, at }, hit))
+}
+
+/// Appends contents held in memory, feeding them to the leak guard's scan.
+fn append_bytes(
+    tar: &mut tar::Builder<TarSink>,
+    h: &mut Header,
+    path: &ImagePath,
+    bytes: &[u8],
+    scan: Option<&mut StreamScan<'_>>,
+) -> Result<(), LayerError> {
+    if let Some(scan) = scan {
+        scan.feed(bytes);
+    }
+    tar.append_data(h, path.as_str(), bytes)
+        .map_err(LayerError::Write)
 }
 
 /// Hashes what is read.

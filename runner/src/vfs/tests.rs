@@ -109,7 +109,10 @@ fn summary(changes: &PendingChanges) -> Vec<String> {
             let what = match c {
                 Change::Put(Node::Dir(_)) => "dir".to_string(),
                 Change::Put(Node::File(_, Content::Stored(_))) => "file(stored)".to_string(),
-                Change::Put(Node::File(_, Content::Bytes(b))) => {
+                Change::Put(Node::File(
+                    _,
+                    Content::Bytes(b) | Content::Hashed { bytes: b, .. },
+                )) => {
                     format!("file({})", String::from_utf8_lossy(b))
                 }
                 Change::Put(Node::File(_, Content::Reader { size, .. })) => {

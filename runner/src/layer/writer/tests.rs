@@ -299,6 +299,30 @@ fn every_file_is_read_from_the_layers_pack_and_written_once() {
 }
 
 #[test]
+fn a_stored_file_damaged_in_its_pack_is_not_copied_into_a_new_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let first = write_layer(&store, sample(), &LayerOptions::default()).unwrap();
+    let Some(Change::Put(Node::File(m, a))) = first.changes.get(&p("app/a.txt")).cloned() else {
+        panic!()
+    };
+    // "hello" becomes "hellO" in the pack: same length, other bytes.
+    let pack = store.blob_path(&first.diff_id);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = a.at.unwrap().offset as usize;
+    assert_eq!(&bytes[at..at + 5], b"hello");
+    bytes[at + 4] = b'O';
+    std::fs::write(&pack, bytes).unwrap();
+    let mut changes = PendingChanges::new();
+    changes.insert(p("moved"), Change::Put(Node::File(m, Content::Stored(a))));
+    let err = write_layer(&store, changes, &LayerOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("does not match its digest"),
+        "{err}"
+    );
+}
+
+#[test]
 fn hardlinks_point_backwards_in_tar_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
