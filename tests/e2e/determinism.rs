@@ -141,3 +141,45 @@ fn layer_entries_are_sorted_with_parents_first() {
         ]
     );
 }
+
+#[test]
+fn a_wide_directory_inspected_on_every_core_gives_every_file_once_and_the_same_image() {
+    // Directories wide enough that COPY stats and hashes their entries on
+    // every core ahead of the walk; one holds files past the size whose
+    // bytes are kept, one an ignored file.
+    let names: Vec<String> = (0..3)
+        .flat_map(|d| (0..60).map(move |f| format!("d{d}/f{f:02}")))
+        .collect();
+    let order: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    make_context(&a.path("ctx"), &order, 0, 0o644);
+    let reversed: Vec<&str> = order.iter().rev().copied().collect();
+    make_context(&b.path("ctx"), &reversed, 0, 0o644);
+    for sb in [&a, &b] {
+        fs::write(sb.path("ctx/d1/big"), vec![b'x'; 200 << 10]).unwrap();
+        fs::write(sb.path("ctx/.kilnignore"), "d2/f07\n").unwrap();
+    }
+    let id = a.build("ctx", &["-t", "wide"]);
+    assert_eq!(b.build("ctx", &["-t", "wide"]), id);
+    let img = a.inspect("wide");
+    let layer = &img["Manifest"]["layers"][1];
+    let tar = layer_tar(
+        &a.store(),
+        layer["digest"].as_str().unwrap(),
+        layer["mediaType"].as_str().unwrap(),
+    );
+    let files: Vec<(String, Vec<u8>)> = tar_entries(&tar)
+        .into_iter()
+        .filter(|e| e.1 == 'f' && e.0.starts_with("app/d"))
+        .map(|e| (e.0, e.3))
+        .collect();
+    assert_eq!(files.len(), 3 * 60 - 1 + 1, "every file once, the ignored one left out");
+    for (path, bytes) in &files {
+        let name = path.trim_start_matches("app/");
+        match name {
+            "d1/big" => assert_eq!(bytes.len(), 200 << 10),
+            "d2/f07" => panic!("an ignored file was copied"),
+            _ => assert_eq!(bytes, format!("contents of {name}").as_bytes()),
+        }
+    }
+}
