@@ -18,10 +18,7 @@
 //! mode from `--chmod` when given; every mtime is the build's epoch. Copies
 //! from another stage or image keep their modes.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use globset::GlobBuilder;
 
@@ -93,78 +90,17 @@ trait Source {
 }
 
 /// Bytes of small context files a COPY plan may hold, read while hashing
-/// them, so the layer writer does not open and read them again: a file
-/// kept costs its size in memory until the layer is written, one read
-/// again costs an open, two reads and a close. 256 MiB keeps every file of
-/// a context of 50,000 sources and the peak memory of a build well under
-/// what a CI runner has.
+/// them, so the layer writer does not open them again.
 const KEEP_BYTES: u64 = 256 << 20;
 
 /// Largest file whose bytes are kept.
 const KEEP_FILE: u64 = 64 << 10;
 
-/// Fewest entries of a directory that are inspected on every core.
-const AHEAD_MIN: usize = 8;
-
-/// What inspecting a context path gives (`Context::entry_with_contents`).
-type Inspected = Result<(EntryKind, Option<context::Hashed>), context::ContextError>;
-
 struct ContextSource<'a> {
     ctx: &'a Context,
     opener: Arc<ContextOpener>,
     /// Bytes kept so far (see [`KEEP_BYTES`]).
-    kept: AtomicU64,
-    /// The entries of the directory listed last, inspected ahead on every
-    /// core (a copy of a directory asks for each of them next); taken by
-    /// [`Source::kind`].
-    ahead: RefCell<HashMap<String, Inspected>>,
-}
-
-/// Stats `path` and hashes it if it is a file, keeping its bytes while
-/// the plan's budget (`kept` so far) lasts.
-fn inspect(ctx: &Context, kept: &AtomicU64, path: &str, follow: bool) -> Inspected {
-    let keep = if kept.load(Ordering::Relaxed) < KEEP_BYTES {
-        KEEP_FILE
-    } else {
-        0
-    };
-    let inspected = ctx.entry_with_contents(path, follow, keep);
-    if let Ok((_, Some(context::Hashed { bytes: Some(b), .. }))) = &inspected {
-        kept.fetch_add(b.len() as u64, Ordering::Relaxed);
-    }
-    inspected
-}
-
-impl ContextSource<'_> {
-    /// Inspects `paths` on every core, for [`Source::kind`] to take.
-    fn inspect_ahead(&self, paths: Vec<String>) {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = cores.min(paths.len() / AHEAD_MIN);
-        if workers < 2 {
-            return;
-        }
-        let (ctx, kept) = (self.ctx, &self.kept);
-        let next = AtomicUsize::new(0);
-        let work = || {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = paths.get(i) else {
-                    return done;
-                };
-                done.push((path.clone(), inspect(ctx, kept, path, false)));
-            }
-        };
-        let found: Vec<(String, Inspected)> = std::thread::scope(|scope| {
-            let others: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-            let mut all = work();
-            for other in others {
-                all.extend(other.join().unwrap_or_default());
-            }
-            all
-        });
-        self.ahead.borrow_mut().extend(found);
-    }
+    kept: std::cell::Cell<u64>,
 }
 
 impl Source for ContextSource<'_> {
@@ -178,18 +114,22 @@ impl Source for ContextSource<'_> {
         }
         // A file is hashed now, for the step's cache key (or its digest
         // taken from the stat cache); read again only when the layer is
-        // written, unless its bytes were kept.
-        let ahead = match follow {
-            false => self.ahead.borrow_mut().remove(path),
-            true => None,
+        // written.
+        let keep = if self.kept.get() < KEEP_BYTES {
+            KEEP_FILE
+        } else {
+            0
         };
-        match ahead.unwrap_or_else(|| inspect(self.ctx, &self.kept, path, follow)) {
+        match self.ctx.entry_with_contents(path, follow, keep) {
             Ok((EntryKind::Dir, _)) => Ok(Some(Kind::Dir { mode: 0o755 })),
             Ok((EntryKind::File { size, executable }, hashed)) => {
                 let (digest, bytes) = match hashed {
                     Some(h) => (Some(h.digest), h.bytes),
                     None => (None, None),
                 };
+                if let Some(b) = &bytes {
+                    self.kept.set(self.kept.get() + b.len() as u64);
+                }
                 Ok(Some(Kind::File {
                     size,
                     mode: if executable { 0o755 } else { 0o644 },
@@ -212,15 +152,7 @@ impl Source for ContextSource<'_> {
     }
 
     fn list(&self, path: &str) -> Result<Vec<String>, String> {
-        let names = self.ctx.list(path).map_err(|e| e.to_string())?;
-        self.ahead.borrow_mut().clear();
-        let paths: Vec<String> = names
-            .iter()
-            .map(|name| context::join(path, name))
-            .filter(|p| !self.ctx.is_excluded(p))
-            .collect();
-        self.inspect_ahead(paths);
-        Ok(names)
+        self.ctx.list(path).map_err(|e| e.to_string())
     }
 
     fn content(
@@ -410,8 +342,7 @@ pub(super) fn plan(
             context_source = ContextSource {
                 ctx: b.context,
                 opener: Arc::new(b.context.opener()?),
-                kept: AtomicU64::new(0),
-                ahead: RefCell::new(HashMap::new()),
+                kept: std::cell::Cell::new(0),
             };
             &context_source
         }
