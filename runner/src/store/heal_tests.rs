@@ -336,6 +336,32 @@ fn a_format_1_store_is_read_and_its_damaged_contents_repaired_into_a_pack() {
 }
 
 #[test]
+fn damaged_loose_contents_whose_layer_is_damaged_too_break_the_image() {
+    let (_d, s) = store();
+    let img = image(&s);
+    as_format_1(&s, &img);
+    flip(&s.content_path(&Digest::of(b"kept")));
+    flip(&s.blob_path(&img.layer));
+    let repaired = check(&s, true);
+    assert!(
+        repaired
+            .repairs
+            .iter()
+            .any(|r| r.action == "removed (no intact layer holds it)"),
+        "{repaired:?}"
+    );
+    assert!(
+        repaired
+            .repairs
+            .iter()
+            .any(|r| r.object == Object::Image("tag img:1".into())),
+        "{repaired:?}"
+    );
+    assert!(s.images().unwrap().is_empty());
+    assert!(check(&s, false).is_clean(), "{:?}", check(&s, false));
+}
+
+#[test]
 fn a_format_1_store_is_opened_and_marked_format_2() {
     let (_d, s) = store();
     let version = s.root().join("kiln/version");

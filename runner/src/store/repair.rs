@@ -109,8 +109,8 @@ impl Store {
                     from.extend(layer.map(|b| b.digest.to_string()));
                     continue;
                 }
-                match layer.filter(|b| intact(&b.digest)) {
-                    Some(blob) if self.reindex(blob, diff_id).is_ok() => {
+                match layer {
+                    Some(blob) if intact(&blob.digest) && self.reindex(blob, diff_id).is_ok() => {
                         reread.insert(*diff_id);
                         from.push(blob.digest.to_string());
                     }
