@@ -2,9 +2,11 @@
 //!
 //! [`write_layer`] makes one streaming pass: tar entries in path order ->
 //! sha256 of the tar (the diff_id) -> gzip/zstd -> sha256 of the blob -> a
-//! temp file in the store, renamed to its digest. File contents given as
-//! readers are copied into the store's content area in the same pass, so a
-//! COPY reads each source file exactly once.
+//! temp file in the store, renamed to its digest. The uncompressed tar is
+//! the layer's pack (for a compressed layer, written beside the blob in the
+//! same pass), from which later steps read its files at the offsets the
+//! index records: a COPY reads each source file exactly once and writes
+//! each byte once into the tar.
 //!
 //! What makes two builds give the same bytes: entries sorted by path, uid/gid
 //! and modes from the change (never from the host), mtimes clamped to
