@@ -36,7 +36,19 @@ impl Digest {
 
     /// The 64 hex digits without the algorithm prefix.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = [0u8; 64];
+        self.hex_into(&mut out);
+        String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// Writes the 64 hex digits into `out` (a digest is shown in every
+    /// store path, index record and stat cache line: no allocation here).
+    fn hex_into(&self, out: &mut [u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 15)];
+        }
     }
 
     /// The first 12 hex digits, as `docker images` shows an image id.
@@ -88,7 +100,9 @@ impl FromStr for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let mut text = *b"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        self.hex_into(&mut text[7..]);
+        f.write_str(std::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 }
 
@@ -106,8 +120,18 @@ impl serde::Serialize for Digest {
 
 impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        /// Parses the text where it lies, without a copy.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sha256:<hex> digest")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Digest, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 
@@ -280,6 +304,15 @@ mod tests {
         );
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         assert_eq!(Digest::from_oci(&d.to_oci()).unwrap(), d);
+        for n in 0..=255u8 {
+            let d = Digest::from_bytes([n; 32]);
+            assert_eq!(d.hex(), hex::encode([n; 32]));
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"sha256:{}\"", d.hex()));
+            assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        }
+        assert!(serde_json::from_str::<Digest>("\"sha256:00\"").is_err());
+        assert!(serde_json::from_str::<Digest>("7").is_err());
     }
 
     #[test]
