@@ -332,7 +332,9 @@ impl Store {
         AtomicWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"), false)
     }
 
-    /// A writer for new file contents; `commit` names them by their digest.
+    /// A writer for new loose file contents, as format 1 stores hold them
+    /// (kiln itself writes packs now); `commit` names them by their digest.
+    #[cfg(test)]
     pub fn content_writer(&self) -> Result<AtomicWriter> {
         AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"), false)
     }
@@ -342,11 +344,6 @@ impl Store {
     /// without unlinked files that can be named later. See `blob.rs`.
     pub fn private_blob_writer(&self) -> Result<AtomicWriter> {
         AtomicWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"), true)
-    }
-
-    /// [`Store::private_blob_writer`] for file contents.
-    pub fn private_content_writer(&self) -> Result<AtomicWriter> {
-        AtomicWriter::new(&self.tmp_dir(), self.kiln_dir().join("files/sha256"), true)
     }
 
     /// Stores `bytes` as a blob and returns its digest. A damaged copy
@@ -361,8 +358,10 @@ impl Store {
         Ok(digest)
     }
 
-    /// Stores `bytes` (small, in memory) as file contents and returns their
-    /// digest. A damaged copy already there is replaced.
+    /// Stores `bytes` as loose file contents (see
+    /// [`Store::content_writer`]) and returns their digest. A damaged copy
+    /// already there is replaced.
+    #[cfg(test)]
     pub fn put_content(&self, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::of(bytes);
         if !holds(&self.content_path(&digest), bytes) {
