@@ -112,7 +112,7 @@ fn kiln_layer(dir: &Path, store_dir: &Path, compression: Compression) -> Duratio
                     let rel2 = rel.clone();
                     let content = Content::Reader {
                         size,
-                        open: Box::new(move || opener.open(&rel2)),
+                        open: std::sync::Arc::new(move || opener.open(&rel2)),
                         origin: rel,
                         digest: None,
                     };

@@ -513,3 +513,105 @@ fn source_date_epoch_makes_time_and_random_reproducible() {
         );
     }
 }
+
+/// Every file under `dir`, with its size.
+fn files_under(dir: &std::path::Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, meta.len());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_copy_that_reads_its_files_again_to_find_itself_cached_writes_nothing() {
+    // Every source's mtime changes (a fresh checkout): the COPY reads and
+    // hashes them all again, and meanwhile writes its layer ahead, in case
+    // it is new. It is cached: that layer is thrown away, and the store
+    // holds no object more than after the first build, named or temporary.
+    let sb = Sandbox::new();
+    for i in 0..300 {
+        let body = format!("line {i}\n").repeat(i + 1);
+        sb.write(&format!("ctx/src/d{}/f{i:03}", i % 7), body);
+    }
+    sb.write("ctx/src/big", vec![7u8; 200 << 10]);
+    sb.write("ctx/Kilnfile", "FROM scratch\nCOPY src/ /src/\n");
+    for compression in ["zstd", "uncompressed"] {
+        let output = format!("type=image,compression={compression}");
+        let first = build(&sb, &["-o", &output, "ctx"]);
+        assert_eq!(ran(&first, &["COPY"]), ["COPY"]);
+        let objects = |sb: &Sandbox| {
+            let mut all = files_under(&sb.store().join("blobs"));
+            all.extend(files_under(&sb.store().join("kiln/layers")));
+            all
+        };
+        let before = objects(&sb);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        for (path, _) in files_under(&sb.path("ctx/src")) {
+            let f = fs::File::options()
+                .write(true)
+                .open(sb.path("ctx/src").join(path))
+                .unwrap();
+            f.set_modified(later).unwrap();
+        }
+        let again = build(&sb, &["-o", &output, "ctx"]);
+        assert!(ran(&again, &["COPY"]).is_empty(), "{}", again.stderr);
+        assert_eq!(objects(&sb), before, "{compression}");
+        assert_eq!(
+            files_under(&sb.store().join("kiln/tmp")),
+            BTreeMap::new(),
+            "{compression}: temp files left"
+        );
+    }
+}
+
+#[test]
+fn a_secret_in_a_copied_file_stops_the_layer_written_ahead_and_leaves_nothing() {
+    // A context file holds a secret's value: the COPY's layer, being
+    // written while the files are hashed, meets it and stops; the build
+    // fails, and no form of the value is in any file kiln wrote or in its
+    // output.
+    const VALUE: &str = "copied_secret_value_0123456789";
+    let sb = Sandbox::new();
+    for i in 0..200 {
+        let body = match i {
+            150 => format!("token={VALUE}\n"),
+            _ => format!("line {i}\n").repeat(i + 1),
+        };
+        sb.write(&format!("ctx/src/d{}/f{i:03}", i % 5), body);
+    }
+    sb.write("ctx/Kilnfile", "FROM scratch\nCOPY src/ /src/\n");
+    sb.write("s.txt", VALUE);
+    for compression in ["zstd", "uncompressed"] {
+        let output = format!("type=image,compression={compression}");
+        let args = [
+            "build",
+            "--progress",
+            "plain",
+            "--secret",
+            "id=s,src=s.txt",
+            "-o",
+            &output,
+            "ctx",
+        ];
+        let run = sb.kiln(&args).fails(1);
+        assert!(
+            run.stderr.contains("/src/d0/f150 contains secret \"s\""),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(VALUE) && !run.stdout.contains(VALUE));
+        let hits = files_containing(&sb.store(), &forms(VALUE.as_bytes()));
+        assert!(hits.is_empty(), "{compression}: {hits:?}");
+    }
+}

@@ -186,3 +186,60 @@ fn a_wide_directory_gives_every_file_once_and_the_same_image() {
         }
     }
 }
+
+#[test]
+fn sources_that_interleave_give_the_layer_of_one_source() {
+    // `COPY a b /dst/` merges two directories whose entries interleave
+    // (x, y, z/1, z/2): its changes do not come in path order, so its layer
+    // is written after the cache lookup, from the plan, where the same
+    // files from one directory are written while they are hashed. Both
+    // give the same layer, in every compression.
+    let sb = Sandbox::new();
+    let files = [
+        ("two/a/x", "one/x"),
+        ("two/b/y", "one/y"),
+        ("two/a/z/1", "one/z/1"),
+        ("two/b/z/2", "one/z/2"),
+    ];
+    for (i, (two, one)) in files.iter().enumerate() {
+        let body = format!("file {i}\n").repeat(100 * (i + 1));
+        sb.write(&format!("ctx/{two}"), &body);
+        sb.write(&format!("ctx/{one}"), &body);
+    }
+    // A file past the size whose bytes COPY keeps in memory.
+    sb.write("ctx/two/b/big", vec![b'b'; 100 << 10]);
+    sb.write("ctx/one/big", vec![b'b'; 100 << 10]);
+    for compression in ["uncompressed", "gzip", "zstd"] {
+        let output = format!("type=image,compression={compression}");
+        let mut layers = Vec::new();
+        for (tag, copy) in [
+            ("two", "COPY two/a two/b /dst/"),
+            ("one", "COPY one/ /dst/"),
+        ] {
+            sb.write("ctx/Kilnfile", format!("FROM scratch\n{copy}\n"));
+            sb.build("ctx", &["-t", tag, "-o", &output]);
+            let img = sb.inspect(tag);
+            let layer = img["Manifest"]["layers"][0].clone();
+            let tar = layer_tar(
+                &sb.store(),
+                layer["digest"].as_str().unwrap(),
+                layer["mediaType"].as_str().unwrap(),
+            );
+            let entries: Vec<(String, char, Vec<u8>)> = tar_entries(&tar)
+                .into_iter()
+                .map(|e| (e.0, e.1, e.3))
+                .collect();
+            let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "dst/", "dst/big", "dst/x", "dst/y", "dst/z/", "dst/z/1", "dst/z/2"
+                ],
+                "{compression} {copy}"
+            );
+            assert_eq!(entries[3].2, "file 1\n".repeat(200).as_bytes());
+            layers.push(layer["digest"].as_str().unwrap().to_string());
+        }
+        assert_eq!(layers[0], layers[1], "{compression}");
+    }
+}

@@ -268,6 +268,8 @@ pub fn layer_tar(store: &Path, digest: &str, media_type: &str) -> Vec<u8> {
             .read_to_end(&mut out)
             .unwrap();
         out
+    } else if media_type.ends_with("zstd") {
+        zstd::decode_all(&blob[..]).unwrap()
     } else {
         blob
     }

@@ -18,16 +18,13 @@
 //! mode from `--chmod` when given; every mtime is the build's epoch. Copies
 //! from another stage or image keep their modes.
 
-use std::sync::Arc;
-
-use globset::GlobBuilder;
-
+use super::copy_ahead::Ahead;
+use super::copy_source::{ContextSource, Kind, SnapshotSource, Source};
 use super::{Build, BuildError, users};
-use crate::context::{self, Context, ContextOpener, EntryKind};
-use crate::digest::Digest;
+use crate::context;
 use crate::frontend::{self, CopySource, Diagnostic, Word};
 use crate::image::Image;
-use crate::layer::{Content, PendingChanges};
+use crate::layer::{Content, LayerStream, PendingChanges};
 use crate::snapshot::{Change, ImagePath, Meta, Node, Snapshot};
 
 /// A planned COPY.
@@ -36,242 +33,9 @@ pub(super) struct Planned {
     pub changes: PendingChanges,
     /// The history entry.
     pub created_by: String,
-}
-
-/// What a source path is, with the metadata COPY keeps.
-enum Kind {
-    Dir {
-        mode: u32,
-    },
-    /// A file; `digest` of its contents when the source knows it already,
-    /// and the contents themselves when it read them.
-    File {
-        size: u64,
-        mode: u32,
-        digest: Option<Digest>,
-        bytes: Option<Vec<u8>>,
-    },
-    Symlink(String),
-    Special,
-}
-
-/// Where COPY reads from: the context or another stage's filesystem.
-trait Source {
-    /// How the source is called in errors.
-    fn name(&self) -> String;
-    /// What `path` is; `follow` resolves a final symlink. `Ok(None)` when it
-    /// does not exist (or is excluded).
-    fn kind(&self, path: &str, follow: bool) -> Result<Option<Kind>, String>;
-    /// Names inside directory `path`, sorted.
-    fn list(&self, path: &str) -> Result<Vec<String>, String>;
-    /// The contents of file `path`, of `size` bytes, with the `digest` and
-    /// `bytes` [`Source::kind`] gave.
-    fn content(
-        &self,
-        path: &str,
-        size: u64,
-        digest: Option<Digest>,
-        bytes: Option<Vec<u8>>,
-    ) -> Result<Content, String>;
-    /// Every path matching `pattern`, sorted.
-    fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
-    /// Whether `path` is hidden by an ignore file.
-    fn excluded(&self, _path: &str) -> bool {
-        false
-    }
-    /// A source as written, as a path in this source.
-    fn path(&self, raw: &str) -> String {
-        context::clean(raw)
-    }
-    /// Refuses a source named by a spelling the source does not use.
-    fn check_spelling(&self, _path: &str) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Bytes of small context files a COPY plan may hold, read while hashing
-/// them, so the layer writer does not open and read them again: a file
-/// kept costs its size in memory until the layer is written, one read
-/// again costs an open, two reads and a close. 256 MiB keeps every file of
-/// a context of 50,000 sources and the peak memory of a build well under
-/// what a CI runner has.
-const KEEP_BYTES: u64 = 256 << 20;
-
-/// Largest file whose bytes are kept.
-const KEEP_FILE: u64 = 64 << 10;
-
-struct ContextSource<'a> {
-    ctx: &'a Context,
-    opener: Arc<ContextOpener>,
-    /// Bytes kept so far (see [`KEEP_BYTES`]).
-    kept: std::cell::Cell<u64>,
-}
-
-impl Source for ContextSource<'_> {
-    fn name(&self) -> String {
-        "the build context".into()
-    }
-
-    fn kind(&self, path: &str, follow: bool) -> Result<Option<Kind>, String> {
-        if self.ctx.is_excluded(path) {
-            return Ok(None);
-        }
-        // A file is hashed now, for the step's cache key (or its digest
-        // taken from the stat cache); read again only when the layer is
-        // written.
-        let keep = if self.kept.get() < KEEP_BYTES {
-            KEEP_FILE
-        } else {
-            0
-        };
-        match self.ctx.entry_with_contents(path, follow, keep) {
-            Ok((EntryKind::Dir, _)) => Ok(Some(Kind::Dir { mode: 0o755 })),
-            Ok((EntryKind::File { size, executable }, hashed)) => {
-                let (digest, bytes) = match hashed {
-                    Some(h) => (Some(h.digest), h.bytes),
-                    None => (None, None),
-                };
-                if let Some(b) = &bytes {
-                    self.kept.set(self.kept.get() + b.len() as u64);
-                }
-                Ok(Some(Kind::File {
-                    size,
-                    mode: if executable { 0o755 } else { 0o644 },
-                    digest,
-                    bytes,
-                }))
-            }
-            Ok((EntryKind::Symlink(t), _)) => Ok(Some(Kind::Symlink(t))),
-            Ok((EntryKind::Special, _)) => Ok(Some(Kind::Special)),
-            Err(context::ContextError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Ok(None)
-            }
-            Err(e) if follow => Err(format!(
-                "{e} (a symlink that leads outside the build context cannot be copied)"
-            )),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
-        self.ctx.list(path).map_err(|e| e.to_string())
-    }
-
-    fn content(
-        &self,
-        path: &str,
-        size: u64,
-        digest: Option<Digest>,
-        bytes: Option<Vec<u8>>,
-    ) -> Result<Content, String> {
-        match (bytes, digest) {
-            (Some(bytes), Some(digest)) => return Ok(Content::Hashed { bytes, digest }),
-            (Some(bytes), None) => return Ok(Content::Bytes(bytes)),
-            (None, _) => {}
-        }
-        let opener = Arc::clone(&self.opener);
-        let rel = path.to_string();
-        Ok(Content::Reader {
-            size,
-            open: Box::new(move || opener.open(&rel)),
-            origin: format!("{path} in the build context"),
-            digest,
-        })
-    }
-
-    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
-        self.ctx.glob(pattern).map_err(|e| e.to_string())
-    }
-
-    fn excluded(&self, path: &str) -> bool {
-        self.ctx.is_excluded(path)
-    }
-
-    fn path(&self, raw: &str) -> String {
-        context::source_path(raw)
-    }
-
-    fn check_spelling(&self, path: &str) -> Result<(), String> {
-        self.ctx.check_spelling(path).map_err(|e| e.to_string())
-    }
-}
-
-struct SnapshotSource {
-    name: String,
-    snapshot: Snapshot,
-}
-
-impl SnapshotSource {
-    fn path(&self, path: &str) -> Result<ImagePath, String> {
-        ImagePath::parse(path).map_err(|e| e.to_string())
-    }
-}
-
-impl Source for SnapshotSource {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn kind(&self, path: &str, follow: bool) -> Result<Option<Kind>, String> {
-        let p = self.path(path)?;
-        let p = self
-            .snapshot
-            .resolve(&p, follow)
-            .map_err(|e| e.to_string())?;
-        Ok(self.snapshot.get(&p).map(|n| match n {
-            Node::Dir(m) => Kind::Dir { mode: m.mode },
-            Node::File(m, f) => Kind::File {
-                size: f.size,
-                mode: m.mode,
-                digest: Some(f.digest),
-                bytes: None,
-            },
-            Node::Symlink(_, t) => Kind::Symlink(t.clone()),
-        }))
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>, String> {
-        let p = self.path(path)?;
-        let p = self.snapshot.resolve(&p, true).map_err(|e| e.to_string())?;
-        Ok(self
-            .snapshot
-            .children(&p)
-            .map(|(c, _)| c.name().to_string())
-            .collect())
-    }
-
-    fn content(
-        &self,
-        path: &str,
-        _size: u64,
-        _digest: Option<Digest>,
-        _bytes: Option<Vec<u8>>,
-    ) -> Result<Content, String> {
-        let p = self.path(path)?;
-        let p = self.snapshot.resolve(&p, true).map_err(|e| e.to_string())?;
-        match self.snapshot.get(&p) {
-            Some(Node::File(_, f)) => Ok(Content::Stored(*f)),
-            _ => Err(format!("{p} is not a file")),
-        }
-    }
-
-    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
-        let m = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| format!("invalid pattern {pattern:?}: {}", e.kind()))?
-            .compile_matcher();
-        Ok(self
-            .snapshot
-            .iter()
-            .map(|(p, _)| p.as_str())
-            .filter(|p| !p.is_empty() && m.is_match(p))
-            .map(str::to_string)
-            .collect())
-    }
+    /// The layer of `changes`, written while they were planned
+    /// (`copy_ahead.rs`): finish it on a miss.
+    pub ahead: Option<LayerStream>,
 }
 
 fn has_glob(s: &str) -> bool {
@@ -343,11 +107,7 @@ pub(super) fn plan(
     let source: &dyn Source = match &from_source {
         Some((_, s)) => s,
         None => {
-            context_source = ContextSource {
-                ctx: b.context,
-                opener: Arc::new(b.context.opener()?),
-                kept: std::cell::Cell::new(0),
-            };
+            context_source = ContextSource::new(b.context)?;
             &context_source
         }
     };
@@ -442,6 +202,10 @@ pub(super) fn plan(
         chmod,
         epoch: b.epoch,
         skipped: 0,
+        ahead: match from_source {
+            None => Ahead::new(b),
+            Some(_) => Ahead::off(),
+        },
     };
     for src in sources {
         match src {
@@ -491,6 +255,7 @@ pub(super) fn plan(
                         mode,
                         digest,
                         bytes,
+                        ..
                     } => {
                         let name = path.rsplit('/').next().unwrap_or(&path);
                         let target = if dest_is_dir {
@@ -535,6 +300,7 @@ pub(super) fn plan(
     Ok(Planned {
         changes: plan.changes,
         created_by,
+        ahead: plan.ahead.into_stream(),
     })
 }
 
@@ -551,6 +317,8 @@ struct Plan<'s> {
     chmod: Option<u32>,
     epoch: i64,
     skipped: usize,
+    /// The layer written while planning.
+    ahead: Ahead,
 }
 
 impl Plan<'_> {
@@ -568,7 +336,15 @@ impl Plan<'_> {
     }
 
     fn put(&mut self, path: ImagePath, node: Node<Content>) {
-        self.changes.insert(path, Change::Put(node));
+        self.put_read(path, node, None);
+    }
+
+    /// [`Plan::put`] of a file read just now, whose contents `fresh` go to
+    /// the layer written ahead (`node` refers to them without the bytes).
+    fn put_read(&mut self, path: ImagePath, node: Node<Content>, fresh: Option<Content>) {
+        let change = Change::Put(node);
+        self.ahead.follow(&self.changes, &path, &change, fresh);
+        self.changes.insert(path, change);
     }
 
     /// Whether `path` is a directory after the changes planned so far.
@@ -599,42 +375,55 @@ impl Plan<'_> {
         Ok(())
     }
 
-    /// Copies the contents of directory `from` (in `source`) into `to`.
+    /// Copies the contents of directory `from` (in `source`) into `to`:
+    /// depth first, a directory's contents right after it, each
+    /// directory's entries in order, so that the changes come in path order
+    /// (which the layer written ahead needs).
     fn copy_dir(&mut self, source: &dyn Source, from: &str, to: &ImagePath) -> Result<(), String> {
-        let mut stack = vec![(from.to_string(), to.clone())];
-        while let Some((dir, target)) = stack.pop() {
-            for name in source.list(&dir)? {
-                let src = context::join(&dir, &name);
-                if source.excluded(&src) {
-                    continue;
+        let mut stack = vec![(from.to_string(), to.clone(), source.list(from)?.into_iter())];
+        while let Some((dir, target, names)) = stack.last_mut() {
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            let src = context::join(dir, &name);
+            if source.excluded(&src) {
+                continue;
+            }
+            let dst = target.join(&name);
+            match source.kind(&src, false)? {
+                Some(Kind::Dir { mode }) => {
+                    let meta = self.meta(mode);
+                    self.put(dst.clone(), Node::Dir(meta));
+                    let names = source.list(&src)?.into_iter();
+                    stack.push((src, dst, names));
                 }
-                let dst = target.join(&name);
-                match source.kind(&src, false)? {
-                    Some(Kind::Dir { mode }) => {
-                        let meta = self.meta(mode);
-                        self.put(dst.clone(), Node::Dir(meta));
-                        stack.push((src, dst));
-                    }
-                    Some(Kind::File {
-                        size,
-                        mode,
-                        digest,
-                        bytes,
-                    }) => {
+                Some(Kind::File {
+                    size,
+                    mode,
+                    digest,
+                    bytes,
+                    read,
+                }) => {
+                    let meta = self.meta(mode);
+                    if read && self.ahead.wants() {
+                        let fresh = source.content(&src, size, digest, bytes)?;
+                        let kept = source.content(&src, size, digest, None)?;
+                        self.put_read(dst, Node::File(meta, kept), Some(fresh));
+                    } else {
                         let content = source.content(&src, size, digest, bytes)?;
-                        let meta = self.meta(mode);
                         self.put(dst, Node::File(meta, content));
                     }
-                    Some(Kind::Symlink(t)) => {
-                        let meta = Meta {
-                            mode: 0o777,
-                            ..self.meta(0o777)
-                        };
-                        self.put(dst, Node::Symlink(meta, t));
-                    }
-                    Some(Kind::Special) => self.skipped += 1,
-                    None => {}
                 }
+                Some(Kind::Symlink(t)) => {
+                    let meta = Meta {
+                        mode: 0o777,
+                        ..self.meta(0o777)
+                    };
+                    self.put(dst, Node::Symlink(meta, t));
+                }
+                Some(Kind::Special) => self.skipped += 1,
+                None => {}
             }
         }
         Ok(())

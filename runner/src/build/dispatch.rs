@@ -4,12 +4,13 @@
 use oci_spec::image::{Config, History, ImageConfiguration};
 
 use super::cache::{self, Key};
+use super::commit::Layer;
 use super::copy;
 use super::{Build, BuildError, StageResult, users};
 use crate::digest::Digest;
 use crate::frontend::{self, CommandLine, Diagnostic, Instruction, InstructionKind, Span, Word};
 use crate::image::{Image, Platform, rfc3339};
-use crate::layer::{LayerOptions, PendingChanges, write_layer};
+use crate::layer::PendingChanges;
 use crate::snapshot::{Change, ImagePath, Meta, Node, Snapshot};
 
 /// The `comment` of history entries kiln writes, like BuildKit's
@@ -458,9 +459,14 @@ impl Build<'_> {
                     })?;
                     let key = key.finish();
                     if self.reuse(state, &key, &planned.created_by, &name, id)? {
+                        // A layer written ahead is thrown away unwritten.
                         return Ok(());
                     }
-                    self.commit_layer(state, planned.changes, planned.created_by, &name, key)
+                    let layer = match planned.ahead {
+                        Some(ahead) => Layer::Ahead(ahead),
+                        None => Layer::Changes(planned.changes),
+                    };
+                    self.commit_layer(state, layer, planned.created_by, &name, key)
                 })?;
             }
             InstructionKind::Run(run) => {
@@ -487,7 +493,7 @@ impl Build<'_> {
                     }
                     let created_by = prepared.created_by.clone();
                     let changes = super::run::run(self, prepared, cx, &key)?;
-                    self.commit_layer(state, changes, created_by, &name, key)
+                    self.commit_layer(state, Layer::Changes(changes), created_by, &name, key)
                 })?;
             }
             InstructionKind::Cmd(cl) | InstructionKind::Entrypoint(cl) => {
@@ -634,7 +640,7 @@ impl Build<'_> {
         if self.reuse(state, &key, &created_by, name, id)? {
             return Ok(());
         }
-        self.commit_layer(state, changes, created_by, name, key)
+        self.commit_layer(state, Layer::Changes(changes), created_by, name, key)
     }
 
     /// The ids of the stage's USER, for directories WORKDIR creates.
@@ -645,69 +651,6 @@ impl Build<'_> {
             Some(u) => users::resolve(self.store, &state.snapshot, &u)
                 .map_err(|e| self.kilnfile.error(span, e).into()),
         }
-    }
-
-    /// Writes `changes` as a layer (or records an empty history entry),
-    /// and remembers it in the step cache under `key`.
-    fn commit_layer(
-        &self,
-        state: &mut State,
-        changes: PendingChanges,
-        created_by: String,
-        step: &str,
-        key: Digest,
-    ) -> Result<(), BuildError> {
-        self.keys
-            .lock()
-            .expect("keys lock")
-            .push((state.stage, key));
-        if changes.is_empty() {
-            self.history(state, created_by, true);
-            self.remember(&key, None, Vec::new());
-            return Ok(());
-        }
-        let opts = LayerOptions {
-            compression: self.opts.compression,
-            clamp_mtime: Some(self.epoch),
-            guard: self.guard(),
-            cancel: Some(self.opts.cancel.clone()),
-            threads: 0,
-        };
-        let layer = write_layer(self.store, changes, &opts).map_err(|source| match source {
-            crate::layer::LayerError::Cancelled => BuildError::Cancelled,
-            source => BuildError::Layer {
-                step: step.to_string(),
-                source,
-            },
-        })?;
-        for (path, hit) in &layer.leaks {
-            self.steps.warn(&format!(
-                "{step}: {path} contains secret {:?} ({}); it is in the image (--secret-scan=warn)",
-                hit.id, hit.encoding
-            ));
-        }
-        self.store.put_layer_index(&layer.diff_id, &layer.changes)?;
-        // Only a layer the guard passed is known to be free of these secrets.
-        let clean_of = if layer.leaks.is_empty() && opts.guard.as_ref().is_some_and(|g| g.fail) {
-            self.secret_fingerprints()?
-        } else {
-            Vec::new()
-        };
-        self.remember(
-            &key,
-            Some((layer.diff_id, layer.descriptor.clone())),
-            clean_of,
-        );
-        std::sync::Arc::make_mut(&mut state.snapshot).apply(&layer.changes);
-        state.key = cache::filesystem_key(&state.key, &layer.diff_id);
-        state.layers.push(layer.descriptor);
-        state
-            .config
-            .rootfs_mut()
-            .diff_ids_mut()
-            .push(layer.diff_id.to_string());
-        self.history(state, created_by, false);
-        Ok(())
     }
 
     /// The argv of CMD/ENTRYPOINT: exec form as written; plain form

@@ -127,6 +127,8 @@ pub struct Hashed {
     pub digest: Digest,
     /// Its contents.
     pub bytes: Option<Vec<u8>>,
+    /// Whether it was read now (not found in the stat cache).
+    pub read: bool,
 }
 
 /// An open build context.
@@ -324,6 +326,7 @@ impl Context {
             let hashed = Hashed {
                 digest,
                 bytes: None,
+                read: false,
             };
             return Ok((EntryKind::File { size, executable }, Some(hashed)));
         }
@@ -344,6 +347,7 @@ impl Context {
             let hashed = Hashed {
                 digest,
                 bytes: Some(bytes),
+                read: true,
             };
             (hashed, len, executable)
         } else {
@@ -352,6 +356,7 @@ impl Context {
                 Hashed {
                     digest,
                     bytes: None,
+                    read: true,
                 },
                 len,
                 executable,

@@ -22,6 +22,7 @@ mod compress;
 pub mod index;
 mod offload;
 mod reader;
+mod stream;
 pub(crate) mod tarfmt;
 mod writer;
 
@@ -32,6 +33,7 @@ pub use reader::{
     MAX_EXPANSION_RATIO, MAX_HEADER_BYTES, MAX_LAYER_ENTRIES, MIN_EXPANSION_LIMIT, ReadLimits,
     read_layer, read_layer_limited,
 };
+pub use stream::LayerStream;
 pub use writer::{WrittenLayer, write_layer};
 
 use crate::digest::Digest;
@@ -105,8 +107,9 @@ impl fmt::Display for Compression {
     }
 }
 
-/// Opens a file's contents for one read.
-pub type Opener = Box<dyn FnOnce() -> io::Result<Box<dyn Read + Send>> + Send>;
+/// Opens a file's contents for a read (shared: a plan and the layer
+/// written beside it may each hold one).
+pub type Opener = std::sync::Arc<dyn Fn() -> io::Result<Box<dyn Read + Send>> + Send + Sync>;
 
 /// The contents of a file in a change set being written.
 pub enum Content {
@@ -139,6 +142,26 @@ pub enum Content {
 }
 
 impl Content {
+    /// A second handle on the same contents that copies no bytes: `None`
+    /// for contents held in memory.
+    pub fn share(&self) -> Option<Content> {
+        match self {
+            Content::Stored(f) => Some(Content::Stored(*f)),
+            Content::Reader {
+                size,
+                open,
+                origin,
+                digest,
+            } => Some(Content::Reader {
+                size: *size,
+                open: std::sync::Arc::clone(open),
+                origin: origin.clone(),
+                digest: *digest,
+            }),
+            Content::Bytes(_) | Content::Hashed { .. } => None,
+        }
+    }
+
     /// The size in bytes.
     pub fn size(&self) -> u64 {
         match self {

@@ -72,8 +72,20 @@ pub fn write_layer(
     changes: PendingChanges,
     opts: &LayerOptions,
 ) -> Result<WrittenLayer, LayerError> {
+    let changes = order_hardlinks(changes)?;
+    write_entries(store, changes.into_iter().map(Ok), opts)
+}
+
+/// Writes a layer of the entries `entries` yields, in path order, with no
+/// hard links (see [`super::stream`]); an `Err` entry ends it, nothing
+/// committed.
+pub(super) fn write_entries(
+    store: &Store,
+    entries: impl Iterator<Item = Result<Entry, LayerError>>,
+    opts: &LayerOptions,
+) -> Result<WrittenLayer, LayerError> {
     // Whatever failed once the flag is set, the cause is the interrupt.
-    write(store, changes, opts).map_err(|e| {
+    write(store, entries, opts).map_err(|e| {
         if cancelled(opts) {
             LayerError::Cancelled
         } else {
@@ -82,12 +94,14 @@ pub fn write_layer(
     })
 }
 
+/// One entry of a layer being written.
+pub(super) type Entry = (ImagePath, Change<Content>);
+
 fn write(
     store: &Store,
-    changes: PendingChanges,
+    entries: impl Iterator<Item = Result<Entry, LayerError>>,
     opts: &LayerOptions,
 ) -> Result<WrittenLayer, LayerError> {
-    let changes = order_hardlinks(changes)?;
     let blob = store.private_blob_writer()?;
     // Uncompressed, the blob is the tar: its digest is the diff_id.
     let plain = opts.compression == Compression::Uncompressed;
@@ -129,7 +143,8 @@ fn write(
     };
     let marker_mtime = u64::try_from(opts.clamp_mtime.unwrap_or(0)).unwrap_or(0);
 
-    for (path, change) in changes {
+    for entry in entries {
+        let (path, change) = entry?;
         if cancelled(opts) {
             return Err(LayerError::Cancelled);
         }

@@ -225,10 +225,11 @@ impl Data {
             Data::Lower { file } => Content::Stored(*file),
             Data::Mem(v) => Content::Bytes(v.clone()),
             Data::Temp { spill, blocks, len } => {
-                let reader = spill.reader(blocks.clone(), *len);
+                let (spill, blocks, len) = (Arc::clone(spill), blocks.clone(), *len);
                 Content::Reader {
-                    size: *len,
-                    open: Box::new(move || {
+                    size: len,
+                    open: Arc::new(move || {
+                        let reader = spill.reader(blocks.clone(), len);
                         Ok(Box::new(io::BufReader::with_capacity(COPY_BUFFER, reader)))
                     }),
                     origin: "a file written by the step".into(),

@@ -36,7 +36,7 @@ fn sample() -> PendingChanges {
             meta(0o600, 20),
             Content::Reader {
                 size: 5,
-                open: Box::new(|| Ok(Box::new(&b"hello"[..]))),
+                open: std::sync::Arc::new(|| Ok(Box::new(&b"hello"[..]))),
                 origin: "test".into(),
                 digest: None,
             },
@@ -370,7 +370,7 @@ fn a_source_that_shrinks_is_an_error_not_a_torn_layer() {
             meta(0o644, 0),
             Content::Reader {
                 size: 10,
-                open: Box::new(|| Ok(Box::new(&b"short"[..]))),
+                open: std::sync::Arc::new(|| Ok(Box::new(&b"short"[..]))),
                 origin: "context file f".into(),
                 digest: None,
             },
@@ -408,7 +408,7 @@ fn the_leak_guard_stops_a_layer_holding_a_secret() {
                 meta(0o600, 0),
                 Content::Reader {
                     size: 42,
-                    open: Box::new(|| {
+                    open: std::sync::Arc::new(|| {
                         Ok(Box::new(&b"//registry/:_authToken=npm_TOKEN_value_123"[..]))
                     }),
                     origin: "test".into(),

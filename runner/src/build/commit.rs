@@ -1,0 +1,105 @@
+//! The end of a layer step: its layer written (or finished, when it was
+//! written ahead), added to the image, and remembered in the step cache.
+
+use super::cache;
+use super::dispatch::State;
+use super::{Build, BuildError};
+use crate::digest::Digest;
+use crate::layer::{
+    LayerError, LayerOptions, LayerStream, PendingChanges, WrittenLayer, write_layer,
+};
+
+/// A step's layer, to commit.
+pub(super) enum Layer {
+    /// Its changes, written now.
+    Changes(PendingChanges),
+    /// Written while the step was planned (`copy_ahead.rs`): finished now.
+    Ahead(LayerStream),
+}
+
+impl Build<'_> {
+    /// Writes the layer of a step (or records an empty history entry),
+    /// adds it to the image and remembers it in the step cache under `key`.
+    pub(super) fn commit_layer(
+        &self,
+        state: &mut State,
+        layer: Layer,
+        created_by: String,
+        step: &str,
+        key: Digest,
+    ) -> Result<(), BuildError> {
+        self.keys
+            .lock()
+            .expect("keys lock")
+            .push((state.stage, key));
+        let written = match layer {
+            Layer::Changes(changes) if changes.is_empty() => {
+                self.history(state, created_by, true);
+                self.remember(&key, None, Vec::new());
+                return Ok(());
+            }
+            Layer::Changes(changes) => write_layer(self.store, changes, &self.layer_options()),
+            Layer::Ahead(ahead) => ahead.finish(),
+        }
+        .map_err(|source| match source {
+            LayerError::Cancelled => BuildError::Cancelled,
+            source => BuildError::Layer {
+                step: step.to_string(),
+                source,
+            },
+        })?;
+        self.record_layer(state, written, created_by, step, key)
+    }
+
+    /// How the build writes its layers.
+    pub(super) fn layer_options(&self) -> LayerOptions {
+        LayerOptions {
+            compression: self.opts.compression,
+            clamp_mtime: Some(self.epoch),
+            guard: self.guard(),
+            cancel: Some(self.opts.cancel.clone()),
+            threads: 0,
+        }
+    }
+
+    /// Adds `layer`, written for the step of cache `key`, to the image,
+    /// and remembers it in the step cache.
+    fn record_layer(
+        &self,
+        state: &mut State,
+        layer: WrittenLayer,
+        created_by: String,
+        step: &str,
+        key: Digest,
+    ) -> Result<(), BuildError> {
+        for (path, hit) in &layer.leaks {
+            self.steps.warn(&format!(
+                "{step}: {path} contains secret {:?} ({}); it is in the image (--secret-scan=warn)",
+                hit.id, hit.encoding
+            ));
+        }
+        self.store.put_layer_index(&layer.diff_id, &layer.changes)?;
+        // Only a layer the guard passed is known to be free of these secrets.
+        let guard_fails = self.guard().is_some_and(|g| g.fail);
+        let clean_of = if layer.leaks.is_empty() && guard_fails {
+            self.secret_fingerprints()?
+        } else {
+            Vec::new()
+        };
+        self.remember(
+            &key,
+            Some((layer.diff_id, layer.descriptor.clone())),
+            clean_of,
+        );
+        std::sync::Arc::make_mut(&mut state.snapshot).apply(&layer.changes);
+        state.key = cache::filesystem_key(&state.key, &layer.diff_id);
+        state.layers.push(layer.descriptor);
+        state
+            .config
+            .rootfs_mut()
+            .diff_ids_mut()
+            .push(layer.diff_id.to_string());
+        self.history(state, created_by, false);
+        Ok(())
+    }
+}
