@@ -86,3 +86,32 @@ fn numeric_flags_saturate_or_are_usage_errors_naming_the_range() {
         }
     }
 }
+
+#[test]
+fn no_step_time_limit_is_spelled_none() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.path("ctx")).unwrap();
+    fs::copy(GUESTS[0].1, sb.path("ctx/tool.wasm")).unwrap();
+    sb.write(
+        "ctx/Kilnfile",
+        "FROM scratch\nCOPY tool.wasm /tool.wasm\nRUN [\"/tool.wasm\", \"echo\", \"no limit\"]\n",
+    );
+    let run = sb.kiln(&[
+        "build",
+        "--progress",
+        "plain",
+        "--step-timeout",
+        "none",
+        "ctx",
+    ]);
+    let run = run.ok();
+    assert!(run.stderr.contains("no limit"), "{}", run.stderr);
+    let bad = sb
+        .kiln(&["build", "--step-timeout", "never", "ctx"])
+        .fails(2);
+    assert!(
+        bad.stderr.contains("whole seconds from 1 to") && bad.stderr.contains("or none"),
+        "{}",
+        bad.stderr
+    );
+}

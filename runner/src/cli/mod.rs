@@ -106,8 +106,10 @@ pub struct LimitArgs {
     /// Memory a step may use (bytes, or with a k/m/g suffix; at least 64k)
     #[arg(long, value_name = "SIZE", default_value = "4g", value_parser = parse_memory_arg, allow_negative_numbers = true)]
     pub step_memory: u64,
-    /// Seconds a step may run (at least 1; larger than a century means no limit)
-    #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = parse_seconds_arg, allow_negative_numbers = true)]
+    /// Seconds a step may run (at least 1), or `none`: no limit, and steps' code runs without
+    /// the checks a limit needs (faster; Ctrl-C then stops a step at its next call into kiln,
+    /// a second Ctrl-C ends kiln). A century or more is none
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = parse_timeout_arg, allow_negative_numbers = true)]
     pub step_timeout: u64,
     /// Bytes of file contents a step may write, layer and mounts together (bytes, or with a
     /// k/m/g suffix)
@@ -139,10 +141,11 @@ impl LimitArgs {
     }
 }
 
-/// Longest `--step-timeout` kept as given: a century, which is "no limit"
-/// for any build. Larger values (up to u64::MAX) saturate here, so the
-/// deadline `now + timeout` can never overflow the clock.
-pub const MAX_STEP_TIMEOUT_SECS: u64 = 100 * 365 * 24 * 60 * 60;
+/// Longest `--step-timeout` kept as given: a century, which is no limit
+/// ([`crate::exec::NO_TIMEOUT`]). Larger values (up to u64::MAX, and `none`)
+/// saturate here, so the deadline `now + timeout` can never overflow the
+/// clock.
+pub const MAX_STEP_TIMEOUT_SECS: u64 = crate::exec::NO_TIMEOUT.as_secs();
 
 /// Smallest `--step-memory`: one wasm page. Less cannot hold any memory, so
 /// it is a typo, not a limit.
@@ -201,6 +204,14 @@ fn parse_whole(s: &str, min: u64, unit: &str) -> Result<u64, String> {
 
 fn parse_seconds_arg(s: &str) -> Result<u64, String> {
     parse_whole(s, 1, "whole seconds")
+}
+
+/// `--step-timeout`: whole seconds, or `none` (no limit).
+fn parse_timeout_arg(s: &str) -> Result<u64, String> {
+    if s.trim() == "none" {
+        return Ok(u64::MAX);
+    }
+    parse_whole(s, 1, "whole seconds").map_err(|e| format!("{e}, or none"))
 }
 
 fn parse_count_arg(s: &str) -> Result<u64, String> {

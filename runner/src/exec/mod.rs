@@ -2,7 +2,10 @@
 //!
 //! [`Engine`] owns the wasmtime engine (one per process), the linkers with
 //! kiln's WASI layers, the epoch ticker that enforces wall time and Ctrl-C,
-//! and the compiled-code cache (`cache.rs`). [`Engine::load_within`]
+//! and the compiled-code cache (`cache.rs`). Steps with no time limit run
+//! on an engine without epoch interruption ([`Engine::for_limits`]): their
+//! code has no checks at loops and calls, and cancellation stops them at
+//! their next call into kiln. [`Engine::load_within`]
 //! (`load.rs`) turns a wasm binary into a [`Program`] (compiled once per
 //! machine, on a thread the caller can stop waiting for; instantiated
 //! through `InstancePre`); [`Engine::run`] runs it with a [`StepState`]
@@ -36,6 +39,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub const DEFAULT_MEMORY: usize = 4 << 30;
 /// Default wall time of one step.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// A time limit this long or longer is none: a century.
+pub const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 /// Default bytes of file contents one step may write.
 pub const DEFAULT_MAX_WRITE: u64 = 16 << 30;
 /// Default number of files, directories and links one step may create.
@@ -67,6 +72,14 @@ pub struct StepLimits {
     pub max_module: u64,
     /// Time compiling the program may take (cached code takes none).
     pub compile_timeout: Duration,
+}
+
+impl StepLimits {
+    /// Whether the steps have a time limit (one shorter than
+    /// [`NO_TIMEOUT`]).
+    pub fn timed(&self) -> bool {
+        self.timeout < NO_TIMEOUT
+    }
 }
 
 impl Default for StepLimits {
@@ -158,6 +171,8 @@ pub enum LoadedFrom {
 /// The wasmtime engine and everything shared by steps. See the module docs.
 pub struct Engine {
     engine: wasmtime::Engine,
+    /// Whether compiled code checks the epoch: what enforces time limits.
+    epochs: bool,
     modules: wasmtime::Linker<StepState>,
     components: component::Linker<StepState>,
     fingerprint: Digest,
@@ -168,6 +183,23 @@ pub struct Engine {
 impl Engine {
     /// Creates the engine and starts its epoch ticker.
     pub fn new() -> wasmtime::Result<Engine> {
+        Engine::with_epochs(true)
+    }
+
+    /// The engine for steps with `limits`: without a time limit, one that
+    /// compiles code without epoch checks. Those checks (a load and a
+    /// compare at every loop back-edge and function entry) are what lets a
+    /// time limit or Ctrl-C stop a guest that never calls out; they cost
+    /// compute-heavy code about a seventh of its speed. Without them, Ctrl-C
+    /// stops a step at its next call into kiln (a sleep or poll at once):
+    /// a guest computing without a call runs on until the second Ctrl-C,
+    /// which ends kiln. Its compiled code is cached apart (another
+    /// fingerprint).
+    pub fn for_limits(limits: &StepLimits) -> wasmtime::Result<Engine> {
+        Engine::with_epochs(limits.timed())
+    }
+
+    fn with_epochs(epochs: bool) -> wasmtime::Result<Engine> {
         // Parallel compilation stays on (wasmtime's default): measured on two
         // busy cores with a 5.9 MB module of ten huge functions, it compiled
         // in 43-50 s at 240 MB peak against 61-77 s at 128 MB serially. The
@@ -175,7 +207,7 @@ impl Engine {
         // `--step-max-module` and `--step-compile-timeout` bound the rest.
         let mut config = wasmtime::Config::new();
         config
-            .epoch_interruption(true)
+            .epoch_interruption(epochs)
             .wasm_component_model(true)
             .wasm_exceptions(true)
             // Atomics and shared memories (real programs built with
@@ -203,9 +235,29 @@ impl Engine {
             let mut h = Sha(crate::digest::Hasher::new());
             std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
             h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+            if !epochs {
+                // wasmtime's hash covers it; said again, so that no change
+                // there could mix the two kinds of code.
+                h.0.update(b"no epoch interruption");
+            }
             h.0.finish().0
         };
+        if epochs {
+            Self::tick(&engine)?;
+        }
+        Ok(Engine {
+            engine,
+            epochs,
+            modules,
+            components,
+            fingerprint,
+            loaded: Mutex::new(HashMap::new()),
+            compilations: AtomicU64::new(0),
+        })
+    }
 
+    /// Starts the thread that advances `engine`'s epoch while it lives.
+    fn tick(engine: &wasmtime::Engine) -> wasmtime::Result<()> {
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("kiln-epoch".into())
@@ -217,14 +269,7 @@ impl Engine {
                 }
             })
             .map_err(|e| wasmtime::format_err!("starting the epoch thread: {e}"))?;
-        Ok(Engine {
-            engine,
-            modules,
-            components,
-            fingerprint,
-            loaded: Mutex::new(HashMap::new()),
-            compilations: AtomicU64::new(0),
-        })
+        Ok(())
     }
 
     /// The engine's compatibility fingerprint (part of compile-cache keys).
@@ -254,16 +299,31 @@ impl Engine {
         let cancel = Arc::clone(&state.cancel);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+        let interrupt = move || {
             if cancel.load(Ordering::Relaxed) {
-                return Err(Interrupt::Cancelled.into());
+                return Err(Interrupt::Cancelled);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Interrupt::Timeout.into());
+                return Err(Interrupt::Timeout);
             }
-            Ok(wasmtime::UpdateDeadline::Continue(1))
-        });
+            Ok(())
+        };
+        if self.epochs {
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                interrupt()?;
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            });
+        } else {
+            // No epoch checks: stop at the guest's next call into kiln.
+            // (A time limit, which an engine without epochs is not made
+            // for, would hold only there too.)
+            debug_assert!(!limits.timed(), "a time limit needs epochs");
+            store.call_hook(move |_, hook| match hook {
+                wasmtime::CallHook::CallingHost => Ok(interrupt()?),
+                _ => Ok(()),
+            });
+        }
         let result = match program {
             Program::Module(pre, _) => run_module(&mut store, pre),
             Program::Component(pre) => run_component(&mut store, pre),

@@ -536,3 +536,42 @@ fn a_timeout_past_the_end_of_the_clock_means_no_deadline_not_a_panic() {
     let wat = r#"(module (func (export "_start")))"#;
     assert_eq!(run_wat(&engine, &store, wat, &limits), Outcome::Exit(0));
 }
+
+#[test]
+fn a_step_without_a_time_limit_runs_without_epochs_and_stops_at_its_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let untimed = StepLimits {
+        timeout: NO_TIMEOUT,
+        ..StepLimits::default()
+    };
+    assert!(StepLimits::default().timed() && !untimed.timed());
+    let engine = Engine::for_limits(&untimed).unwrap();
+    // Its code is another engine's: compiled and cached apart.
+    let timed = Engine::for_limits(&StepLimits::default()).unwrap();
+    assert_eq!(timed.fingerprint(), Engine::new().unwrap().fingerprint());
+    assert_ne!(engine.fingerprint(), timed.fingerprint());
+
+    let wat = r#"(module (func (export "_start") (local $i i32)
+        (loop (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if 0 (i32.lt_u (local.get $i) (i32.const 1000000))))))"#;
+    assert_eq!(run_wat(&engine, &store, wat, &untimed), Outcome::Exit(0));
+
+    // Ctrl-C stops a guest that calls into kiln at its next call.
+    let calls_forever = r#"(module
+        (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start") (loop (drop (call $yield)) (br 0))))"#;
+    let bytes = wat::parse_str(calls_forever).unwrap();
+    let (program, _) = engine.load(&store, Digest::of(&bytes), &bytes).unwrap();
+    let st = state(&store);
+    let cancel = Arc::clone(&st.cancel);
+    let ctrl_c = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let started = Instant::now();
+    assert_eq!(engine.run(&program, st, &untimed).1, Outcome::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    ctrl_c.join().unwrap();
+}
