@@ -77,11 +77,13 @@ impl Compression {
 
     /// What the step cache key says about the blob's format. It names the
     /// encoding, so that a change of the bytes an encoder gives (gzip in
-    /// chunks and zstd multithreaded replaced one-thread streams) makes
-    /// old entries miss rather than mix two encodings in one history.
+    /// chunks and zstd multithreaded replaced one-thread streams; each gzip
+    /// chunk deflated by a new state, where reused states made some blobs
+    /// depend on thread timing) makes old entries miss rather than mix two
+    /// encodings in one history.
     pub fn cache_id(self) -> &'static str {
         match self {
-            Compression::Gzip => "gzip chunked 256k",
+            Compression::Gzip => "gzip chunked 256k, a new state per chunk",
             Compression::Zstd => "zstd multithreaded",
             Compression::Uncompressed => "Uncompressed",
         }

@@ -193,8 +193,8 @@ mod tests {
                 stream.send(path, change);
             }
             let streamed = stream.finish().unwrap();
+            assert_eq!(streamed.diff_id, whole.diff_id, "{compression}");
             assert_eq!(streamed.descriptor, whole.descriptor, "{compression}");
-            assert_eq!(streamed.diff_id, whole.diff_id);
             assert_eq!(streamed.changes, whole.changes);
             assert!(other.has_blob(&streamed.descriptor.digest));
         }

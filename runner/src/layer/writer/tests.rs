@@ -487,3 +487,48 @@ fn a_cancelled_write_commits_nothing() {
     );
     assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
 }
+
+#[test]
+fn gzip_bytes_do_not_depend_on_which_worker_deflated_which_chunk() {
+    // The tar of 300 files of repetitive text: with deflate states reset
+    // and reused from chunk to chunk, its gzip blob was 22,024 or 22,027
+    // bytes long, depending on which worker had deflated what before it
+    // (the threads' timing).
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut changes = PendingChanges::new();
+    changes.insert(p("app"), Change::Put(Node::Dir(Meta::root(0o755, 0))));
+    for i in 0..300 {
+        let bytes = format!("file {i}\n").repeat(i * 7).into_bytes();
+        changes.insert(
+            p(&format!("app/f{i:03}")),
+            Change::Put(Node::File(Meta::root(0o644, 0), Content::Bytes(bytes))),
+        );
+    }
+    let opts = LayerOptions {
+        compression: Compression::Uncompressed,
+        ..LayerOptions::default()
+    };
+    let layer = write_layer(&store, changes, &opts).unwrap();
+    let tar = store.read_blob(&layer.descriptor.digest).unwrap();
+    let gzip = |threads: usize, piece: usize| {
+        let mut e =
+            super::super::compress::Encoder::new(Compression::Gzip, Vec::new(), threads).unwrap();
+        for part in tar.chunks(piece) {
+            e.write_all(part).unwrap();
+        }
+        e.finish().unwrap()
+    };
+    let one = gzip(1, 1 << 30);
+    for n in 0..60 {
+        let threads = 2 + n % 3;
+        let other = gzip(threads, [256 << 10, 1000][n % 2]);
+        assert!(
+            other == one,
+            "run {n}, {threads} threads: {} bytes, not {}",
+            other.len(),
+            one.len()
+        );
+    }
+}
