@@ -23,16 +23,15 @@ use crate::layer::{Content, LayerOptions, LayerStream, PendingChanges};
 use crate::snapshot::{Change, ImagePath, Node};
 use crate::store::Store;
 
-/// See the module docs.
+/// See the module docs. Before the layer starts, `start` says where and
+/// how to write it; once it runs, `stream` holds it; when there is none to
+/// write ahead (not a context COPY, or the changes left path order), both
+/// are `None`.
 pub(super) struct Ahead {
-    /// Where and how the layer is written, until it starts: `None` when
-    /// there is none to write ahead.
     start: Option<(Store, LayerOptions)>,
     stream: Option<LayerStream>,
     /// The last path planned.
     last: Option<ImagePath>,
-    /// False once the changes left path order.
-    ordered: bool,
 }
 
 impl Ahead {
@@ -42,7 +41,6 @@ impl Ahead {
             start: Some((b.store.clone(), b.layer_options())),
             stream: None,
             last: None,
-            ordered: true,
         }
     }
 
@@ -52,14 +50,13 @@ impl Ahead {
             start: None,
             stream: None,
             last: None,
-            ordered: false,
         }
     }
 
     /// Whether a file read now goes to the layer (then the plan keeps a
     /// reference to it, and hands its contents to [`Ahead::follow`]).
     pub(super) fn wants(&self) -> bool {
-        self.ordered && (self.stream.is_some() || self.start.is_some())
+        self.stream.is_some() || self.start.is_some()
     }
 
     /// Follows the plan: `change` at `path` is about to join `planned`.
@@ -72,7 +69,7 @@ impl Ahead {
         change: &Change<Content>,
         fresh: Option<Content>,
     ) {
-        if !self.ordered {
+        if !self.wants() {
             return;
         }
         if self.last.as_ref().is_some_and(|last| path <= last) {
@@ -110,14 +107,13 @@ impl Ahead {
 
     /// Gives up the layer: it is thrown away, unwritten.
     fn stop(&mut self) {
-        self.ordered = false;
         self.start = None;
         self.stream = None;
     }
 
     /// The layer written ahead, holding every change planned, if any.
     pub(super) fn into_stream(self) -> Option<LayerStream> {
-        if self.ordered { self.stream } else { None }
+        self.stream
     }
 }
 
