@@ -107,7 +107,7 @@ fn kiln_step(
     let finished = step::run(engine, store, vfs, spec, stdio, kiln::exec::cancel_flag())
         .expect("the step starts");
     assert_eq!(finished.outcome, Outcome::Exit(0), "{argv:?}");
-    let mut vfs = finished.vfs;
+    let mut vfs = finished.vfs.expect("the step ended");
     let changes = vfs.overlay().changes().unwrap().len();
     (start.elapsed(), changes)
 }

@@ -87,8 +87,10 @@ pub enum StepError {
 
 /// A finished step.
 pub struct Finished {
-    /// The filesystem, with what the step wrote.
-    pub vfs: Vfs,
+    /// The filesystem, with what the step wrote; none when the program
+    /// computed on past a time limit or Ctrl-C and was let go (see
+    /// `exec/watch.rs`).
+    pub vfs: Option<Vfs>,
     /// How it ended.
     pub outcome: Outcome,
     /// The program's path in the image.
@@ -386,6 +388,7 @@ pub(crate) fn execute(
         env.push(("PWD".into(), cwd.clone()));
     }
     let p1 = wasi::p1::P1State::new(&preopens);
+    let (stdio, severance) = crate::exec::Severance::of(stdio);
     let mut state = StepState {
         vfs,
         args: spec.argv,
@@ -415,13 +418,19 @@ pub(crate) fn execute(
             log: spec.net_log,
         });
     }
-    let (mut state, outcome) = engine.run(&program, state, &spec.limits);
-    // The environment may hold secrets (`env=` secret mounts): zero it.
-    for (_, value) in state.env.iter_mut() {
-        zeroize::Zeroize::zeroize(value);
-    }
+    let (state, outcome) = engine.run(&program, state, &spec.limits);
+    let vfs = state.map(|mut state| {
+        // The environment may hold secrets (`env=` secret mounts): zero it.
+        // (A program let go keeps its copy until kiln exits.)
+        for (_, value) in state.env.iter_mut() {
+            zeroize::Zeroize::zeroize(value);
+        }
+        state.vfs
+    });
+    // The streams end with the step, whether or not its program did.
+    severance.sever();
     Finished {
-        vfs: state.vfs,
+        vfs,
         outcome,
         program: program_path,
         loaded_from,

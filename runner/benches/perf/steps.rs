@@ -93,14 +93,13 @@ fn wasmtime_run(env: &Env) -> R<Command> {
     Ok(cmd)
 }
 
-fn bind_names(files: usize) -> [String; 3] {
+fn bind_names(files: usize) -> [String; 2] {
     let what = format!(
         "toolbox tar -czf of {} bind-mounted files",
         thousands(files)
     );
     [
         format!("{what}, vs wasmtime run --dir"),
-        format!("{what}, --step-timeout none, vs wasmtime run --dir"),
         format!("{what}, system calls (strace -f -c)"),
     ]
 }
@@ -109,26 +108,15 @@ pub(crate) fn bind_tar(env: &Env) -> Group {
     Group {
         names: bind_names(env.bind_files).into(),
         run: Box::new(|env: &Env| {
-            let [time, untimed, calls] = bind_names(env.bind_files);
+            let [time, calls] = bind_names(env.bind_files);
             let time = Row::new(&time, Unit::Secs, Goal::Within(1.05));
-            let untimed = Row::new(&untimed, Unit::Secs, Goal::Within(1.05));
             let calls = Row::new(&calls, Unit::Calls, Goal::Within(1.5));
             match BindTar::new(env) {
-                Ok(b) => {
-                    let reference = b.wasmtime_time();
-                    vec![
-                        time.kiln(b.kiln_time(&[])).reference(reference.clone()),
-                        untimed
-                            .kiln(b.kiln_time(&["--step-timeout", "none"]))
-                            .reference(reference),
-                        calls.kiln(b.kiln_calls()).reference(b.wasmtime_calls()),
-                    ]
-                }
-                Err(e) => vec![
-                    time.kiln(Err(e.clone())),
-                    untimed.kiln(Err(e.clone())),
-                    calls.kiln(Err(e)),
+                Ok(b) => vec![
+                    time.kiln(b.kiln_time()).reference(b.wasmtime_time()),
+                    calls.kiln(b.kiln_calls()).reference(b.wasmtime_calls()),
                 ],
+                Err(e) => vec![time.kiln(Err(e.clone())), calls.kiln(Err(e))],
             }
         }),
     }
@@ -171,16 +159,13 @@ impl BindTar<'_> {
         })
     }
 
-    fn kiln_args<'s>(&'s self, extra: &[&'s str]) -> Vec<&'s str> {
-        let mut args = vec!["build", "-q", "--no-cache", "-f", s(&self.kilnfile)];
-        args.extend_from_slice(extra);
-        args
+    fn kiln_args(&self) -> Vec<&str> {
+        vec!["build", "-q", "--no-cache", "-f", s(&self.kilnfile)]
     }
 
-    /// With `extra` flags; the first run compiles the module for that
-    /// engine (untimed steps' code is compiled apart).
-    fn kiln_time(&self, extra: &[&str]) -> R<f64> {
-        let args = self.kiln_args(extra);
+    /// The first run compiles the module into the store.
+    fn kiln_time(&self) -> R<f64> {
+        let args = self.kiln_args();
         kiln(&self.store, &args, &self.ctx)?;
         self.env.best(|| kiln(&self.store, &args, &self.ctx))
     }
@@ -204,7 +189,7 @@ impl BindTar<'_> {
 
     fn kiln_calls(&self) -> R<f64> {
         let mut cmd = kiln_cmd(&self.store);
-        cmd.args(self.kiln_args(&[])).arg(&self.ctx);
+        cmd.args(self.kiln_args()).arg(&self.ctx);
         strace_calls(self.env, cmd, "kiln")
     }
 

@@ -345,8 +345,7 @@ impl Build<'_> {
         if let Some(e) = self.engine.get() {
             return Ok(e);
         }
-        let e = crate::exec::Engine::for_limits(&self.opts.step_limits)
-            .map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        let e = crate::exec::Engine::new().map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         Ok(self.engine.get_or_init(|| e))
     }
 }

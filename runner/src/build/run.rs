@@ -386,14 +386,22 @@ pub(super) fn run(
         });
         let mut lines = LineSplitter::default();
         loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok((err, bytes)) => {
-                    for line in lines.push(err, &bytes) {
-                        emit(b, cx.step_id, started, &line, err, &mut tail);
+            let (err, bytes) = match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(chunk) => chunk,
+                // The step's output ends with its thread: a program let go
+                // at a time limit (`exec/watch.rs`) may still hold a sender
+                // (its network log), but it never writes again.
+                Err(mpsc::RecvTimeoutError::Timeout) if worker.is_finished() => {
+                    match rx.try_recv() {
+                        Ok(chunk) => chunk,
+                        Err(_) => break,
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            for line in lines.push(err, &bytes) {
+                emit(b, cx.step_id, started, &line, err, &mut tail);
             }
         }
         for (err, line) in lines.finish() {
@@ -434,7 +442,9 @@ pub(super) fn run(
         Outcome::Limit(limit) => return Err(fail(crate::exec::describe_limit(&limit))),
         Outcome::Cancelled => return Err(BuildError::Cancelled),
     }
-    let mut vfs = finished.vfs;
+    let mut vfs = finished
+        .vfs
+        .expect("a program that exited is back with its filesystem");
     vfs.overlay()
         .changes()
         .map_err(|e| fail(format!("reading what the step wrote: {e}")))

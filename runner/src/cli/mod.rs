@@ -106,9 +106,7 @@ pub struct LimitArgs {
     /// Memory a step may use (bytes, or with a k/m/g suffix; at least 64k)
     #[arg(long, value_name = "SIZE", default_value = "4g", value_parser = parse_memory_arg, allow_negative_numbers = true)]
     pub step_memory: u64,
-    /// Seconds a step may run (at least 1), or `none`: no limit, and steps' code runs without
-    /// the checks a limit needs (faster; Ctrl-C then stops a step at its next call into kiln,
-    /// a second Ctrl-C ends kiln). A century or more is none
+    /// Seconds a step may run (at least 1), or `none`: no limit. A century or more is none
     #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = parse_timeout_arg, allow_negative_numbers = true)]
     pub step_timeout: u64,
     /// Bytes of file contents a step may write, layer and mounts together (bytes, or with a

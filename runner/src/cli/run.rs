@@ -157,8 +157,7 @@ pub(super) fn run(
     )));
 
     let _lock = store.lock_shared()?;
-    let engine = Engine::for_limits(&limits)
-        .map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
+    let engine = Engine::new().map_err(|e| anyhow::anyhow!("starting the wasm engine: {e:#}"))?;
     let terminal = io::stdout().is_terminal();
     let spec = StepSpec {
         argv,

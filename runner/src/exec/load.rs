@@ -7,8 +7,8 @@
 //! compile cache (`cache.rs`) is returned at once; compiled code cached
 //! for this engine is deserialized; otherwise the binary is compiled.
 //!
-//! Compiling is the one part of a step no epoch can interrupt (Cranelift
-//! has no cancellation point), and a hostile module can keep it busy for
+//! Compiling cannot be interrupted (Cranelift has no cancellation point),
+//! and a hostile module can keep it busy for
 //! minutes. So it runs on its own thread and the caller waits for whichever
 //! comes first: the compiled code, Ctrl-C (the step's cancel flag), or
 //! [`StepLimits::compile_timeout`]. On cancel or timeout the caller returns
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component;
 
 use super::cache::{CompileCache, ProgramKind};
-use super::{EPOCH_TICK, Engine, LoadedFrom, Program, StepLimits};
+use super::{Engine, LoadedFrom, Program, StepLimits, TICK};
 use crate::digest::Digest;
 use crate::store::Store;
 
@@ -271,9 +271,9 @@ impl Engine {
                     if left.is_zero() {
                         return Err(LoadError::CompileTimeout(limits.compile_timeout));
                     }
-                    left.min(EPOCH_TICK)
+                    left.min(TICK)
                 }
-                None => EPOCH_TICK,
+                None => TICK,
             };
             match rx.recv_timeout(wait) {
                 Ok(result) => return result.map_err(LoadError::Compile),

@@ -1,24 +1,23 @@
 //! Running one step: a WASI program in wasmtime over a [`crate::vfs::Vfs`].
 //!
 //! [`Engine`] owns the wasmtime engine (one per process), the linkers with
-//! kiln's WASI layers, the epoch ticker that enforces wall time and Ctrl-C,
-//! and the compiled-code cache (`cache.rs`). Steps with no time limit run
-//! on an engine without epoch interruption ([`Engine::for_limits`]): their
-//! code has no checks at loops and calls, and cancellation stops them at
-//! their next call into kiln. [`Engine::load_within`]
-//! (`load.rs`) turns a wasm binary into a [`Program`] (compiled once per
-//! machine, on a thread the caller can stop waiting for; instantiated
-//! through `InstancePre`); [`Engine::run`] runs it with a [`StepState`]
-//! under the memory limit of `limiter.rs` and reports an [`Outcome`]: the
-//! exit code, a trap, a limit hit, or cancellation.
+//! kiln's WASI layers, and the compiled-code cache (`cache.rs`).
+//! [`Engine::load_within`] (`load.rs`) turns a wasm binary into a
+//! [`Program`] (compiled once per machine, on a thread the caller can stop
+//! waiting for; instantiated through `InstancePre`); [`Engine::run`] runs it
+//! with a [`StepState`] on a thread of its own, under the memory limit of
+//! `limiter.rs` and the watch of `watch.rs` (the time limit and Ctrl-C,
+//! without epoch checks in the compiled code), and reports an [`Outcome`]:
+//! the exit code, a trap, a limit hit, or cancellation.
 
 pub mod cache;
 pub mod limiter;
 mod load;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use wasmtime::component;
@@ -26,13 +25,11 @@ use wasmtime::error::Context as _;
 
 pub use cache::{CompileCache, ProgramKind};
 pub use load::{LoadError, NativeKind};
+pub(crate) use watch::Severance;
+pub use watch::{GRACE, TICK};
 
 use crate::digest::Digest;
 use crate::wasi::{self, StepState};
-
-/// How often the epoch advances: the granularity of time limits and how
-/// quickly Ctrl-C stops a running step.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Default memory a step may use: generous for compilers and bundlers,
 /// small enough that a runaway step cannot take the machine down.
@@ -72,14 +69,6 @@ pub struct StepLimits {
     pub max_module: u64,
     /// Time compiling the program may take (cached code takes none).
     pub compile_timeout: Duration,
-}
-
-impl StepLimits {
-    /// Whether the steps have a time limit (one shorter than
-    /// [`NO_TIMEOUT`]).
-    pub fn timed(&self) -> bool {
-        self.timeout < NO_TIMEOUT
-    }
 }
 
 impl Default for StepLimits {
@@ -127,15 +116,6 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Why the epoch callback stopped a step.
-#[derive(Debug, thiserror::Error)]
-enum Interrupt {
-    #[error("cancelled")]
-    Cancelled,
-    #[error("timed out")]
-    Timeout,
-}
-
 /// A loaded program, ready to instantiate.
 #[derive(Clone)]
 pub enum Program {
@@ -171,8 +151,6 @@ pub enum LoadedFrom {
 /// The wasmtime engine and everything shared by steps. See the module docs.
 pub struct Engine {
     engine: wasmtime::Engine,
-    /// Whether compiled code checks the epoch: what enforces time limits.
-    epochs: bool,
     modules: wasmtime::Linker<StepState>,
     components: component::Linker<StepState>,
     fingerprint: Digest,
@@ -181,25 +159,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Creates the engine and starts its epoch ticker.
+    /// Creates the engine.
     pub fn new() -> wasmtime::Result<Engine> {
-        Engine::with_epochs(true)
-    }
-
-    /// The engine for steps with `limits`: without a time limit, one that
-    /// compiles code without epoch checks. Those checks (a load and a
-    /// compare at every loop back-edge and function entry) are what lets a
-    /// time limit or Ctrl-C stop a guest that never calls out; they cost
-    /// compute-heavy code about a seventh of its speed. Without them, Ctrl-C
-    /// stops a step at its next call into kiln (a sleep or poll at once):
-    /// a guest computing without a call runs on until the second Ctrl-C,
-    /// which ends kiln. Its compiled code is cached apart (another
-    /// fingerprint).
-    pub fn for_limits(limits: &StepLimits) -> wasmtime::Result<Engine> {
-        Engine::with_epochs(limits.timed())
-    }
-
-    fn with_epochs(epochs: bool) -> wasmtime::Result<Engine> {
         // Parallel compilation stays on (wasmtime's default): measured on two
         // busy cores with a 5.9 MB module of ten huge functions, it compiled
         // in 43-50 s at 240 MB peak against 61-77 s at 128 MB serially. The
@@ -207,7 +168,8 @@ impl Engine {
         // `--step-max-module` and `--step-compile-timeout` bound the rest.
         let mut config = wasmtime::Config::new();
         config
-            .epoch_interruption(epochs)
+            // No checks at every loop and call: `watch.rs` stops steps.
+            .epoch_interruption(false)
             .wasm_component_model(true)
             .wasm_exceptions(true)
             // Atomics and shared memories (real programs built with
@@ -235,19 +197,14 @@ impl Engine {
             let mut h = Sha(crate::digest::Hasher::new());
             std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
             h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
-            if !epochs {
-                // wasmtime's hash covers it; said again, so that no change
-                // there could mix the two kinds of code.
-                h.0.update(b"no epoch interruption");
-            }
+            // wasmtime's hash covers it; said again, so that no change there
+            // could mix this code with the epoch-checked code kiln compiled
+            // before.
+            h.0.update(b"no epoch interruption");
             h.0.finish().0
         };
-        if epochs {
-            Self::tick(&engine)?;
-        }
         Ok(Engine {
             engine,
-            epochs,
             modules,
             components,
             fingerprint,
@@ -256,36 +213,22 @@ impl Engine {
         })
     }
 
-    /// Starts the thread that advances `engine`'s epoch while it lives.
-    fn tick(engine: &wasmtime::Engine) -> wasmtime::Result<()> {
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("kiln-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .map_err(|e| wasmtime::format_err!("starting the epoch thread: {e}"))?;
-        Ok(())
-    }
-
     /// The engine's compatibility fingerprint (part of compile-cache keys).
     pub fn fingerprint(&self) -> Digest {
         self.fingerprint
     }
 
     /// Runs `program` with `state` under `limits` until it exits, traps,
-    /// hits a limit or `state.cancel` is set. Returns the state (its VFS
-    /// holds what the step wrote) and the outcome.
+    /// hits a limit or is stopped (its deadline, or `state.cancel`). Returns
+    /// the state (its VFS holds what the step wrote) and the outcome; no
+    /// state when the guest computed on past the stop and was let go
+    /// (`watch.rs`): then the caller must sever its streams.
     pub fn run(
         &self,
         program: &Program,
         mut state: StepState,
         limits: &StepLimits,
-    ) -> (StepState, Outcome) {
+    ) -> (Option<StepState>, Outcome) {
         // One source of truth for the memory limit: the step's limits.
         state.limits.set_max_memory(limits.memory);
         // A timeout past the end of the clock means no deadline, not a panic.
@@ -294,47 +237,54 @@ impl Engine {
         if let Program::Module(_, shared) = program
             && !state.limits.reserve(*shared)
         {
-            return (state, Outcome::Limit(Limit::Memory(limits.memory)));
+            return (Some(state), Outcome::Limit(Limit::Memory(limits.memory)));
         }
-        let cancel = Arc::clone(&state.cancel);
+        let watch = watch::Watch::new(Arc::clone(&state.cancel), deadline);
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let interrupt = move || {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Interrupt::Cancelled);
+        store.call_hook(watch.hook());
+        let program = program.clone();
+        let (tx, rx) = mpsc::sync_channel(1);
+        let guest = std::thread::Builder::new()
+            .name("kiln-guest".into())
+            .spawn(move || {
+                let result = match &program {
+                    Program::Module(pre, _) => run_module(&mut store, pre),
+                    Program::Component(pre) => run_component(&mut store, pre),
+                };
+                let mut state = store.into_data();
+                // Descriptors the guest left open hold VFS references;
+                // release them so unlinked files' data is freed before the
+                // changes are read.
+                let wasi::StepState { p1, vfs, .. } = &mut state;
+                p1.close_all(vfs);
+                // A guest let go has nobody waiting.
+                let _ = tx.send((state, result));
+            });
+        let guest = match guest {
+            Ok(g) => g,
+            Err(e) => {
+                return (
+                    None,
+                    Outcome::Trap(format!("starting the step's thread: {e}")),
+                );
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Interrupt::Timeout);
-            }
-            Ok(())
         };
-        if self.epochs {
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |_| {
-                interrupt()?;
-                Ok(wasmtime::UpdateDeadline::Continue(1))
-            });
-        } else {
-            // No epoch checks: stop at the guest's next call into kiln.
-            // (A time limit, which an engine without epochs is not made
-            // for, would hold only there too.)
-            debug_assert!(!limits.timed(), "a time limit needs epochs");
-            store.call_hook(move |_, hook| match hook {
-                wasmtime::CallHook::CallingHost => Ok(interrupt()?),
-                _ => Ok(()),
-            });
+        match watch.wait(&rx) {
+            Ok((mut state, result)) => {
+                let _ = guest.join();
+                let outcome = classify(result, &mut state, limits);
+                (Some(state), outcome)
+            }
+            Err(watch::Waited::LetGo(watch::Stop::Cancelled)) => (None, Outcome::Cancelled),
+            Err(watch::Waited::LetGo(watch::Stop::Timeout)) => {
+                (None, Outcome::Limit(Limit::Time(limits.timeout)))
+            }
+            Err(watch::Waited::Gone) => match guest.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the guest's thread sends its result before it ends"),
+            },
         }
-        let result = match program {
-            Program::Module(pre, _) => run_module(&mut store, pre),
-            Program::Component(pre) => run_component(&mut store, pre),
-        };
-        let mut state = store.into_data();
-        // Descriptors the guest left open hold VFS references; release them
-        // so unlinked files' data is freed before the changes are read.
-        let wasi::StepState { p1, vfs, .. } = &mut state;
-        p1.close_all(vfs);
-        let outcome = classify(result, &mut state, limits);
-        (state, outcome)
     }
 }
 
@@ -364,9 +314,9 @@ fn run_component(
 }
 
 fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepLimits) -> Outcome {
-    // An interrupt wins over however the guest ended: a sleep or a read the
-    // interrupt cut short may let it exit 0 before the epoch check traps,
-    // and the build must stop all the same.
+    // A cancel wins over however the guest ended: a sleep or a read it cut
+    // short may let the guest exit 0 before its next call traps, and the
+    // build must stop all the same.
     if state.cancel.load(Ordering::SeqCst) {
         return Outcome::Cancelled;
     }
@@ -376,10 +326,10 @@ fn classify(result: wasmtime::Result<i32>, state: &mut StepState, limits: &StepL
         Err(e) => {
             if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Outcome::Exit(exit.0)
-            } else if let Some(i) = e.downcast_ref::<Interrupt>() {
-                match i {
-                    Interrupt::Cancelled => return Outcome::Cancelled,
-                    Interrupt::Timeout => return Outcome::Limit(Limit::Time(limits.timeout)),
+            } else if let Some(stop) = e.downcast_ref::<watch::Stop>() {
+                match stop {
+                    watch::Stop::Cancelled => return Outcome::Cancelled,
+                    watch::Stop::Timeout => return Outcome::Limit(Limit::Time(limits.timeout)),
                 }
             } else if let Some(cap) = limiter::cap_hit(&e) {
                 return Outcome::Limit(cap);

@@ -87,14 +87,8 @@ fn traps_timeouts_and_memory_limits_are_told_apart() {
         timeout: Duration::from_millis(200),
         ..StepLimits::default()
     };
-    let spin = run_wat(
-        &engine,
-        &store,
-        r#"(module (func (export "_start") (loop br 0)))"#,
-        &limits,
-    );
     assert_eq!(
-        spin,
+        run_wat(&engine, &store, SPIN, &limits),
         Outcome::Limit(Limit::Time(Duration::from_millis(200)))
     );
     let limits = StepLimits {
@@ -537,41 +531,80 @@ fn a_timeout_past_the_end_of_the_clock_means_no_deadline_not_a_panic() {
     assert_eq!(run_wat(&engine, &store, wat, &limits), Outcome::Exit(0));
 }
 
+/// A guest that computes for seconds without a call into kiln (a bounded
+/// loop, so that a test's thread let go ends on its own).
+const SPIN: &str = r#"(module (func (export "_start") (local $i i64)
+    (loop (local.set $i (i64.add (local.get $i) (i64.const 1)))
+          (br_if 0 (i64.lt_u (local.get $i) (i64.const 3000000000))))))"#;
+
+/// A guest that calls into kiln forever.
+const CALLS_FOREVER: &str = r#"(module
+    (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+    (memory (export "memory") 1)
+    (func (export "_start") (loop (drop (call $yield)) (br 0))))"#;
+
+/// Runs `wat` with Ctrl-C after 100 ms, or with a 100 ms time limit:
+/// whether its state came back, the outcome, and how long it took.
+fn stopped(engine: &Engine, store: &Store, wat: &str, ctrl_c: bool) -> (bool, Outcome, Duration) {
+    let bytes = wat::parse_str(wat).unwrap();
+    let (program, _) = engine.load(store, Digest::of(&bytes), &bytes).unwrap();
+    let st = state(store);
+    let cancel = Arc::clone(&st.cancel);
+    let limits = StepLimits {
+        timeout: if ctrl_c {
+            NO_TIMEOUT
+        } else {
+            Duration::from_millis(100)
+        },
+        ..StepLimits::default()
+    };
+    let started = Instant::now();
+    let press = std::thread::spawn(move || {
+        if ctrl_c {
+            std::thread::sleep(Duration::from_millis(100));
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (state, outcome) = engine.run(&program, st, &limits);
+    let took = started.elapsed();
+    press.join().unwrap();
+    (state.is_some(), outcome, took)
+}
+
 #[test]
-fn a_step_without_a_time_limit_runs_without_epochs_and_stops_at_its_next_call() {
+fn a_stopped_guest_ends_at_its_next_call_or_is_let_go() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let untimed = StepLimits {
+    let engine = Engine::new().unwrap();
+    let time = Outcome::Limit(Limit::Time(Duration::from_millis(100)));
+    // A guest that calls into kiln stops there, its state handed back.
+    for (ctrl_c, expected) in [(true, &Outcome::Cancelled), (false, &time)] {
+        let (back, outcome, took) = stopped(&engine, &store, CALLS_FOREVER, ctrl_c);
+        assert_eq!((back, &outcome), (true, expected));
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+    // A guest that computes on is let go after the grace: the step ends
+    // long before its loop would.
+    for (ctrl_c, expected) in [(true, &Outcome::Cancelled), (false, &time)] {
+        let (back, outcome, took) = stopped(&engine, &store, SPIN, ctrl_c);
+        assert_eq!((back, &outcome), (false, expected));
+        assert!(took >= Duration::from_millis(100) + GRACE, "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+    // Without a stop, it runs to its end.
+    let bytes = wat::parse_str(
+        r#"(module (func (export "_start") (local $i i32)
+        (loop (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if 0 (i32.lt_u (local.get $i) (i32.const 1000000))))))"#,
+    )
+    .unwrap();
+    let (program, _) = engine.load(&store, Digest::of(&bytes), &bytes).unwrap();
+    let limits = StepLimits {
         timeout: NO_TIMEOUT,
         ..StepLimits::default()
     };
-    assert!(StepLimits::default().timed() && !untimed.timed());
-    let engine = Engine::for_limits(&untimed).unwrap();
-    // Its code is another engine's: compiled and cached apart.
-    let timed = Engine::for_limits(&StepLimits::default()).unwrap();
-    assert_eq!(timed.fingerprint(), Engine::new().unwrap().fingerprint());
-    assert_ne!(engine.fingerprint(), timed.fingerprint());
-
-    let wat = r#"(module (func (export "_start") (local $i i32)
-        (loop (local.set $i (i32.add (local.get $i) (i32.const 1)))
-              (br_if 0 (i32.lt_u (local.get $i) (i32.const 1000000))))))"#;
-    assert_eq!(run_wat(&engine, &store, wat, &untimed), Outcome::Exit(0));
-
-    // Ctrl-C stops a guest that calls into kiln at its next call.
-    let calls_forever = r#"(module
-        (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
-        (memory (export "memory") 1)
-        (func (export "_start") (loop (drop (call $yield)) (br 0))))"#;
-    let bytes = wat::parse_str(calls_forever).unwrap();
-    let (program, _) = engine.load(&store, Digest::of(&bytes), &bytes).unwrap();
-    let st = state(&store);
-    let cancel = Arc::clone(&st.cancel);
-    let ctrl_c = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let started = Instant::now();
-    assert_eq!(engine.run(&program, st, &untimed).1, Outcome::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    ctrl_c.join().unwrap();
+    assert_eq!(
+        engine.run(&program, state(&store), &limits).1,
+        Outcome::Exit(0)
+    );
 }

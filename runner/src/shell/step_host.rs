@@ -83,10 +83,11 @@ pub(crate) fn run(
         None => Outcome::Exit(status),
     };
     Ok(Finished {
-        vfs: host
-            .vfs
-            .take()
-            .expect("the Vfs is back after every command"),
+        vfs: Some(
+            host.vfs
+                .take()
+                .expect("the Vfs is back after every command"),
+        ),
         outcome,
         program: PROGRAM.into(),
         loaded_from: LoadedFrom::Memory,
