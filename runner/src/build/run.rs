@@ -385,23 +385,23 @@ pub(super) fn run(
             step::run(engine, store, vfs, spec, stdio, cancel)
         });
         let mut lines = LineSplitter::default();
+        let mut take = |(err, bytes): (bool, Vec<u8>)| {
+            for line in lines.push(err, &bytes) {
+                emit(b, cx.step_id, started, &line, err, &mut tail);
+            }
+        };
         loop {
-            let (err, bytes) = match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(chunk) => chunk,
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(chunk) => take(chunk),
                 // The step's output ends with its thread: a program let go
                 // at a time limit (`exec/watch.rs`) may still hold a sender
                 // (its network log), but it never writes again.
                 Err(mpsc::RecvTimeoutError::Timeout) if worker.is_finished() => {
-                    match rx.try_recv() {
-                        Ok(chunk) => chunk,
-                        Err(_) => break,
-                    }
+                    rx.try_iter().for_each(&mut take);
+                    break;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            for line in lines.push(err, &bytes) {
-                emit(b, cx.step_id, started, &line, err, &mut tail);
             }
         }
         for (err, line) in lines.finish() {

@@ -559,15 +559,17 @@ fn stopped(engine: &Engine, store: &Store, wat: &str, ctrl_c: bool) -> (bool, Ou
         ..StepLimits::default()
     };
     let started = Instant::now();
-    let press = std::thread::spawn(move || {
-        if ctrl_c {
+    let press = ctrl_c.then(|| {
+        std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+        })
     });
     let (state, outcome) = engine.run(&program, st, &limits);
     let took = started.elapsed();
-    press.join().unwrap();
+    if let Some(press) = press {
+        press.join().unwrap();
+    }
     (state.is_some(), outcome, took)
 }
 

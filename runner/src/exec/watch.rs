@@ -126,11 +126,11 @@ impl Watch {
         let shared = &*self.shared;
         let mut stopped_at = None;
         loop {
-            let now = Instant::now();
-            let wait = match (stopped_at, self.deadline) {
-                (Some(_), _) => TICK,
-                (None, Some(d)) => d.saturating_duration_since(now).min(TICK),
-                (None, None) => TICK,
+            let wait = match self.deadline {
+                Some(d) if stopped_at.is_none() => {
+                    d.saturating_duration_since(Instant::now()).min(TICK)
+                }
+                _ => TICK,
             };
             match rx.recv_timeout(wait) {
                 Ok(r) => return Ok(r),
