@@ -86,10 +86,23 @@ impl FileIdentity {
 
     /// A one-line text form, for the files that keep identities.
     pub fn encode(&self) -> String {
-        format!(
-            "{} {} {} {} {}",
-            self.size, self.modified, self.changed, self.inode, self.device
-        )
+        let mut out = String::with_capacity(64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends [`FileIdentity::encode`]'s form to `out`.
+    pub fn encode_into(&self, out: &mut String) {
+        let mut n = itoa::Buffer::new();
+        out.push_str(n.format(self.size));
+        out.push(' ');
+        out.push_str(n.format(self.modified));
+        out.push(' ');
+        out.push_str(n.format(self.changed));
+        out.push(' ');
+        out.push_str(n.format(self.inode));
+        out.push(' ');
+        out.push_str(n.format(self.device));
     }
 
     /// Reads [`FileIdentity::encode`]'s form; `None` when it is not that.

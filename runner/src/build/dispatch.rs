@@ -462,11 +462,20 @@ impl Build<'_> {
                         // A layer written ahead is thrown away unwritten.
                         return Ok(());
                     }
-                    let layer = match planned.ahead {
-                        Some(ahead) => Layer::Ahead(ahead),
-                        None => Layer::Changes(planned.changes),
+                    let (layer, plan) = match planned.ahead {
+                        Some(ahead) => (Layer::Ahead(ahead), Some(planned.changes)),
+                        None => (Layer::Changes(planned.changes), None),
                     };
-                    self.commit_layer(state, layer, planned.created_by, &name, key)
+                    std::thread::scope(|s| {
+                        // Beside a layer written ahead, the plan holds a
+                        // reference to each file read: freeing 100,000 of
+                        // them is tens of milliseconds, done on the idle
+                        // core while the layer is committed.
+                        if let Some(plan) = plan {
+                            s.spawn(move || drop(plan));
+                        }
+                        self.commit_layer(state, layer, planned.created_by, &name, key)
+                    })
                 })?;
             }
             InstructionKind::Run(run) => {

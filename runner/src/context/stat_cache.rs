@@ -111,12 +111,12 @@ impl StatCache {
             return Ok(());
         }
         let mut lines: Vec<_> = entries.by_path.iter().collect();
-        lines.sort_by(|a, b| a.0.cmp(b.0));
+        lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut text = String::with_capacity(lines.len() * 160);
         for (path, known) in lines {
             text.push_str(&known.digest.hex());
             text.push_str(if known.executable { " x " } else { " - " });
-            text.push_str(&known.identity.encode());
+            known.identity.encode_into(&mut text);
             text.push(' ');
             text.push_str(path);
             text.push('\n');

@@ -64,28 +64,102 @@ impl Record {
             mtime: self.mtime?,
         })
     }
+}
 
-    fn set_meta(&mut self, meta: Meta) {
-        (self.mode, self.uid, self.gid, self.mtime) = (
-            Some(meta.mode),
-            Some(meta.uid),
-            Some(meta.gid),
-            Some(meta.mtime),
-        );
+/// A [`Record`] as written: the same fields in the same order, borrowed
+/// from the change set, so writing an index copies no path.
+#[derive(Serialize)]
+struct Written<'a> {
+    path: &'a str,
+    #[serde(rename = "type")]
+    kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtime: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
+}
+
+impl<'a> Written<'a> {
+    fn new(diff_id: &Digest, path: &'a ImagePath, change: &'a Change) -> Written<'a> {
+        let mut r = Written {
+            path: path.as_str(),
+            kind: Kind::Whiteout,
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime: None,
+            digest: None,
+            size: None,
+            target: None,
+            at: None,
+        };
+        let meta = match change {
+            Change::Put(Node::Dir(m)) => {
+                r.kind = Kind::Dir;
+                Some(m)
+            }
+            Change::Put(Node::File(m, f)) => {
+                (r.kind, r.digest, r.size) = (Kind::File, Some(f.digest), Some(f.size));
+                debug_assert!(
+                    f.at.is_none_or(|p| p.layer == *diff_id),
+                    "{path}: another pack"
+                );
+                r.at = f.at.map(|p| p.offset);
+                Some(m)
+            }
+            Change::Put(Node::Symlink(m, t)) => {
+                (r.kind, r.target) = (Kind::Symlink, Some(t.as_str()));
+                Some(m)
+            }
+            Change::Hardlink(t) => {
+                (r.kind, r.target) = (Kind::Hardlink, Some(t.as_str()));
+                None
+            }
+            Change::Whiteout => None,
+            Change::Opaque(m) => {
+                r.kind = Kind::Opaque;
+                Some(m)
+            }
+        };
+        if let Some(m) = meta {
+            (r.mode, r.uid, r.gid, r.mtime) =
+                (Some(m.mode), Some(m.uid), Some(m.gid), Some(m.mtime));
+        }
+        r
     }
 }
 
-#[derive(Serialize)]
-struct Document {
-    version: u32,
-    changes: Vec<Record>,
-    /// The digest of `changes` serialized alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    digest: Option<Digest>,
+/// The `changes` array of a layer index: one [`Written`] record per path,
+/// made as it is serialized.
+struct Records<'a> {
+    diff_id: &'a Digest,
+    changes: &'a ChangeSet,
 }
 
-/// A [`Document`] as read: its changes still as written, so their digest
-/// is taken over the very bytes of the file.
+impl Serialize for Records<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.changes
+                .iter()
+                .map(|(path, change)| Written::new(self.diff_id, path, change)),
+        )
+    }
+}
+
+/// An index as read: its changes still as written, so their digest is
+/// taken over the very bytes of the file.
 #[derive(Deserialize)]
 struct Read<'a> {
     version: u32,
@@ -95,65 +169,26 @@ struct Read<'a> {
     digest: Option<Digest>,
 }
 
+/// The digest of `records` serialized again (an index written with other
+/// spacing than kiln's).
 fn digest_of(records: &[Record]) -> Digest {
     Digest::of(&serde_json::to_vec(records).expect("layer indexes always serialize"))
 }
 
 /// Serializes the change set of layer `diff_id`, whose packed files are
-/// all in that layer's pack.
+/// all in that layer's pack: `{"version":1,"changes":[...],"digest":".."}`,
+/// the array serialized once and its digest taken over those bytes.
 pub fn to_json(diff_id: &Digest, changes: &ChangeSet) -> Vec<u8> {
-    let records: Vec<Record> = changes
-        .iter()
-        .map(|(path, change)| {
-            let mut r = Record {
-                path: path.clone(),
-                kind: Kind::Whiteout,
-                mode: None,
-                uid: None,
-                gid: None,
-                mtime: None,
-                digest: None,
-                size: None,
-                target: None,
-                at: None,
-            };
-            match change {
-                Change::Put(Node::Dir(m)) => {
-                    r.kind = Kind::Dir;
-                    r.set_meta(*m);
-                }
-                Change::Put(Node::File(m, f)) => {
-                    (r.kind, r.digest, r.size) = (Kind::File, Some(f.digest), Some(f.size));
-                    debug_assert!(
-                        f.at.is_none_or(|p| p.layer == *diff_id),
-                        "{path}: another pack"
-                    );
-                    r.at = f.at.map(|p| p.offset);
-                    r.set_meta(*m);
-                }
-                Change::Put(Node::Symlink(m, t)) => {
-                    (r.kind, r.target) = (Kind::Symlink, Some(t.clone()));
-                    r.set_meta(*m);
-                }
-                Change::Hardlink(t) => {
-                    (r.kind, r.target) = (Kind::Hardlink, Some(t.as_str().to_string()))
-                }
-                Change::Whiteout => {}
-                Change::Opaque(m) => {
-                    r.kind = Kind::Opaque;
-                    r.set_meta(*m);
-                }
-            }
-            r
-        })
-        .collect();
-    let digest = Some(digest_of(&records));
-    serde_json::to_vec(&Document {
-        version: 1,
-        changes: records,
-        digest,
-    })
-    .expect("layer indexes always serialize")
+    const HEAD: &[u8] = br#"{"version":1,"changes":"#;
+    let mut out = Vec::with_capacity(HEAD.len() + changes.len() * 200 + 96);
+    out.extend_from_slice(HEAD);
+    serde_json::to_writer(&mut out, &Records { diff_id, changes })
+        .expect("layer indexes always serialize");
+    let digest = Digest::of(&out[HEAD.len()..]);
+    out.extend_from_slice(br#","digest":"#);
+    serde_json::to_writer(&mut out, &digest).expect("digests always serialize");
+    out.push(b'}');
+    out
 }
 
 /// Parses the change set of layer `diff_id`, written by [`to_json`].

@@ -12,6 +12,8 @@
 //! This module is pure: no I/O.
 
 mod path;
+#[cfg(test)]
+mod proptests;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -280,29 +282,32 @@ impl Snapshot {
 
     /// Applies one layer's changes, the way a container runtime extracts it.
     pub fn apply(&mut self, changes: &ChangeSet) {
+        // The parent directory last found (or made) in the snapshot. The
+        // changes come in path order, and nothing a later one does removes
+        // a directory that sorts before it, so a run of siblings checks
+        // their parent once.
+        let mut parent = None;
         for (path, change) in changes {
             match change {
                 Change::Whiteout => self.remove_tree(path),
                 Change::Opaque(meta) => {
                     self.remove_tree(path);
-                    self.put(path, Node::Dir(*meta));
+                    self.put_in(path, Node::Dir(*meta), &mut parent);
                 }
                 Change::Put(node) => {
                     // Only a directory has descendants (every node's
-                    // ancestors are directories of the snapshot), and a
-                    // directory put over one keeps them; `put` replaces
-                    // anything else in place.
-                    let drops_children =
-                        !node.is_dir() && self.nodes.get(path).is_some_and(Node::is_dir);
-                    if drops_children {
-                        self.remove_tree(path);
+                    // ancestors are directories of the snapshot); a
+                    // directory put over one keeps them, anything else put
+                    // over one drops them.
+                    let old = self.put_in(path, node.clone(), &mut parent);
+                    if !node.is_dir() && old.as_ref().is_some_and(Node::is_dir) {
+                        self.remove_descendants(path);
                     }
-                    self.put(path, node.clone());
                 }
                 Change::Hardlink(target) => {
                     if let Some(node) = self.nodes.get(target).cloned() {
                         self.remove_tree(path);
-                        self.put(path, node);
+                        self.put_in(path, node, &mut parent);
                     }
                 }
             }
@@ -311,17 +316,42 @@ impl Snapshot {
 
     /// Inserts a node, creating missing parent directories (owned by root,
     /// 0755) the way tar extraction does.
+    #[cfg(test)]
     fn put(&mut self, path: &ImagePath, node: Node) {
+        self.put_in(path, node, &mut None);
+    }
+
+    /// Inserts a node, creating missing parent directories (owned by root,
+    /// 0755) the way tar extraction does, where `known` is a directory of the snapshot (or
+    /// `None`): a path inside it needs no look-up of its parents, and a
+    /// path elsewhere leaves its own parent there. Gives back the node
+    /// that was at `path`.
+    fn put_in(
+        &mut self,
+        path: &ImagePath,
+        node: Node,
+        known: &mut Option<ImagePath>,
+    ) -> Option<Node> {
         if path.is_root() {
-            if let Node::Dir(meta) = node {
-                self.nodes.insert(ImagePath::root(), Node::Dir(meta));
-            }
-            return;
+            return match node {
+                Node::Dir(meta) => self.nodes.insert(ImagePath::root(), Node::Dir(meta)),
+                _ => self.nodes.get(path).cloned(),
+            };
         }
+        let parent = path.0.rfind('/').map_or("", |i| &path.0[..i]);
+        if known.as_ref().is_none_or(|k| k.0 != parent) {
+            self.make_parents(path, node.meta().mtime);
+            *known = Some(ImagePath(parent.to_string()));
+        }
+        self.nodes.insert(path.clone(), node)
+    }
+
+    /// Makes the missing parent directories of `path`, with `mtime`.
+    fn make_parents(&mut self, path: &ImagePath, mtime: i64) {
         // Every node's ancestors are directories of the snapshot, so the
         // first existing directory on the way up ends the search: a change
-        // set in path order checks one parent per entry, and a tree 2,000
-        // levels deep costs 2,000 look-ups, not 2,000 per entry.
+        // set in path order checks one parent per directory, and a tree
+        // 2,000 levels deep costs 2,000 look-ups, not 2,000 per entry.
         let mut missing = Vec::new();
         let mut ancestor = path.parent();
         while !ancestor.is_root() && !matches!(self.nodes.get(&ancestor), Some(Node::Dir(_))) {
@@ -329,23 +359,26 @@ impl Snapshot {
             missing.push(ancestor);
             ancestor = up;
         }
-        let mtime = node.meta().mtime;
         for ancestor in missing.into_iter().rev() {
             self.remove_tree(&ancestor);
             self.nodes
                 .insert(ancestor, Node::Dir(Meta::root(0o755, mtime)));
         }
-        self.nodes.insert(path.clone(), node);
     }
 
     /// Removes `path` and everything inside it (never the root itself).
     fn remove_tree(&mut self, path: &ImagePath) {
+        self.remove_descendants(path);
+        if !path.is_root() {
+            self.nodes.remove(path);
+        }
+    }
+
+    /// Removes everything inside `path`.
+    fn remove_descendants(&mut self, path: &ImagePath) {
         let doomed: Vec<ImagePath> = self.descendants(path).map(|(p, _)| p.clone()).collect();
         for p in doomed {
             self.nodes.remove(&p);
-        }
-        if !path.is_root() {
-            self.nodes.remove(path);
         }
     }
 }
