@@ -31,7 +31,7 @@ use super::{Build, BuildError};
 use crate::context::{self, EntryKind};
 use crate::digest::Digest;
 use crate::layer::{Content, PendingChanges};
-use crate::snapshot::{Change, Meta, Node};
+use crate::snapshot::{Change, ImagePath, Meta, Node};
 
 /// Changes when what goes into keys changes, so old entries simply miss.
 const KEY_FORMAT: &str = "kiln step cache v1";
@@ -58,16 +58,59 @@ impl Key {
         self
     }
 
+    /// [`Key::add`] of the value `parts` make together, without joining
+    /// them first.
+    fn add_parts(&mut self, name: &str, parts: &[&[u8]]) -> &mut Key {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.0.update((name.len() as u64).to_le_bytes());
+        self.0.update(name.as_bytes());
+        self.0.update((len as u64).to_le_bytes());
+        for part in parts {
+            self.0.update(part);
+        }
+        self
+    }
+
+    /// Adds an image path, absolute (`/a/b`).
+    fn path(&mut self, name: &str, path: &ImagePath) -> &mut Key {
+        self.add_parts(name, &[b"/", path.as_str().as_bytes()])
+    }
+
     /// Adds a digest.
     pub(super) fn digest(&mut self, name: &str, d: &Digest) -> &mut Key {
         self.add(name, d.as_bytes())
     }
 
-    /// Adds a node's metadata.
+    /// Adds a node's metadata, as `{mode:o} {uid}:{gid} {mtime}`; written
+    /// without `fmt`, as a COPY adds it for each of its files.
     fn meta(&mut self, m: &Meta) -> &mut Key {
-        self.add(
+        let mut octal = [0u8; 11];
+        let mut at = octal.len();
+        let mut mode = m.mode;
+        loop {
+            at -= 1;
+            octal[at] = b'0' + (mode & 7) as u8;
+            mode >>= 3;
+            if mode == 0 {
+                break;
+            }
+        }
+        let (mut uid, mut gid, mut mtime) = (
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        );
+        self.add_parts(
             "meta",
-            format!("{:o} {}:{} {}", m.mode, m.uid, m.gid, m.mtime),
+            &[
+                &octal[at..],
+                b" ",
+                uid.format(m.uid).as_bytes(),
+                b":",
+                gid.format(m.gid).as_bytes(),
+                b" ",
+                mtime.format(m.mtime).as_bytes(),
+            ],
         )
     }
 
@@ -94,7 +137,7 @@ pub(super) fn filesystem_key(parent: &Digest, diff_id: &Digest) -> Digest {
 pub(super) fn add_changes(key: &mut Key, changes: &PendingChanges) -> Result<(), String> {
     key.add("changes", (changes.len() as u64).to_le_bytes());
     for (path, change) in changes {
-        key.add("path", path.absolute());
+        key.path("path", path);
         match change {
             Change::Put(Node::Dir(m)) => {
                 key.add("put", "dir").meta(m);
@@ -117,7 +160,7 @@ pub(super) fn add_changes(key: &mut Key, changes: &PendingChanges) -> Result<(),
                 };
             }
             Change::Hardlink(target) => {
-                key.add("hardlink", target.absolute());
+                key.path("hardlink", target);
             }
             Change::Whiteout => {
                 key.add("whiteout", "");
@@ -331,6 +374,39 @@ pub(super) struct Memo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_and_metadata_hash_as_their_text() {
+        // Keys written before these were added without `fmt` still match.
+        let metas = [
+            (0, 0, 0, 0),
+            (0o755, 1000, 1000, 1_700_000_000),
+            (0o104_777, u32::MAX, 7, -1),
+            (u32::MAX, 0, u32::MAX, i64::MIN),
+            (0o644, 0, 0, i64::MAX),
+        ];
+        for (mode, uid, gid, mtime) in metas {
+            let m = Meta {
+                mode,
+                uid,
+                gid,
+                mtime,
+            };
+            let mut fast = Key::new("t");
+            fast.meta(&m);
+            let mut text = Key::new("t");
+            text.add("meta", format!("{mode:o} {uid}:{gid} {mtime}"));
+            assert_eq!(fast.finish(), text.finish(), "{m:?}");
+        }
+        for path in ["", "a", "a/b c/d"] {
+            let p = ImagePath::parse(path).unwrap();
+            let mut fast = Key::new("t");
+            fast.path("path", &p);
+            let mut text = Key::new("t");
+            text.add("path", p.absolute());
+            assert_eq!(fast.finish(), text.finish(), "{path:?}");
+        }
+    }
 
     #[test]
     fn fields_are_length_prefixed() {

@@ -14,7 +14,7 @@
 //! access/change times, and fixed compressor settings that use every core
 //! without the bytes depending on how many there are (gzip level 6 with
 //! zlib-rs in 256 KiB chunks, pigz-style, with a fixed header; zstd level 3
-//! in libzstd's multithreaded mode): see `compress.rs`.
+//! in libzstd's multithreaded mode, 4 MiB jobs): see `compress.rs`.
 //!
 //! Read `writer.rs` for the pass itself and `index.rs` for the saved index.
 
@@ -79,12 +79,12 @@ impl Compression {
     /// encoding, so that a change of the bytes an encoder gives (gzip in
     /// chunks and zstd multithreaded replaced one-thread streams; each gzip
     /// chunk deflated by a new state, where reused states made some blobs
-    /// depend on thread timing) makes old entries miss rather than mix two
-    /// encodings in one history.
+    /// depend on thread timing; zstd jobs of 4 MiB, not libzstd's 8) makes
+    /// old entries miss rather than mix two encodings in one history.
     pub fn cache_id(self) -> &'static str {
         match self {
             Compression::Gzip => "gzip chunked 256k, a new state per chunk",
-            Compression::Zstd => "zstd multithreaded",
+            Compression::Zstd => "zstd multithreaded, 4 MiB jobs",
             Compression::Uncompressed => "Uncompressed",
         }
     }

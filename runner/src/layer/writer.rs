@@ -116,7 +116,9 @@ fn write(
     })
     .map_err(LayerError::Write)?;
     let mut tar = tar::Builder::new(sink);
-    let mut index = ChangeSet::new();
+    // In path order, as the entries come: made into the map at the end in
+    // one pass, not searched 100,000 times.
+    let mut index = Vec::new();
     // The tar and the index carry the same, clamped times: a snapshot read
     // back from either is the image's filesystem.
     let clamp = |m: Meta| -> Meta {
@@ -200,7 +202,7 @@ fn write(
                 }
             }
         }
-        index.insert(path, indexed);
+        index.push((path, indexed));
     }
 
     let sink = tar.into_inner().map_err(LayerError::Write)?;
@@ -214,7 +216,7 @@ fn write(
     } else {
         blob.commit()?
     };
-    for change in index.values_mut() {
+    for (_, change) in &mut index {
         if let Change::Put(Node::File(_, FileRef { at: Some(p), .. })) = change {
             p.layer = diff_id;
         }
@@ -223,7 +225,7 @@ fn write(
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,
         tar_size,
-        changes: index,
+        changes: ChangeSet::from_iter(index),
         leaks,
     })
 }

@@ -115,7 +115,7 @@ fn gzip_is_read_by_the_host_gzip() {
 
 #[test]
 fn zstd_bytes_do_not_depend_on_threads() {
-    // Over libzstd's job size at level 3 (8 MiB), so several jobs run at once.
+    // Over the job size (4 MiB), so several jobs run at once.
     for size in [0, 1000, 20 << 20] {
         let data = sample(size);
         let one = encode(Compression::Zstd, &data, 1, 1 << 20);
