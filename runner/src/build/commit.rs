@@ -82,12 +82,19 @@ impl Build<'_> {
         // changes: on a large layer each is tens of milliseconds on one
         // core, while the other is idle.
         let snapshot = std::sync::Arc::make_mut(&mut state.snapshot);
+        let put_index = || self.store.put_layer_index(&layer.diff_id, &layer.changes);
         std::thread::scope(|s| {
-            let index = s.spawn(|| self.store.put_layer_index(&layer.diff_id, &layer.changes));
+            // No thread to be had: the index is written here, after.
+            let index = std::thread::Builder::new()
+                .name("kiln-layer-index".into())
+                .spawn_scoped(s, put_index);
             snapshot.apply(&layer.changes);
-            index
-                .join()
-                .expect("the layer index is written without panicking")
+            match index {
+                Ok(index) => index
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => put_index(),
+            }
         })?;
         // Only a layer the guard passed is known to be free of these secrets.
         let guard_fails = self.guard().is_some_and(|g| g.fail);

@@ -470,9 +470,12 @@ impl Build<'_> {
                         // Beside a layer written ahead, the plan holds a
                         // reference to each file read: freeing 100,000 of
                         // them is tens of milliseconds, done on the idle
-                        // core while the layer is committed.
+                        // core while the layer is committed (or here,
+                        // when no thread is to be had).
                         if let Some(plan) = plan {
-                            s.spawn(move || drop(plan));
+                            let _ = std::thread::Builder::new()
+                                .name("kiln-free-plan".into())
+                                .spawn_scoped(s, move || drop(plan));
                         }
                         self.commit_layer(state, layer, planned.created_by, &name, key)
                     })
