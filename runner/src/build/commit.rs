@@ -84,7 +84,6 @@ impl Build<'_> {
         let snapshot = std::sync::Arc::make_mut(&mut state.snapshot);
         let put_index = || self.store.put_layer_index(&layer.diff_id, &layer.changes);
         std::thread::scope(|s| {
-            // No thread to be had: the index is written here, after.
             let index = std::thread::Builder::new()
                 .name("kiln-layer-index".into())
                 .spawn_scoped(s, put_index);
@@ -93,6 +92,7 @@ impl Build<'_> {
                 Ok(index) => index
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: the index is written here, after.
                 Err(_) => put_index(),
             }
         })?;

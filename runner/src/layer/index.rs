@@ -32,9 +32,11 @@ enum Kind {
 /// One path. The metadata fields are spelled out (not a flattened
 /// [`Meta`], which serde reads through a buffered map, several times
 /// slower on an index of 100,000 records); they serialize the same.
+/// Read, it owns its path and target; written, it borrows them from the
+/// change set (`Record<&str, &str>`), so writing an index copies no path.
 #[derive(Serialize, Deserialize)]
-struct Record {
-    path: ImagePath,
+struct Record<P = ImagePath, T = String> {
+    path: P,
     #[serde(rename = "type")]
     kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,12 +52,12 @@ struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    target: Option<String>,
+    target: Option<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<u64>,
 }
 
-impl Record {
+impl<P, T> Record<P, T> {
     fn meta(&self) -> Option<Meta> {
         Some(Meta {
             mode: self.mode?,
@@ -66,34 +68,10 @@ impl Record {
     }
 }
 
-/// A [`Record`] as written: the same fields in the same order, borrowed
-/// from the change set, so writing an index copies no path.
-#[derive(Serialize)]
-struct Written<'a> {
-    path: &'a str,
-    #[serde(rename = "type")]
-    kind: Kind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mode: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mtime: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    digest: Option<Digest>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    at: Option<u64>,
-}
-
-impl<'a> Written<'a> {
-    fn new(diff_id: &Digest, path: &'a ImagePath, change: &'a Change) -> Written<'a> {
-        let mut r = Written {
+impl<'a> Record<&'a str, &'a str> {
+    /// The record of `change` at `path`, in layer `diff_id`.
+    fn written(diff_id: &Digest, path: &'a ImagePath, change: &'a Change) -> Self {
+        let mut r = Record {
             path: path.as_str(),
             kind: Kind::Whiteout,
             mode: None,
@@ -141,7 +119,7 @@ impl<'a> Written<'a> {
     }
 }
 
-/// The `changes` array of a layer index: one [`Written`] record per path,
+/// The `changes` array of a layer index: one record per path,
 /// made as it is serialized.
 struct Records<'a> {
     diff_id: &'a Digest,
@@ -153,7 +131,7 @@ impl Serialize for Records<'_> {
         s.collect_seq(
             self.changes
                 .iter()
-                .map(|(path, change)| Written::new(self.diff_id, path, change)),
+                .map(|(path, change)| Record::written(self.diff_id, path, change)),
         )
     }
 }

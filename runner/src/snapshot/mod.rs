@@ -338,8 +338,8 @@ impl Snapshot {
                 _ => self.nodes.get(path).cloned(),
             };
         }
-        let parent = path.0.rfind('/').map_or("", |i| &path.0[..i]);
-        if known.as_ref().is_none_or(|k| k.0 != parent) {
+        let parent = path.parent_str();
+        if known.as_ref().is_none_or(|k| k.as_str() != parent) {
             self.make_parents(path, node.meta().mtime);
             *known = Some(ImagePath(parent.to_string()));
         }

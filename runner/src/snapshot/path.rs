@@ -93,10 +93,12 @@ impl ImagePath {
 
     /// The parent directory; the root's parent is the root.
     pub fn parent(&self) -> ImagePath {
-        match self.0.rfind('/') {
-            Some(i) => ImagePath(self.0[..i].to_string()),
-            None => ImagePath::root(),
-        }
+        ImagePath(self.parent_str().to_string())
+    }
+
+    /// [`ImagePath::parent`]'s text, without making a path of it.
+    pub fn parent_str(&self) -> &str {
+        self.0.rfind('/').map_or("", |i| &self.0[..i])
     }
 
     /// The last component (empty for the root).
